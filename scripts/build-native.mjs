@@ -1,0 +1,1 @@
+// Placeholder: the optional OpenBLAS addon build lands with the native kernel.

@@ -1,0 +1,33 @@
+/**
+ * Per-forward state threaded through the model to every linear layer and adapter.
+ * Adapters never keep hidden global state; what they report (aux losses, routing) goes here.
+ */
+import type { tf } from '../backend/tf.ts';
+
+/** Observer of router outputs, for routing analysis (mean weight per expert per group). */
+export interface RoutingObserver {
+  /**
+   * Called by routed adapters with the routing weights of the real tokens of this forward.
+   * @param modulePath dotted path of the adapted layer (`model.layers.0.mlp.up_proj`)
+   * @param weights `[tokens, N]` routing weights (rows sum to 1); caller keeps ownership
+   */
+  record(modulePath: string, weights: tf.Tensor2D): void;
+}
+
+export interface ForwardContext {
+  /** Training mode: enables dropout. */
+  training: boolean;
+  /** Base seed for dropout masks in this forward (deterministic runs). */
+  seed?: number;
+  /** Auxiliary losses (e.g. MoE load balance), already multiplied by their coefficients. */
+  auxLosses: tf.Scalar[];
+  /** `[tokens]` 1 for real tokens, 0 for padding, flattened like the linear inputs. */
+  tokenMask?: tf.Tensor1D;
+  /** Optional routing observer. */
+  routing?: RoutingObserver;
+}
+
+/** A fresh inference context. */
+export function inferenceContext(): ForwardContext {
+  return { training: false, auxLosses: [] };
+}

@@ -10,3 +10,97 @@ export type { LinearLike } from './nn/linear.ts';
 export type { ForwardContext, RoutingObserver } from './nn/context.ts';
 export { inferenceContext } from './nn/context.ts';
 export { main } from './cli/main.ts';
+export {
+  readSafetensors,
+  openSafetensors,
+  writeSafetensors,
+  serializeSafetensors,
+  parseSafetensors,
+  SafetensorsFile,
+  SUPPORTED_DTYPES,
+} from './io/safetensors.ts';
+export type {
+  DType,
+  StoredDType,
+  HostTensor,
+  HostData,
+  TensorInfo,
+  SafetensorsContents,
+  WriteSafetensorsOptions,
+} from './io/safetensors.ts';
+export { writeFileAtomic, writeFileAtomicSync } from './io/atomic.ts';
+export { train, defaultCountTokens } from './train/trainer.ts';
+export type { TrainOptions, TrainResult, ResumableIterator } from './train/trainer.ts';
+export { AdamW, defaultNoDecay } from './train/adamw.ts';
+export type { AdamWOptions, AdamWState, MomentArray } from './train/adamw.ts';
+export { lrAt } from './train/schedule.ts';
+export type { ScheduleConfig, ScheduleKind } from './train/schedule.ts';
+export { clipByGlobalNorm, globalNorm } from './train/clip.ts';
+export type { ClipResult } from './train/clip.ts';
+export { saveCheckpoint, loadCheckpoint, loadLatestCheckpoint, listCheckpoints, checkpointName } from './train/checkpoint.ts';
+export type { CheckpointData } from './train/checkpoint.ts';
+export { MetricsWriter, readMetrics } from './train/metrics.ts';
+export type { MetricRecord, TrainRecord, EvalRecord } from './train/metrics.ts';
+export { ProgressReporter, formatDuration, formatLr, formatStepLine, formatEvalLine } from './train/progress.ts';
+export type { ProgressOptions } from './train/progress.ts';
+export { TrainConfigSchema, DataFileSchema, parseTrainConfig, loadTrainConfig, readConfigFile, formatZodIssues } from './train/config.ts';
+export type { TrainConfig, TrainConfigInput, DataFile } from './train/config.ts';
+export { lossCurveSvg, lossCurveSpec, lossPointsFromRecords } from './plot/lossCurve.ts';
+export type { LossPoint, LossCurveOptions } from './plot/lossCurve.ts';
+export { routingHeatmapSvg, routingHeatmapSpec, routingCellsFromStats } from './plot/routingHeatmap.ts';
+export type { RoutingCell, RoutingHeatmapOptions, RoutingStatsLike } from './plot/routingHeatmap.ts';
+export { runTraining, batchLoss, batchTargets, routingByTask } from './train/run.ts';
+export type { RunTrainingOptions, RunTrainingResult } from './train/run.ts';
+export { handleInterrupts } from './train/interrupt.ts';
+export type { InterruptHandle, InterruptOptions } from './train/interrupt.ts';
+export { renderVegaLiteSvg } from './plot/render.ts';
+export { Tokenizer } from './tokenizer/tokenizer.ts';
+export type { EncodeOptions, DecodeOptions, EncodedChat, TokenizerSideFiles } from './tokenizer/tokenizer.ts';
+export { DEFAULT_CHAT_TEMPLATE, renderChatTemplate, chatSegments } from './tokenizer/chatTemplate.ts';
+export type { ChatMessage, ChatSegment, ChatTemplateOptions, SpecialTokenStrings } from './tokenizer/chatTemplate.ts';
+export { StreamDecoder } from './tokenizer/streamDecoder.ts';
+export type { StreamDecoderOptions } from './tokenizer/streamDecoder.ts';
+export { trainBpe, writeTokenizerFiles } from './tokenizer/trainBpe.ts';
+export type { TrainBpeOptions, TrainedBpe } from './tokenizer/trainBpe.ts';
+export { readJsonl, readJsonlAll } from './data/jsonl.ts';
+export type { JsonlLine } from './data/jsonl.ts';
+export { parseDataRecord, parseMultipleChoiceItem, parseExactMatchItem, taskNameOf, CHAT_ROLES } from './data/formats.ts';
+export type { DataRecord, MultipleChoiceItem, ExactMatchItem, ChatRole } from './data/formats.ts';
+export { renderRecord, encodePair, renderPlainChat, plainEosText, tokenizerAddsBos, IGNORE_INDEX, PLAIN_GENERATION_PROMPT } from './data/render.ts';
+export type { TokenizerLike, RenderOptions, RenderedExample, ChatTemplateMode } from './data/render.ts';
+export { collate, truncateExample, bucketByLength, batchesOf, countTargets, padIdOf } from './data/batch.ts';
+export type { Batch, TruncationMode, CollateOptions } from './data/batch.ts';
+export { DataMixture, BatchStream, readDataRecords, loadExamples } from './data/mix.ts';
+export type { DataSource, MixtureOptions, StreamPosition, MixtureStats, BatchStreamOptions, BatchStreamState } from './data/mix.ts';
+export { loglikelihoods } from './eval/loglikelihood.ts';
+export type { CausalLMLike, LoglikelihoodRequest, LoglikelihoodResult, LoglikelihoodOptions } from './eval/loglikelihood.ts';
+export { evaluateMultipleChoice, readMultipleChoice, multipleChoicePrompt, resolvePromptStyle } from './eval/multipleChoice.ts';
+export type { PromptStyle, MultipleChoiceOptions, MultipleChoiceResult, MultipleChoiceItemResult } from './eval/multipleChoice.ts';
+export { evaluateExactMatch, readExactMatch, exactMatchPrompt, normalizeAnswer, modelGenerator } from './eval/exactMatch.ts';
+export type { GenerateFn, ExactMatchOptions, ExactMatchResult, ExactMatchItemResult, ExactMatchPromptStyle } from './eval/exactMatch.ts';
+export { aggregate, formatMarkdownTable, reportToJson, writeReport } from './eval/report.ts';
+export type { EvalReport, TaskMetrics, MarkdownOptions } from './eval/report.ts';
+export { LlamaForCausalLM, LlamaModel } from './models/llama/model.ts';
+export type { ForwardOptions, LossOptions } from './models/llama/model.ts';
+export { parseHfConfig, toHfConfig, makeConfig, SUPPORTED_MODEL_TYPES } from './models/llama/config.ts';
+export type { LlamaConfig, ModelType, RopeScaling } from './models/llama/config.ts';
+export { KVCache } from './models/llama/kvCache.ts';
+export { causalLmLoss, causalLmLossSum } from './models/llama/loss.ts';
+export { loadModel, loadConfig } from './models/load.ts';
+export { savePretrained } from './models/save.ts';
+export type { SaveOptions } from './models/save.ts';
+export { createRandomModel } from './models/random.ts';
+export { buildModel, MODEL_BUILDERS } from './models/registry.ts';
+export type { WeightSource, WeightKind } from './models/llama/weights.ts';
+export { generate } from './generate/generate.ts';
+export type { GenerateOptions, GenerateResult, GenerationTokenizer, FinishReason } from './generate/generate.ts';
+export { sampleToken, samplingDistribution } from './generate/sampling.ts';
+export type { SamplingOptions } from './generate/sampling.ts';
+export { evaluate, readEvalFiles } from './eval/evaluate.ts';
+export type { EvaluateOptions, EvaluateResult } from './eval/evaluate.ts';
+export { SUITE_TASKS, getTask } from './data/tasks/registry.ts';
+export { buildSuite, generateSuite, writeSuite, DEFAULT_SUITE_SEED } from './data/tasks/suite.ts';
+export type { SuiteOptions, SuiteManifest, GeneratedTask } from './data/tasks/suite.ts';
+export { buildCorpus, corpusDocuments } from './data/tasks/corpus.ts';
+export type { CorpusInfo } from './data/tasks/corpus.ts';
+export type { TaskSpec, TaskItem, TaskSplits, TaskCategory, SplitSizes } from './data/tasks/types.ts';

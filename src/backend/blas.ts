@@ -1,9 +1,249 @@
 /**
- * Optional native OpenBLAS kernel for the wasm backend's BatchMatMul.
- * Placeholder until the addon lands: reports "not built".
+ * Optional native OpenBLAS kernel for the wasm backend.
+ *
+ * The addon (native/blas, built at install by scripts/build-native.mjs) calls `cblas_sgemm`
+ * on the wasm heap itself: operands and output are addressed by their byte offsets in the
+ * WebAssembly memory, so nothing is copied. When enabled it replaces the wasm backend's
+ * `BatchMatMul` kernel (used by `tf.matMul` and so by the project matmul) and its
+ * `_FusedMatMul` kernel (`tf.fused.matMul`: bias + linear/relu fused in C; other activations
+ * run the wasm activation kernel on the product). Transposes are sgemm flags, batches loop inside C (a
+ * batch-1 operand is broadcast with stride 0; general batch broadcasts run one call per slice).
  */
-export type BlasStatus = { ok: true; threads: number } | { ok: false; reason: string };
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tfc from '@tensorflow/tfjs-core';
+import { UserError } from '../errors.ts';
+import { setNativeTranspose } from './matmul.ts';
 
+/** Result of {@link enableBlas}. */
+export type BlasStatus = { ok: true; threads: number; config: string } | { ok: false; reason: string };
+
+/** Functions exported by the compiled addon (native/blas/src/mor_blas.cc). */
+export interface BlasAddon {
+  /**
+   * `batch` row-major products `C_i = op(A_i) op(B_i) (+ bias) (relu)` on a heap buffer.
+   * Offsets in bytes; strides in elements (0 broadcasts one operand over the batch);
+   * `biasLen` 0 (none), 1 (scalar) or n (per column).
+   */
+  gemmHeap(heap: ArrayBuffer, batch: number, m: number, n: number, k: number, transA: boolean,
+    transB: boolean, aOff: number, bOff: number, cOff: number, aStride: number, bStride: number,
+    biasOff: number, biasLen: number, relu: boolean): void;
+  /** `c[m,n] = op(a) op(b)` on plain Float32Arrays (the benchmark's ceiling). */
+  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number,
+    transA: boolean, transB: boolean): void;
+  /** Set OpenBLAS's thread count; returns the count now in effect. */
+  setThreads(n: number): number;
+  getThreads(): number;
+  /** OpenBLAS build string and core name. */
+  config(): string;
+}
+
+/** The subset of tfjs-backend-wasm's BackendWasm that the kernels touch. */
+interface WasmBackend {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: 'float32'): tfc.TensorInfo;
+}
+
+type KernelArgs = Parameters<tfc.KernelFunc>[0];
+
+let addon: BlasAddon | undefined;
+let loadError: string | undefined;
+let originals: tfc.KernelConfig[] | undefined;
+let active = false;
+
+/** Locate native/blas/build/Release/mor_blas.node from src/backend or dist/backend. */
+function addonPath(): string | undefined {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const p = path.join(dir, 'native', 'blas', 'build', 'Release', 'mor_blas.node');
+    if (existsSync(p)) return p;
+    dir = path.dirname(dir);
+  }
+  return undefined;
+}
+
+/** Load the compiled addon (once); `undefined` with {@link blasLoadError} set when it cannot. */
+export function loadBlasAddon(): BlasAddon | undefined {
+  if (addon || loadError) return addon;
+  const p = addonPath();
+  if (!p) {
+    loadError = 'native addon not built (needs libopenblas-dev at npm install; see scripts/build-native.mjs)';
+    return undefined;
+  }
+  try {
+    addon = createRequire(import.meta.url)(p) as BlasAddon;
+  } catch (e) {
+    loadError = `native addon failed to load: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
+  }
+  return addon;
+}
+
+/** Why the addon is unavailable (after {@link loadBlasAddon} returned undefined). */
+export function blasLoadError(): string | undefined {
+  return loadError;
+}
+
+/** Threads to use: `MOR_BLAS_THREADS` when set, else the available cores. */
+export function blasThreadCount(): number {
+  const env = process.env.MOR_BLAS_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new UserError(`MOR_BLAS_THREADS must be a positive integer (got "${env}")`);
+    }
+    return n;
+  }
+  return os.availableParallelism();
+}
+
+/**
+ * Register the OpenBLAS kernels on the wasm backend (idempotent). Call after the wasm
+ * backend is ready. Returns the thread count, or why BLAS is not available.
+ */
 export function enableBlas(): BlasStatus {
-  return { ok: false, reason: 'native addon not built' };
+  const lib = loadBlasAddon();
+  if (!lib) return { ok: false, reason: loadError ?? 'native addon unavailable' };
+  const threads = lib.setThreads(blasThreadCount());
+  if (!active) {
+    originals ??= [tfc.BatchMatMul, tfc._FusedMatMul].map((name) => {
+      const k = tfc.getKernel(name, 'wasm');
+      if (!k) throw new Error(`wasm backend has no ${name} kernel to replace`);
+      return k;
+    });
+    const [origBmm, origFused] = originals;
+    swapKernel({ kernelName: tfc.BatchMatMul, backendName: 'wasm', kernelFunc: (args) => batchMatMul(lib, args, origBmm) });
+    swapKernel({ kernelName: tfc._FusedMatMul, backendName: 'wasm', kernelFunc: (args) => fusedMatMul(lib, args, origFused) });
+    active = true;
+    setNativeTranspose(true);
+  }
+  return { ok: true, threads, config: lib.config() };
+}
+
+/** Restore the original wasm kernels (idempotent): the pure-wasm path. */
+export function disableBlas(): void {
+  if (!active || !originals) return;
+  for (const k of originals) swapKernel(k);
+  active = false;
+  setNativeTranspose(false);
+}
+
+/** True while the OpenBLAS kernels are registered. */
+export function blasActive(): boolean {
+  return active;
+}
+
+function swapKernel(config: tfc.KernelConfig): void {
+  tfc.unregisterKernel(config.kernelName, config.backendName);
+  tfc.registerKernel(config);
+}
+
+/**
+ * Shapes of a (possibly batched) product, as a list of gemm calls: one call looping over the
+ * batch in C when each operand's batch is 1 or full, else one call per output slice (general
+ * broadcasting such as [2, 1] x [1, 3] batches, which the wasm kernel itself gets wrong).
+ */
+function plan(a: tfc.TensorInfo, b: tfc.TensorInfo, tA: boolean, tB: boolean) {
+  const ar = a.shape.length;
+  const br = b.shape.length;
+  const m = tA ? a.shape[ar - 1] : a.shape[ar - 2];
+  const k = tA ? a.shape[ar - 2] : a.shape[ar - 1];
+  const kb = tB ? b.shape[br - 1] : b.shape[br - 2];
+  const n = tB ? b.shape[br - 2] : b.shape[br - 1];
+  if (k !== kb) {
+    throw new Error(`Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ` +
+      `${b.shape} and transposeA=${tA} and transposeB=${tB} must match.`);
+  }
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const outBatch = tfc.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+  const batch = tfc.util.sizeFromShape(outBatch);
+  const batchA = tfc.util.sizeFromShape(aBatch);
+  const batchB = tfc.util.sizeFromShape(bBatch);
+  const outShape = [...outBatch, m, n];
+  if ((batchA === batch || batchA === 1) && (batchB === batch || batchB === 1)) {
+    return { m, n, k, outShape, calls: [{ batch, aAt: 0, bAt: 0, cAt: 0, aStride: batchA === 1 ? 0 : m * k, bStride: batchB === 1 ? 0 : k * n }] };
+  }
+  const calls = [];
+  for (let i = 0; i < batch; i++) {
+    // Index of output slice i in each operand's (broadcast) batch, right-aligned as in numpy.
+    let rest = i;
+    let ia = 0, ib = 0, sa = 1, sb = 1;
+    for (let d = outBatch.length - 1; d >= 0; d--) {
+      const idx = rest % outBatch[d];
+      rest = Math.floor(rest / outBatch[d]);
+      const da = aBatch[d - (outBatch.length - aBatch.length)] ?? 1;
+      const db = bBatch[d - (outBatch.length - bBatch.length)] ?? 1;
+      ia += (da === 1 ? 0 : idx) * sa;
+      ib += (db === 1 ? 0 : idx) * sb;
+      sa *= da;
+      sb *= db;
+    }
+    calls.push({ batch: 1, aAt: ia * m * k, bAt: ib * k * n, cAt: i * m * n, aStride: 0, bStride: 0 });
+  }
+  return { m, n, k, outShape, calls };
+}
+
+type Plan = NonNullable<ReturnType<typeof plan>>;
+
+function run(lib: BlasAddon, backend: WasmBackend, p: Plan, a: tfc.TensorInfo, b: tfc.TensorInfo, tA: boolean,
+  tB: boolean, bias?: tfc.TensorInfo, relu = false): tfc.TensorInfo {
+  const out = backend.makeOutput(p.outShape, 'float32');
+  // Read the heap after makeOutput: a malloc may grow (and detach) the wasm memory.
+  const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
+  const [ao, bo, co] = [offset(backend, a), offset(backend, b), offset(backend, out)];
+  const biasOff = bias ? offset(backend, bias) : 0;
+  const biasLen = bias ? tfc.util.sizeFromShape(bias.shape) : 0;
+  for (const c of p.calls) {
+    lib.gemmHeap(heap, c.batch, p.m, p.n, p.k, tA, tB, ao + 4 * c.aAt, bo + 4 * c.bAt, co + 4 * c.cAt,
+      c.aStride, c.bStride, biasOff, biasLen, relu);
+  }
+  return out;
+}
+
+function batchMatMul(lib: BlasAddon, args: KernelArgs, original: tfc.KernelConfig): tfc.TensorInfo {
+  const { a, b } = args.inputs as { a: tfc.TensorInfo; b: tfc.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as unknown as tfc.BatchMatMulAttrs;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return original.kernelFunc(args) as tfc.TensorInfo;
+  const p = plan(a, b, transposeA, transposeB);
+  return run(lib, args.backend as unknown as WasmBackend, p, a, b, transposeA, transposeB);
+}
+
+/** tfjs activation name -> the wasm kernel applied after the BLAS product. */
+const activationKernels: Record<string, string> = {
+  elu: tfc.Elu, relu6: tfc.Relu6, sigmoid: tfc.Sigmoid, leakyrelu: tfc.LeakyRelu, prelu: tfc.Prelu,
+};
+
+function fusedMatMul(lib: BlasAddon, args: KernelArgs, original: tfc.KernelConfig): tfc.TensorInfo {
+  const { a, b, bias, preluActivationWeights } = args.inputs as {
+    a: tfc.TensorInfo; b: tfc.TensorInfo; bias?: tfc.TensorInfo; preluActivationWeights?: tfc.TensorInfo;
+  };
+  const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as tfc._FusedMatMulAttrs;
+  const actKernel = activation === 'linear' || activation === 'relu' ? undefined : activationKernels[activation];
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || (!actKernel && activation !== 'linear' && activation !== 'relu')) {
+    return original.kernelFunc(args) as tfc.TensorInfo;
+  }
+  const p = plan(a, b, transposeA, transposeB);
+  const biasLen = bias ? tfc.util.sizeFromShape(bias.shape) : 0;
+  if (bias && (bias.shape.length !== 1 || bias.dtype !== 'float32' || (biasLen !== 1 && biasLen !== p.n))) {
+    return original.kernelFunc(args) as tfc.TensorInfo;
+  }
+  const backend = args.backend as unknown as WasmBackend;
+  const z = run(lib, backend, p, a, b, transposeA, transposeB, bias, activation === 'relu');
+  if (!actKernel) return z;
+  // Other activations: the wasm backend's own kernel on the product. (The original fused wasm
+  // kernel is wrong with transposed operands in tfjs-backend-wasm 4.22, so it is not used.)
+  const kernel = tfc.getKernel(actKernel, 'wasm');
+  if (!kernel) throw new Error(`wasm backend has no ${actKernel} kernel`);
+  const inputs = activation === 'prelu' ? { x: z, alpha: preluActivationWeights! } : { x: z };
+  const out = kernel.kernelFunc({ inputs, backend: args.backend, attrs: { alpha: leakyreluAlpha ?? 0.2 } }) as tfc.TensorInfo;
+  (args.backend as unknown as { disposeData(id: object): void }).disposeData(z.dataId);
+  return out;
+}
+
+function offset(backend: WasmBackend, t: tfc.TensorInfo): number {
+  return backend.dataIdMap.get(t.dataId).memoryOffset;
 }

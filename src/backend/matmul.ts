@@ -4,113 +4,174 @@
  * Why not `tf.matMul` directly: on tfjs-wasm 4.22 a matmul with `transposeA`/`transposeB`
  * leaves the XNNPACK fast path (5–40x slower), and tf.matMul's built-in gradient uses
  * exactly those flags; batched matmuls with batch > 1 are also slow (FACTS.md). So:
- *  - 2-D products go through a custom gradient whose backward products are again
- *    project matmuls; on the pure-wasm path transposes are explicit copies, with the
- *    native BLAS kernel they are free flags of `cblas_sgemm`;
- *  - `[..., M, K] x [K, N]` is folded into one 2-D product;
- *  - true batched products (attention) run as per-slice 2-D products.
+ *  - every product goes through one differentiable op whose backward products are again
+ *    project matmuls. On the pure-wasm path transposes are explicit copies; with the
+ *    native BLAS kernel (blas.ts) they are free flags of `cblas_sgemm`;
+ *  - gradients are computed lazily, per input: backprop only asks for the inputs that lead
+ *    to a watched variable, so a frozen base weight costs no weight-gradient product
+ *    (for PEFT that is a third of the backward flops of every frozen linear layer);
+ *  - `[..., M, K] x [K, N]` (and `x [N, K]` transposed) is folded into one 2-D product;
+ *  - true batched products (attention `[B, H, T, D]`) run in one BLAS call looping over the
+ *    batch in C, or as per-slice 2-D products on pure wasm.
  */
 import { tf } from './tf.ts';
 
-/** True when the active BatchMatMul kernel handles transpose flags at full speed. */
+/** True when the active BatchMatMul kernel handles transpose flags and batches at full speed. */
 let nativeTranspose = false;
 
-/** Called by the BLAS kernel registration: transposes become free flags. */
+/** Called by the BLAS kernel registration (blas.ts): transposes become free flags. */
 export function setNativeTranspose(on: boolean): void {
   nativeTranspose = on;
 }
 
-/** Plain 2-D product on the active kernel, never using the slow wasm transpose flags. */
-function rawMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, tA: boolean, tB: boolean): tf.Tensor2D {
-  if (nativeTranspose) return tf.matMul(a, b, tA, tB);
-  return tf.tidy(() => tf.matMul(tA ? tf.transpose(a) : a, tB ? tf.transpose(b) : b));
+/** Whether transposes/batches are passed straight to the kernel (BLAS path). */
+export function nativeTransposeEnabled(): boolean {
+  return nativeTranspose;
 }
 
-type Mm2d = (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+type Mat = tf.Tensor2D | tf.Tensor3D;
 
-function makeMatMul2d(tA: boolean, tB: boolean): Mm2d {
-  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const A = args[0] as tf.Tensor2D;
-    const B = args[1] as tf.Tensor2D;
-    (args[2] as tf.GradSaveFunc)([A, B]);
-    return {
-      value: rawMatMul2d(A, B, tA, tB),
-      gradFunc: (dy, saved) => {
-        const [sa, sb] = saved as tf.Tensor2D[];
-        const g = dy as tf.Tensor2D;
-        // Gradients of C = op(A) op(B), each again a project matmul (explicit transposes).
-        if (!tA && !tB) return [matMul2d(g, sb, false, true), matMul2d(sa, g, true, false)];
-        if (!tA && tB) return [matMul2d(g, sb, false, false), matMul2d(g, sa, true, false)];
-        if (tA && !tB) return [matMul2d(sb, g, false, true), matMul2d(sa, g, false, false)];
-        return [matMul2d(sb, g, true, true), matMul2d(g, sa, true, true)];
-      },
-    };
-  }) as unknown as Mm2d;
+/** The private engine entry tf.customGrad is built on; used for lazy per-input gradients. */
+interface EngineWithKernelFunc {
+  runKernelFunc(params: {
+    forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => tf.Tensor;
+    backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
+    inputs: Record<string, tf.Tensor>;
+  }): tf.Tensor;
 }
 
-const kernels: Record<string, Mm2d> = {
-  ff: makeMatMul2d(false, false),
-  ft: makeMatMul2d(false, true),
-  tf: makeMatMul2d(true, false),
-  tt: makeMatMul2d(true, true),
-};
+/** Swap the last two dims (an explicit copy). */
+function swapLast(x: Mat): Mat {
+  return (x.rank === 2 ? tf.transpose(x) : tf.transpose(x, [0, 2, 1])) as Mat;
+}
 
-/** 2-D project matmul with a fast custom gradient. */
+/**
+ * Forward product without gradient. a, b: both rank 2, or both rank 3 with batch sizes
+ * `na, nb` each 1 or n (a batch of 1 is shared).
+ */
+function forward(a: Mat, b: Mat, tA: boolean, tB: boolean): Mat {
+  if (nativeTranspose) return tf.matMul(a, b, tA, tB) as Mat;
+  // Pure wasm: only the plain, unbatched XNNPACK product is fast, so transposes are explicit
+  // copies. Copy whichever is smaller: the flagged operands, or (computing Cᵀ = op(B)ᵀ op(A)ᵀ)
+  // the unflagged operands plus the output. E.g. x·Wᵀ with a big W copies x and C, not W.
+  const m = a.shape[a.rank - (tA ? 1 : 2)];
+  const n = b.shape[b.rank - (tB ? 2 : 1)];
+  const outSize = m * n * (a.rank === 3 ? Math.max(a.shape[0], b.shape[0]) : 1);
+  const direct = (tA ? a.size : 0) + (tB ? b.size : 0);
+  const flipped = (tA ? 0 : a.size) + (tB ? 0 : b.size) + outSize;
+  if (flipped < direct) return swapLast(plainProduct(tB ? b : swapLast(b), tA ? a : swapLast(a)));
+  return plainProduct(tA ? swapLast(a) : a, tB ? swapLast(b) : b);
+}
+
+/** `A B` without flags on pure wasm: one 2-D product, or per-slice 2-D products for batches. */
+function plainProduct(A: Mat, B: Mat): Mat {
+  if (A.rank === 2) return tf.matMul(A as tf.Tensor2D, B as tf.Tensor2D);
+  const na = A.shape[0];
+  const nb = B.shape[0];
+  if (na === 1 && nb === 1) return tf.matMul(A.squeeze([0]) as tf.Tensor2D, B.squeeze([0]) as tf.Tensor2D).expandDims(0) as tf.Tensor3D;
+  const n = Math.max(na, nb);
+  if (n === 0) return tf.zeros([0, A.shape[1], B.shape[2] as number]) as tf.Tensor3D;
+  const as = na === 1 ? [] : tf.unstack(A);
+  const bs = nb === 1 ? [] : tf.unstack(B);
+  const a0 = na === 1 ? A.squeeze([0]) : undefined;
+  const b0 = nb === 1 ? B.squeeze([0]) : undefined;
+  const outs: tf.Tensor2D[] = [];
+  for (let i = 0; i < n; i++) outs.push(tf.matMul((a0 ?? as[i]) as tf.Tensor2D, (b0 ?? bs[i]) as tf.Tensor2D));
+  return tf.stack(outs) as tf.Tensor3D; // [n, M, N]
+}
+
+/** Reduce a batched gradient to the shape of an operand shared across the batch. */
+function unbroadcast(g: Mat, like: tf.Tensor): Mat {
+  return g.rank === 3 && like.shape[0] === 1 && g.shape[0] !== 1 ? (g.sum(0, true) as Mat) : g;
+}
+
+/**
+ * Differentiable `op(a) op(b)` (same rank, 2 or 3). Each input's gradient is a thunk the
+ * engine calls only when that input needs a gradient.
+ */
+function product(a: Mat, b: Mat, tA: boolean, tB: boolean): Mat {
+  const engine = tf.engine() as unknown as EngineWithKernelFunc;
+  return engine.runKernelFunc({
+    inputs: { a, b },
+    forwardFunc: (_backend, save) => {
+      save([a, b]);
+      return forward(a, b, tA, tB);
+    },
+    backwardsFunc: (dy, saved) => {
+      const [sa, sb] = saved as Mat[];
+      const g = dy as Mat;
+      // C = op(A) op(B): each gradient is again one project product with flags.
+      if (!tA && !tB) {
+        return { a: () => unbroadcast(product(g, sb, false, true), sa), b: () => unbroadcast(product(sa, g, true, false), sb) };
+      }
+      if (!tA && tB) {
+        return { a: () => unbroadcast(product(g, sb, false, false), sa), b: () => unbroadcast(product(g, sa, true, false), sb) };
+      }
+      if (tA && !tB) {
+        return { a: () => unbroadcast(product(sb, g, false, true), sa), b: () => unbroadcast(product(sa, g, false, false), sb) };
+      }
+      return { a: () => unbroadcast(product(sb, g, true, true), sa), b: () => unbroadcast(product(g, sa, true, true), sb) };
+    },
+  }) as Mat;
+}
+
+function checkInner(aShape: number[], bShape: number[], tA: boolean, tB: boolean): void {
+  const k = aShape[aShape.length - (tA ? 2 : 1)];
+  const kb = bShape[bShape.length - (tB ? 1 : 2)];
+  if (k !== kb) {
+    throw new Error(`matMul inner dims differ: [${aShape}]${tA ? 'ᵀ' : ''} x [${bShape}]${tB ? 'ᵀ' : ''} (${k} vs ${kb})`);
+  }
+}
+
+/** 2-D project matmul `op(a) op(b)` with a fast, lazy custom gradient. */
 export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
-  const key = (transposeA ? 't' : 'f') + (transposeB ? 't' : 'f');
-  return kernels[key](a, b);
+  if (a.rank !== 2 || b.rank !== 2) throw new Error(`matMul2d needs 2-D operands, got [${a.shape}] and [${b.shape}]`);
+  checkInner(a.shape, b.shape, transposeA, transposeB);
+  return product(a, b, transposeA, transposeB) as tf.Tensor2D;
 }
 
 /**
  * `op(a) · op(b)` for rank >= 2 operands, differentiable.
- * Shapes: a `[...batch, M, K]` (or `[..., K, M]` with transposeA), b `[...batch, K, N]`
- * (or `[..., N, K]`), or b 2-D shared across a's batch. Batch dims must match exactly
- * (or b's all be 1).
+ * Shapes: a `[...batchA, M, K]` (`[..., K, M]` with transposeA), b `[...batchB, K, N]`
+ * (`[..., N, K]` with transposeB); batch dims broadcast as in tf.matMul (a 2-D b is shared
+ * by every slice of a). Output `[...broadcast(batchA, batchB), M, N]`.
  */
 export function matMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
   if (a.rank < 2 || b.rank < 2) {
     throw new Error(`matMul needs rank >= 2 operands, got [${a.shape}] and [${b.shape}]`);
   }
+  checkInner(a.shape, b.shape, transposeA, transposeB);
+  if (a.rank === 2 && b.rank === 2) return product(a as tf.Tensor2D, b as tf.Tensor2D, transposeA, transposeB);
   return tf.tidy(() => {
-    if (a.rank === 2 && b.rank === 2) return matMul2d(a as tf.Tensor2D, b as tf.Tensor2D, transposeA, transposeB);
-    const bBatch = b.shape.slice(0, -2);
-    if (b.rank > 2 && bBatch.every((d) => d === 1)) {
-      b = b.reshape(b.shape.slice(-2));
-    }
     const aBatch = a.shape.slice(0, -2);
-    const m = a.shape[a.rank - 2];
-    const k = a.shape[a.rank - 1];
-    if (b.rank === 2) {
-      if (!transposeA) {
-        // Fold [...batch, M, K] into [batch*M, K]: one 2-D product.
-        const rows = a.size / k;
-        const out = matMul2d(a.reshape([rows, k]), b as tf.Tensor2D, false, transposeB);
-        return out.reshape([...aBatch, m, out.shape[1]]);
-      }
-      const slices = sliceBatch(a);
-      return tf.stack(slices.map((s) => matMul2d(s, b as tf.Tensor2D, true, transposeB))).reshape(
-        [...aBatch, k, b.shape[transposeB ? 0 : 1]] as number[],
-      );
+    const bBatch = b.shape.slice(0, -2);
+    const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+    const [ar, ac] = a.shape.slice(-2);
+    const [br, bc] = b.shape.slice(-2);
+    const m = transposeA ? ac : ar;
+    const n = transposeB ? br : bc;
+    const na = sizeOf(aBatch);
+    const nb = sizeOf(bBatch);
+    const total = sizeOf(outBatch);
+    if (nb === 1 && !transposeA) {
+      // Fold [...batch, M, K] into [batch*M, K]: one 2-D product.
+      const out = product(a.reshape([na * ar, ac]) as tf.Tensor2D, b.reshape([br, bc]) as tf.Tensor2D, false, transposeB);
+      return out.reshape([...outBatch, m, n]);
     }
-    if (a.rank === 2) {
-      const slices = sliceBatch(b);
-      const outs = slices.map((s) => matMul2d(a as tf.Tensor2D, s, transposeA, transposeB));
-      return tf.stack(outs).reshape([...bBatch, outs[0].shape[0], outs[0].shape[1]]);
+    let a3: tf.Tensor3D;
+    let b3: tf.Tensor3D;
+    if ((na === 1 || na === total) && (nb === 1 || nb === total)) {
+      a3 = a.reshape([na, ar, ac]); // [na, M, K] (or [na, K, M])
+      b3 = b.reshape([nb, br, bc]); // [nb, K, N] (or [nb, N, K])
+    } else {
+      // General broadcasting (e.g. [2, 1] x [1, 3] batches): materialise both.
+      a3 = tf.broadcastTo(a, [...outBatch, ar, ac]).reshape([total, ar, ac]);
+      b3 = tf.broadcastTo(b, [...outBatch, br, bc]).reshape([total, br, bc]);
     }
-    if (aBatch.length !== bBatch.length || aBatch.some((d, i) => d !== bBatch[i])) {
-      throw new Error(`matMul batch dims differ: [${a.shape}] x [${b.shape}]`);
-    }
-    const as = sliceBatch(a);
-    const bs = sliceBatch(b);
-    const outs = as.map((s, i) => matMul2d(s, bs[i], transposeA, transposeB));
-    return tf.stack(outs).reshape([...aBatch, outs[0].shape[0], outs[0].shape[1]]);
+    return product(a3, b3, transposeA, transposeB).reshape([...outBatch, m, n]);
   });
 }
 
-/** `[...batch, R, C]` -> list of `[R, C]` slices (differentiable). */
-function sliceBatch(x: tf.Tensor): tf.Tensor2D[] {
-  const r = x.shape[x.rank - 2];
-  const c = x.shape[x.rank - 1];
-  const n = x.size / (r * c);
-  return tf.unstack(x.reshape([n, r, c])) as tf.Tensor2D[];
+function sizeOf(shape: number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
 }

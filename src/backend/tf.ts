@@ -14,6 +14,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { UserError } from '../errors.ts';
 
 export { tf };
 
@@ -29,6 +30,8 @@ export interface BackendInfo {
   blasReason?: string;
   /** Threads used by the BLAS kernel (1 on the wasm path). */
   threads: number;
+  /** OpenBLAS build and core (e.g. `OpenBLAS 0.3.21 ... Haswell`), on the BLAS path. */
+  blasConfig?: string;
 }
 
 export interface InitOptions {
@@ -65,29 +68,75 @@ async function doInit(options: InitOptions): Promise<BackendInfo> {
   setWasmPaths(path.join(wasmDir, 'dist') + path.sep);
   await tf.setBackend('wasm');
   await tf.ready();
+  shareIdentity();
   const requested = options.matmul ?? envMatmul();
-  const { enableBlas } = await import('./blas.ts');
-  const blas = requested === 'wasm'
-    ? { ok: false as const, reason: 'disabled (MOR_MATMUL=wasm)' }
-    : enableBlas();
-  if (requested === 'blas' && !blas.ok) {
-    throw new Error(`MOR_MATMUL=blas but the OpenBLAS kernel is unavailable: ${blas.reason}`);
-  }
-  info = blas.ok
-    ? { backend: tf.getBackend(), matmulPath: 'wasm+blas', threads: blas.threads }
-    : { backend: tf.getBackend(), matmulPath: 'wasm', blasReason: blas.reason, threads: 1 };
+  info = applyMatmulPath(requested, await import('./blas.ts'));
   const announce = options.announce ?? !process.env.MOR_QUIET;
-  if (announce) {
-    const detail = info.matmulPath === 'wasm+blas'
-      ? `OpenBLAS, ${info.threads} threads`
-      : `pure wasm (${info.blasReason})`;
-    process.stderr.write(`mor: matmul backend: ${detail}\n`);
+  if (announce) process.stderr.write(`mor: matmul backend: ${describeBackend(info)}\n`);
+  return info;
+}
+
+/**
+ * tfjs-wasm's Identity kernel copies its input, and the engine runs Identity on every tensor
+ * it saves for backprop (`keep(clone(x))`): under a gradient tape each matmul copied its
+ * weight matrix, every step. Tensors are immutable in tfjs (variables swap their dataId on
+ * assign), so Identity may share the input's memory by reference count, as the CPU backend's
+ * Identity and wasm's own Reshape do.
+ */
+function shareIdentity(): void {
+  const original = tf.getKernel(tf.Identity, 'wasm');
+  if (!original) return;
+  tf.unregisterKernel(tf.Identity, 'wasm');
+  tf.registerKernel({
+    kernelName: tf.Identity,
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const { x } = args.inputs as { x: tf.TensorInfo };
+      if (x.dtype === 'string') return original.kernelFunc(args);
+      (args.backend as tf.KernelBackend).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  });
+}
+
+type BlasModule = typeof import('./blas.ts');
+
+function applyMatmulPath(requested: 'wasm' | 'blas' | 'auto', blasMod: BlasModule): BackendInfo {
+  const backend = tf.getBackend();
+  if (requested === 'wasm') {
+    blasMod.disableBlas();
+    return { backend, matmulPath: 'wasm', blasReason: 'disabled (MOR_MATMUL=wasm)', threads: 1 };
   }
+  const blas = blasMod.enableBlas();
+  if (!blas.ok) {
+    if (requested === 'blas') {
+      throw new UserError(`MOR_MATMUL=blas but the OpenBLAS kernel is unavailable: ${blas.reason}`);
+    }
+    return { backend, matmulPath: 'wasm', blasReason: blas.reason, threads: 1 };
+  }
+  return { backend, matmulPath: 'wasm+blas', threads: blas.threads, blasConfig: blas.config };
+}
+
+/** One-line description of the active path, as announced at start-up. */
+export function describeBackend(i: BackendInfo): string {
+  return i.matmulPath === 'wasm+blas'
+    ? `OpenBLAS, ${i.threads} thread${i.threads === 1 ? '' : 's'}`
+    : `pure wasm (${i.blasReason})`;
+}
+
+/**
+ * Switch the matmul path after {@link initBackend} (benchmarks and tests compare both
+ * paths in one process). `blas` throws when the kernel is unavailable; `auto` falls back.
+ * Tensors stay valid: both paths share the wasm heap.
+ */
+export async function setMatmulPath(path: 'wasm' | 'blas' | 'auto'): Promise<BackendInfo> {
+  await initBackend({ announce: false });
+  info = applyMatmulPath(path, await import('./blas.ts'));
   return info;
 }
 
 function envMatmul(): 'wasm' | 'blas' | 'auto' {
   const v = (process.env.MOR_MATMUL ?? 'auto').toLowerCase();
   if (v === 'wasm' || v === 'blas' || v === 'auto') return v;
-  throw new Error(`MOR_MATMUL must be wasm, blas or auto (got "${process.env.MOR_MATMUL}")`);
+  throw new UserError(`MOR_MATMUL must be wasm, blas or auto (got "${process.env.MOR_MATMUL}")`);
 }

@@ -1,0 +1,110 @@
+// Native OpenBLAS sgemm for mor-peft: row-major single-precision products that read and
+// write either the tfjs-wasm heap (an ArrayBuffer plus byte offsets, no copies) or plain
+// Float32Arrays (the benchmark ceiling). Loaded by src/backend/blas.ts.
+#include <napi.h>
+#include <cblas.h>
+#include <algorithm>
+#include <cstring>
+
+namespace {
+
+// C[m,n] = op(A) op(B) + beta C, row-major; op(A) is [m,k], op(B) is [k,n].
+void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool tA, bool tB,
+          float beta) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (beta == 0.0f) std::memset(c, 0, sizeof(float) * size_t(m) * size_t(n));
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, m,
+              n, k, 1.0f, a, std::max(1, tA ? m : k), b, std::max(1, tB ? k : n), beta, c,
+              std::max(1, n));
+}
+
+double Num(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+Napi::Value Fail(Napi::Env env, const char* msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// gemmHeap(heap: ArrayBuffer, batch, m, n, k, tA, tB, aOff, bOff, cOff, aStride, bStride,
+//          biasOff, biasLen, relu): offsets in bytes, strides in elements (0 = broadcast),
+// biasLen 0 = no bias, 1 = scalar, n = per column.
+Napi::Value GemmHeap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 15 || !info[0].IsArrayBuffer()) return Fail(env, "gemmHeap: bad arguments");
+  Napi::ArrayBuffer heap = info[0].As<Napi::ArrayBuffer>();
+  char* base = static_cast<char*>(heap.Data());
+  const double bytes = double(heap.ByteLength());
+  const int batch = int(Num(info, 1)), m = int(Num(info, 2)), n = int(Num(info, 3)), k = int(Num(info, 4));
+  const bool tA = info[5].ToBoolean(), tB = info[6].ToBoolean(), relu = info[14].ToBoolean();
+  const double aOff = Num(info, 7), bOff = Num(info, 8), cOff = Num(info, 9);
+  const double aStride = Num(info, 10), bStride = Num(info, 11), biasOff = Num(info, 12);
+  const int biasLen = int(Num(info, 13));
+  if (batch < 0 || m < 0 || n < 0 || k < 0 || aOff < 0 || bOff < 0 || cOff < 0 || aStride < 0 || bStride < 0)
+    return Fail(env, "gemmHeap: negative argument");
+  // Bounds checks, so a bad call throws instead of corrupting memory.
+  const double last = batch > 0 ? batch - 1 : 0;
+  if (aOff + 4.0 * (last * aStride + double(m) * k) > bytes ||
+      bOff + 4.0 * (last * bStride + double(k) * n) > bytes ||
+      cOff + 4.0 * double(batch) * m * n > bytes || (biasLen > 0 && biasOff + 4.0 * biasLen > bytes))
+    return Fail(env, "gemmHeap: operand outside the heap");
+  const float* bias = reinterpret_cast<const float*>(base + size_t(biasOff));
+  for (int i = 0; i < batch; i++) {
+    const float* a = reinterpret_cast<const float*>(base + size_t(aOff)) + size_t(i * aStride);
+    const float* b = reinterpret_cast<const float*>(base + size_t(bOff)) + size_t(i * bStride);
+    float* c = reinterpret_cast<float*>(base + size_t(cOff)) + size_t(i) * m * n;
+    if (biasLen > 0) {
+      for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) c[size_t(r) * n + j] = bias[biasLen == 1 ? 0 : j];
+    }
+    Gemm(a, b, c, m, n, k, tA, tB, biasLen > 0 ? 1.0f : 0.0f);
+    if (relu)
+      for (size_t j = 0; j < size_t(m) * n; j++) c[j] = std::max(c[j], 0.0f);
+  }
+  return env.Undefined();
+}
+
+// sgemm(a, b, c: Float32Array, m, n, k, tA, tB): c = op(a) op(b), the raw ceiling.
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsTypedArray())
+    return Fail(env, "sgemm: bad arguments");
+  auto a = info[0].As<Napi::Float32Array>(), b = info[1].As<Napi::Float32Array>();
+  auto c = info[2].As<Napi::Float32Array>();
+  const int m = int(Num(info, 3)), n = int(Num(info, 4)), k = int(Num(info, 5));
+  if (m < 0 || n < 0 || k < 0 || a.ElementLength() < size_t(m) * k || b.ElementLength() < size_t(k) * n ||
+      c.ElementLength() < size_t(m) * n)
+    return Fail(env, "sgemm: array too small for the shape");
+  Gemm(a.Data(), b.Data(), c.Data(), m, n, k, info[6].ToBoolean(), info[7].ToBoolean(), 0.0f);
+  return env.Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  openblas_set_num_threads(std::max(1, int(Num(info, 0))));
+  return Napi::Number::New(info.Env(), openblas_get_num_threads());
+}
+
+Napi::Value GetThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), openblas_get_num_threads());
+}
+
+Napi::Value Config(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), std::string(openblas_get_config()) + " " + openblas_get_corename());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemmHeap", Napi::Function::New(env, GemmHeap));
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("getThreads", Napi::Function::New(env, GetThreads));
+  exports.Set("config", Napi::Function::New(env, Config));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(mor_blas, Init)

@@ -1,0 +1,71 @@
+/**
+ * DoRA (Liu et al. 2024): weight-decomposed LoRA.
+ * `W' = m ⊙ (W + s B A) / ||W + s B A||` with the norm taken per output row (PEFT's
+ * `torch.linalg.norm(weight, dim=1)` on the `[out, in]` weight), so
+ * `y = (m / n) ⊙ (W x + s B A dropout(x)) + b`.
+ *
+ * As in the paper (§4.3) and PEFT, the norm `n` is treated as a constant in the backward: it
+ * is computed from detached copies of A and B and receives no gradient. `m` (PEFT key
+ * `lora_magnitude_vector`, shape `[out]`) is initialised to `||W + s B A||` per row, which is
+ * `||W||` with the default init (B = 0).
+ *
+ * With dropout, the base term uses the undropped input (as mlx-lm's DoRA; PEFT recomputes
+ * `W dropout(x)` there); without dropout both are identical.
+ */
+import { tf } from '../backend/tf.ts';
+import { matMul } from '../backend/matmul.ts';
+import type { ForwardContext } from '../nn/context.ts';
+import { LoraLinear, loraTensorShapes, type LoraLayerSpec, type LoraState } from './lora.ts';
+import type { MergeOptions } from './layer.ts';
+import { detach, flatten2d, variable } from './lowRank.ts';
+
+/** PEFT key suffixes and shapes of one DoRA adapter: LoRA's plus the magnitude `[out]`. */
+export function doraTensorShapes(spec: Pick<LoraLayerSpec, 'r'>, dIn: number, dOut: number): Map<string, number[]> {
+  const m = loraTensorShapes(spec, dIn, dOut);
+  m.set('lora_magnitude_vector', [dOut]);
+  return m;
+}
+
+export class DoraLinear extends LoraLinear {
+  override readonly kind = 'dora' as const;
+
+  protected override createState(name: string, spec: LoraLayerSpec): LoraState {
+    const s = super.createState(name, { ...spec, loraBias: false });
+    const norm = this.weightNorm(s);
+    s.tensors.set('lora_magnitude_vector', variable(norm.dataSync() as Float32Array, [this.outFeatures]));
+    norm.dispose();
+    return s;
+  }
+
+  /** `||W + s B A||` per output row `[out]`, with no gradient to A or B. */
+  weightNorm(s: LoraState): tf.Tensor1D {
+    return tf.tidy(() => {
+      const a = detach(s.tensors.get('lora_A.weight')!);
+      const b = detach(s.tensors.get('lora_B.weight')!);
+      const w = tf.add(this.baseLayer.weight, tf.mul(matMul(b, a), s.scaling)); // [out, in]
+      return tf.sqrt(tf.sum(tf.square(w), 1)) as tf.Tensor1D;
+    });
+  }
+
+  protected override adapterForward(s: LoraState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
+    const x2 = flatten2d(x); // [T, in]
+    const base = matMul(x2, this.baseLayer.weight, false, true); // [T, out], no bias
+    const lora = this.loraDelta(s, x2, ctx); // s * B A dropout(x)
+    const scale = tf.div(s.tensors.get('lora_magnitude_vector')!, this.weightNorm(s)); // [out]
+    let y = tf.mul(tf.add(base, lora), scale);
+    const bias = this.baseLayer.bias;
+    if (bias) y = tf.add(y, bias);
+    return y.reshape([...x.shape.slice(0, -1), this.outFeatures]);
+  }
+
+  protected override mergedWeights(s: LoraState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
+    return tf.tidy(() => {
+      const w = tf.add(this.baseLayer.weight, this.deltaWeight(s.name)); // [out, in]
+      const norm = tf.sqrt(tf.sum(tf.square(w), 1, true)); // [out, 1]
+      const m = s.tensors.get('lora_magnitude_vector')!.reshape([-1, 1]);
+      const weight = tf.mul(w, tf.div(m, norm)) as tf.Tensor2D;
+      const bias = this.baseLayer.bias ? (tf.add(this.baseLayer.bias, 0) as tf.Tensor1D) : undefined;
+      return { weight, bias };
+    });
+  }
+}

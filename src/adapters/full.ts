@@ -1,0 +1,102 @@
+/**
+ * FULL: full fine-tuning of the selected linear layers, for the comparison table. While the
+ * adapter is active, the wrapped Linear's `weight` (and `bias` with `trainBias`) IS a trainable
+ * tf.Variable (a copy of the original, so the model counts each weight once); disabling or
+ * deleting the adapter puts the original frozen tensors back.
+ *
+ * Saved keys: `base_model.model.<module path>.weight` (and `.bias`), as PEFT saves
+ * `modules_to_save`.
+ */
+import { tf } from '../backend/tf.ts';
+import { Linear } from '../nn/linear.ts';
+import type { ForwardContext } from '../nn/context.ts';
+import { AdapterLayer, frozenClone, type AdapterState, type MergeOptions } from './layer.ts';
+
+/** Per-layer full fine-tuning settings. */
+export interface FullLayerSpec {
+  trainBias: boolean;
+}
+
+export interface FullState extends AdapterState {
+  readonly spec: FullLayerSpec;
+}
+
+/** Key suffixes and shapes of a full adapter on an `[out, in]` layer. */
+export function fullTensorShapes(spec: FullLayerSpec, dIn: number, dOut: number, hasBias: boolean): Map<string, number[]> {
+  const m = new Map<string, number[]>([['weight', [dOut, dIn]]]);
+  if (spec.trainBias && hasBias) m.set('bias', [dOut]);
+  return m;
+}
+
+export class FullLinear extends AdapterLayer<FullState> {
+  readonly kind = 'full' as const;
+  private readonly originalWeight: tf.Tensor2D;
+  private readonly originalBias: tf.Tensor1D | undefined;
+
+  constructor(base: Linear, modulePath: string) {
+    super(base, modulePath);
+    this.originalWeight = base.weight;
+    this.originalBias = base.bias;
+  }
+
+  /** Create adapter `name`: trainable copies of the weight (and bias). */
+  addAdapter(name: string, spec: FullLayerSpec): void {
+    const tensors = new Map<string, tf.Variable>([['weight', tf.variable(this.originalWeight, true)]]);
+    if (spec.trainBias && this.originalBias) tensors.set('bias', tf.variable(this.originalBias, true));
+    this.addState({ name, tensors, spec });
+    this.onActivationChanged();
+  }
+
+  // The tensors live in base_layer while active, not in PEFT dicts.
+  protected override registerState(_s: FullState): void {}
+  protected override unregisterState(_name: string): void {}
+
+  protected override onActivationChanged(): void {
+    const s = this.effectiveAdapter();
+    const base = this.baseLayer;
+    base.replaceParam('weight', s?.tensors.get('weight') ?? this.originalWeight);
+    if (this.originalBias) base.replaceParam('bias', s?.tensors.get('bias') ?? this.originalBias);
+  }
+
+  protected adapterForward(_s: FullState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
+    return this.baseLayer.forward(x, ctx); // the base layer holds the adapter's weights now
+  }
+
+  /** The trained weights are already in place: merging changes nothing. */
+  override merge(): void {}
+
+  override unmerge(): void {}
+
+  protected mergedWeights(s: FullState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
+    const w = s.tensors.get('weight')!;
+    const b = s.tensors.get('bias') ?? this.originalBias;
+    return { weight: frozenClone(w) as tf.Tensor2D, bias: b ? (frozenClone(b) as tf.Tensor1D) : undefined };
+  }
+
+  override unload(merge: boolean, _opts: MergeOptions = {}): Linear {
+    const s = this.activeAdapter !== undefined ? this.states.get(this.activeAdapter) : undefined;
+    let out: Linear;
+    if (merge && s) {
+      const { weight, bias } = this.mergedWeights(s, {});
+      out = new Linear(weight, bias);
+      this.originalWeight.dispose();
+      this.originalBias?.dispose();
+    } else {
+      this.restoreOriginals();
+      out = this.baseLayer;
+    }
+    for (const st of this.states.values()) this.disposeState(st);
+    this.states.clear();
+    return out;
+  }
+
+  private restoreOriginals(): void {
+    this.baseLayer.replaceParam('weight', this.originalWeight);
+    if (this.originalBias) this.baseLayer.replaceParam('bias', this.originalBias);
+  }
+
+  override dispose(): void {
+    this.restoreOriginals();
+    super.dispose();
+  }
+}

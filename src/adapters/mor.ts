@@ -1,0 +1,227 @@
+/**
+ * MoR, Mixture of Ranks (Tang et al., arXiv 2410.13408), as specified in
+ * shared/design/MoR.md: one LoRA pair A `[r, in]`, B `[out, r]` shared by N experts; expert i
+ * is `s * diag(Omega_B[i]) B diag(Omega_A[i]) A`; a dense softmax router `W_g` `[N, in]` mixes
+ * them per token:
+ *
+ *     h = A dropout(x);  g = softmax(W_g x);  delta = s * sum_i g_i * Omega_B[i] ⊙ (B (Omega_A[i] ⊙ h))
+ *
+ * Fast path: the rank-expansion form. `z[(i,k)] = g_i Omega_A[i,k] h_k` `[T, N r]` and
+ * `Bexp^T[(i,k), :] = Omega_B[i, :] ⊙ B[:, k]` `[N r, out]` (built once per forward), then ONE
+ * matmul `z Bexp^T`. {@link morDeltaNaive} (N small products) is kept as the test oracle.
+ *
+ * Router modes: `softmax` (learned, default), `uniform` (g = 1/N, no router tensor), and
+ * `balanced` (softmax + load-balance loss pushed to `ctx.auxLosses` while training).
+ */
+import { tf } from '../backend/tf.ts';
+import { matMul } from '../backend/matmul.ts';
+import type { Linear } from '../nn/linear.ts';
+import type { ForwardContext } from '../nn/context.ts';
+import { Rng } from '../util/rng.ts';
+import { UserError } from '../errors.ts';
+import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
+import { loraScaling, type MorConfig } from './config.ts';
+import {
+  argmaxAssignment, derivedRng, dropout, flatten2d, initLowRankPair, loadBalanceLoss, pushAuxLoss,
+  recordRouting, routerProbs, variable,
+} from './lowRank.ts';
+
+/** Per-layer MoR settings (config after rank/alpha patterns). */
+export interface MorLayerSpec {
+  r: number;
+  alpha: number;
+  dropout: number;
+  useRslora: boolean;
+  init: 'default' | 'gaussian' | false;
+  numExperts: number;
+  routerMode: MorConfig['routerMode'];
+  routerInitStd: number;
+  routerBias: boolean;
+  omegaInit: MorConfig['omegaInit'];
+  omegaNoiseStd: number;
+  loadBalanceCoef: number;
+  seed: number;
+}
+
+export interface MorState extends AdapterState {
+  readonly spec: MorLayerSpec;
+  readonly scaling: number;
+  readonly rng: Rng;
+  /** Routing vector `[N]` pinned in place of the router (analysis / static routing), if set. */
+  fixedRouting?: Float32Array;
+}
+
+/** PEFT-style key suffixes and shapes of one MoR adapter. */
+export function morTensorShapes(
+  spec: Pick<MorLayerSpec, 'r' | 'numExperts' | 'routerMode' | 'routerBias'>,
+  dIn: number,
+  dOut: number,
+): Map<string, number[]> {
+  const { r, numExperts: n } = spec;
+  const m = new Map<string, number[]>([
+    ['mor_A.weight', [r, dIn]],
+    ['mor_B.weight', [dOut, r]],
+    ['mor_omega_A', [n, r]],
+    ['mor_omega_B', [n, dOut]],
+  ]);
+  if (spec.routerMode !== 'uniform') {
+    m.set('mor_router.weight', [n, dIn]);
+    if (spec.routerBias) m.set('mor_router.bias', [n]);
+  }
+  return m;
+}
+
+/** The four MoR tensors the forward needs (`router` absent in uniform mode). */
+export interface MorParams {
+  a: tf.Tensor;
+  b: tf.Tensor;
+  omegaA: tf.Tensor;
+  omegaB: tf.Tensor;
+}
+
+/**
+ * Rank-expansion delta `s * z Bexp^T` `[T, out]` for input x `[T, in]` (already dropped out
+ * for the A path) and routing g `[T, N]` (or `[1, N]`, broadcast).
+ */
+export function morDeltaFast(xd: tf.Tensor2D, p: MorParams, g: tf.Tensor2D, scaling: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [n, r] = p.omegaA.shape;
+    const dOut = p.b.shape[0];
+    const t = xd.shape[0];
+    const h = matMul(xd, p.a, false, true); // [T, r]
+    const gA = tf.mul(g.reshape([-1, n, 1]), tf.mul(p.omegaA, scaling).reshape([1, n, r])); // [T|1, N, r]
+    const z = tf.mul(gA, h.reshape([t, 1, r])).reshape([t, n * r]); // [T, N*r]
+    const bT = tf.transpose(p.b).reshape([1, r, dOut]); // [1, r, out]
+    const bexpT = tf.mul(p.omegaB.reshape([n, 1, dOut]), bT).reshape([n * r, dOut]); // [N*r, out]
+    return matMul(z, bexpT) as tf.Tensor2D; // ONE product [T, N*r] x [N*r, out]
+  });
+}
+
+/** The per-expert loop: `s * sum_i g_i ⊙ Omega_B[i] ⊙ (B (Omega_A[i] ⊙ A x))`. Test oracle only. */
+export function morDeltaNaive(xd: tf.Tensor2D, p: MorParams, g: tf.Tensor2D, scaling: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const n = p.omegaA.shape[0];
+    const h = matMul(xd, p.a, false, true); // [T, r]
+    let acc: tf.Tensor = tf.zeros([xd.shape[0], p.b.shape[0]]);
+    for (let i = 0; i < n; i++) {
+      const la = p.omegaA.slice([i, 0], [1, -1]); // [1, r]
+      const lb = p.omegaB.slice([i, 0], [1, -1]); // [1, out]
+      const gi = g.slice([0, i], [-1, 1]); // [T|1, 1]
+      const expert = tf.mul(matMul(tf.mul(h, la), p.b, false, true), lb); // [T, out]
+      acc = tf.add(acc, tf.mul(expert, gi));
+    }
+    return tf.mul(acc, scaling) as tf.Tensor2D;
+  });
+}
+
+export class MorLinear extends AdapterLayer<MorState> {
+  readonly kind = 'mor' as const;
+
+  constructor(base: Linear, modulePath: string) {
+    super(base, modulePath);
+  }
+
+  /** Create adapter `name`: A, B as LoRA; omegas ones (+ noise); router ~ N(0, routerInitStd). */
+  addAdapter(name: string, spec: MorLayerSpec): void {
+    const key = `${this.modulePath}/${name}`;
+    const rng = derivedRng(spec.seed, `init:${key}`);
+    const { r, numExperts: n } = spec;
+    const [dIn, dOut] = [this.inFeatures, this.outFeatures];
+    const { a, b } = initLowRankPair(spec.init, rng, r, dIn, dOut);
+    const omega = (len: number): Float32Array => {
+      const o = spec.omegaInit === 'ones+noise' ? rng.normalArray(len, 1, spec.omegaNoiseStd) : new Float32Array(len);
+      if (spec.omegaInit === 'ones') o.fill(1);
+      return o;
+    };
+    const tensors = new Map<string, tf.Variable>([
+      ['mor_A.weight', variable(a, [r, dIn])],
+      ['mor_B.weight', variable(b, [dOut, r])],
+      ['mor_omega_A', variable(omega(n * r), [n, r])],
+      ['mor_omega_B', variable(omega(n * dOut), [n, dOut])],
+    ]);
+    if (spec.routerMode !== 'uniform') {
+      tensors.set('mor_router.weight', variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]));
+      if (spec.routerBias) tensors.set('mor_router.bias', variable(new Float32Array(n), [n]));
+    }
+    this.addState({
+      name, tensors, spec,
+      scaling: loraScaling(spec.alpha, spec.r, spec.useRslora),
+      rng: derivedRng(spec.seed, `dropout:${key}`),
+    });
+  }
+
+  /**
+   * Pin adapter `name`'s routing to a fixed vector `[N]` for every token (undefined: use the
+   * router again). With a pinned vector the adapter is a plain matrix: see {@link merge}.
+   */
+  setFixedRouting(name: string, g: ArrayLike<number> | undefined): void {
+    const s = this.state(name);
+    s.fixedRouting = g === undefined ? undefined : checkRouting(g, s.spec.numExperts, this.modulePath);
+  }
+
+  /** The shared tensors of adapter `s`. */
+  params(s: MorState): MorParams {
+    const t = s.tensors;
+    return { a: t.get('mor_A.weight')!, b: t.get('mor_B.weight')!, omegaA: t.get('mor_omega_A')!, omegaB: t.get('mor_omega_B')! };
+  }
+
+  /** Routing weights `[T, N]` (or `[1, N]` when fixed/uniform) for x `[T, in]`; reports stats and aux loss. */
+  routing(s: MorState, x2: tf.Tensor2D, ctx: ForwardContext | undefined): tf.Tensor2D {
+    const n = s.spec.numExperts;
+    if (s.fixedRouting || s.spec.routerMode === 'uniform') {
+      const g = s.fixedRouting ? tf.tensor2d(s.fixedRouting, [1, n]) : tf.fill([1, n], 1 / n) as tf.Tensor2D;
+      if (ctx?.routing) recordRouting(ctx, this.modulePath, tf.tile(g, [x2.shape[0], 1]) as tf.Tensor2D);
+      return g;
+    }
+    const g = routerProbs(x2, s.tensors.get('mor_router.weight')!, s.tensors.get('mor_router.bias'));
+    recordRouting(ctx, this.modulePath, g);
+    if (s.spec.routerMode === 'balanced' && ctx?.training) {
+      pushAuxLoss(ctx, loadBalanceLoss(g, argmaxAssignment(g), ctx.tokenMask), s.spec.loadBalanceCoef);
+    }
+    return g;
+  }
+
+  protected adapterForward(s: MorState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
+    const y = this.baseLayer.forward(x, ctx); // [..., out]
+    const x2 = flatten2d(x); // [T, in]
+    const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
+    const g = this.routing(s, x2, ctx);
+    const d = morDeltaFast(xd, this.params(s), g, s.scaling);
+    return tf.add(y, d.reshape(y.shape));
+  }
+
+  /** `s * (B ⊙ (Omega_B^T diag(g) Omega_A)) A` `[out, in]`: the adapter under fixed routing g. */
+  deltaWeight(name: string, g: ArrayLike<number>): tf.Tensor2D {
+    const s = this.state(name);
+    const gv = checkRouting(g, s.spec.numExperts, this.modulePath);
+    return tf.tidy(() => {
+      const p = this.params(s);
+      const m = matMul(tf.mul(p.omegaB, tf.tensor2d(gv, [gv.length, 1])), p.omegaA, true, false); // [out, r]
+      return tf.mul(matMul(tf.mul(p.b, m), p.a), s.scaling) as tf.Tensor2D; // [out, in]
+    });
+  }
+
+  protected mergedWeights(s: MorState, opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
+    const n = s.spec.numExperts;
+    const g = opts.routing ?? s.fixedRouting ?? (s.spec.routerMode === 'uniform' ? new Float32Array(n).fill(1 / n) : undefined);
+    if (!g) {
+      throw new UserError(
+        `${this.modulePath}: MoR adapter "${s.name}" has a learned router and cannot be merged; ` +
+          'merge with a fixed routing vector instead (mergeWithRouting)',
+      );
+    }
+    return tf.tidy(() => {
+      const base = this.baseLayer;
+      const weight = tf.add(base.weight, this.deltaWeight(s.name, g)) as tf.Tensor2D;
+      return { weight, bias: base.bias ? (tf.add(base.bias, 0) as tf.Tensor1D) : undefined };
+    });
+  }
+}
+
+/** Validate a routing vector: length N, finite. */
+export function checkRouting(g: ArrayLike<number>, n: number, where: string): Float32Array {
+  if (g.length !== n) throw new UserError(`${where}: routing vector has ${g.length} entries, expected ${n} (numExperts)`);
+  const out = Float32Array.from(g as ArrayLike<number>);
+  if (!out.every(Number.isFinite)) throw new UserError(`${where}: routing vector has non-finite entries`);
+  return out;
+}

@@ -1,0 +1,380 @@
+/**
+ * `PeftModel`: a base model (any {@link Module} tree, e.g. `LlamaForCausalLM`) with adapters
+ * injected in place, like PEFT's `PeftModel`. It is itself a Module whose tree is
+ * `base_model.model.<base model>`, so its parameter names are PEFT's state-dict names.
+ *
+ * The base model is frozen; the ACTIVE adapter's tensors are trainable (unless it was loaded
+ * for inference), the others are frozen, as in PEFT. Run the model as before
+ * (`peft.model.forward(...)`): adapted layers are replaced in the tree.
+ */
+import { tf } from '../backend/tf.ts';
+import { Module } from '../nn/module.ts';
+import { Linear } from '../nn/linear.ts';
+import { UserError } from '../errors.ts';
+import { parseAdapterConfig, type AdapterConfig, type AdapterConfigInput } from './config.ts';
+import { AdapterLayer, type MergeOptions } from './layer.ts';
+import { LoraLinear, type LoraLayerSpec } from './lora.ts';
+import { DoraLinear } from './dora.ts';
+import { MorLinear, type MorLayerSpec } from './mor.ts';
+import { MoeLoraLinear, type MoeLoraLayerSpec } from './moelora.ts';
+import { FullLinear, type FullLayerSpec } from './full.ts';
+import { modulesToSavePaths, planAdapter, type PlannedTarget } from './targets.ts';
+import { ParamCopies } from './paramCopies.ts';
+import { countParameters, formatTrainableParameters, type ParamCounts } from './params.ts';
+
+/** Holder giving the tree PEFT's `base_model.model` prefix. */
+class BaseModelHolder extends Module {
+  constructor(model: Module) {
+    super();
+    this.addChild('model', model);
+  }
+}
+
+/** Options of {@link PeftModel.addAdapter}. */
+export interface AddAdapterOptions {
+  /** Frozen adapter (PEFT `inference_mode`): never made trainable by setAdapter. */
+  inferenceMode?: boolean;
+}
+
+/** Routing for {@link PeftModel.mergeWithRouting}: one vector `[N]` for all MoR layers, or one per module path. */
+export type RoutingVectors = ArrayLike<number> | Map<string, ArrayLike<number>>;
+
+export class PeftModel<M extends Module = Module> extends Module {
+  /** Config of each adapter, by name. */
+  readonly peftConfig = new Map<string, AdapterConfig>();
+  private active: string | undefined;
+  private disabledDepth = 0;
+  private readonly inference = new Set<string>();
+  private readonly copies = new ParamCopies();
+
+  /** Wrap `model` (mutated in place: its layers get replaced) and freeze it. */
+  constructor(model: M) {
+    super();
+    this.addChild('base_model', new BaseModelHolder(model));
+    for (const [, p] of model.namedParameters()) if (p instanceof tf.Variable) p.trainable = false;
+  }
+
+  /** The base model with the adapters injected (call its forward as usual). */
+  get model(): M {
+    return this.child('base_model').child<M>('model');
+  }
+
+  /** PEFT name of {@link model}. */
+  getBaseModel(): M {
+    return this.model;
+  }
+
+  /** The active adapter's name. */
+  get activeAdapter(): string | undefined {
+    return this.active;
+  }
+
+  /** Every adapter wrapper with its path in the base model. */
+  adapterLayers(): [string, AdapterLayer][] {
+    const out: [string, AdapterLayer][] = [];
+    const walk = (m: Module, prefix: string): void => {
+      if (m instanceof AdapterLayer) {
+        out.push([prefix, m]);
+        return;
+      }
+      for (const [n, c] of m.children()) walk(c, prefix ? `${prefix}.${n}` : n);
+    };
+    walk(this.model, '');
+    return out;
+  }
+
+  /**
+   * Add adapter `name` (not activated: call {@link setAdapter}, as PEFT). Validates the config
+   * (UserError on unknown keys, bad values, targets matching nothing) before changing anything.
+   */
+  addAdapter(name: string, config: AdapterConfigInput | AdapterConfig, opts: AddAdapterOptions = {}): void {
+    if (!name || /[.\s]/.test(name)) throw new UserError(`adapter name "${name}" must be non-empty, without dots or spaces`);
+    if (this.peftConfig.has(name)) throw new UserError(`adapter "${name}" already exists`);
+    const cfg = parseAdapterConfig(config);
+    const plan = planAdapter(this.model, cfg);
+    const savePaths = cfg.modulesToSave ? modulesToSavePaths(this.model, cfg.modulesToSave) : [];
+    for (const t of plan) this.injectOne(name, cfg, t);
+    for (const p of savePaths) {
+      const owner = this.model.getModule(p);
+      const params = owner.namedParameters();
+      if (params.length === 0) throw new UserError(`modulesToSave "${p}" has no parameters of its own (tied weights?)`);
+      for (const [k] of params) {
+        const dot = k.lastIndexOf('.');
+        const ownerPath = dot < 0 ? p : `${p}.${k.slice(0, dot)}`;
+        this.copies.add(name, `${p}.${k}`, this.model.getModule(ownerPath), k.slice(dot + 1));
+      }
+    }
+    if (cfg.kind !== 'full' && cfg.bias !== 'none') this.addBiasCopies(name, cfg.bias, plan);
+    this.peftConfig.set(name, cfg);
+    if (opts.inferenceMode) this.inference.add(name);
+    for (const [, l] of this.adapterLayers()) if (l.hasAdapter(name)) l.setTrainable(name, false);
+    this.copies.setTrainable(name, false);
+    if (this.active === undefined) this.setAdapter(name);
+  }
+
+  private injectOne(name: string, cfg: AdapterConfig, t: PlannedTarget): void {
+    const dot = t.path.lastIndexOf('.');
+    const parent = dot < 0 ? this.model : this.model.getModule(t.path.slice(0, dot));
+    const childName = t.path.slice(dot + 1);
+    let layer = parent.child(childName);
+    if (!(layer instanceof AdapterLayer)) {
+      layer = createAdapterLayer(cfg.kind, layer as Linear, t.path);
+      parent.replaceChild(childName, layer);
+      (layer as AdapterLayer).setActiveAdapter(this.active);
+      (layer as AdapterLayer).setDisabled(this.disabledDepth > 0);
+    }
+    addToLayer(layer as AdapterLayer, name, t.spec);
+  }
+
+  private addBiasCopies(name: string, mode: 'all' | 'lora_only', plan: PlannedTarget[]): void {
+    if (mode === 'all') {
+      for (const [k] of this.model.namedParameters()) {
+        if (!k.endsWith('bias') || /\.(lora_|mor_|moelora_)/.test(k)) continue;
+        const dot = k.lastIndexOf('.');
+        this.copies.add(name, k, this.model.getModule(k.slice(0, dot)), k.slice(dot + 1));
+      }
+    } else {
+      for (const t of plan) {
+        if (!t.hasBias) continue;
+        this.copies.add(name, `${t.path}.base_layer.bias`, this.model.getModule(`${t.path}.base_layer`), 'bias');
+      }
+    }
+  }
+
+  /** Make `name` the active adapter (trainable unless loaded for inference); others frozen. */
+  setAdapter(name: string): void {
+    if (!this.peftConfig.has(name)) throw new UserError(`no adapter named "${name}" (have: ${[...this.peftConfig.keys()].join(', ')})`);
+    for (const n of this.peftConfig.keys()) this.setAdapterTrainable(n, n === name && !this.inference.has(n));
+    this.active = name;
+    for (const [, l] of this.adapterLayers()) l.setActiveAdapter(name);
+    if (this.disabledDepth === 0) this.copies.activate(name);
+  }
+
+  private setAdapterTrainable(name: string, on: boolean): void {
+    for (const [, l] of this.adapterLayers()) if (l.hasAdapter(name)) l.setTrainable(name, on);
+    this.copies.setTrainable(name, on);
+  }
+
+  /** Mark adapter `name` trainable or frozen (PEFT `is_trainable` / `inference_mode`). */
+  setTrainable(name: string, on: boolean): void {
+    if (!this.peftConfig.has(name)) throw new UserError(`no adapter named "${name}"`);
+    if (on) this.inference.delete(name);
+    else this.inference.add(name);
+    this.setAdapterTrainable(name, on && name === this.active);
+  }
+
+  /**
+   * Run `fn` with every adapter bypassed (the base model's output), then restore the previous
+   * state, also when `fn` throws or its promise rejects. Merged adapters are unmerged for the
+   * duration and merged again afterwards.
+   */
+  withAdapterDisabled<T>(fn: () => T): T {
+    const merged = this.adapterLayers()
+      .filter(([, l]) => l.mergedAdapter !== undefined)
+      .map(([, l]) => ({ l, name: l.mergedAdapter!, opts: l.mergedOptions! }));
+    for (const { l } of merged) l.unmerge();
+    this.disabledDepth++;
+    this.applyDisabled();
+    const restore = (): void => {
+      this.disabledDepth--;
+      this.applyDisabled();
+      for (const { l, name, opts } of merged) l.merge(name, opts);
+    };
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      restore();
+      throw e;
+    }
+    if (result instanceof Promise) return result.finally(restore) as T;
+    restore();
+    return result;
+  }
+
+  private applyDisabled(): void {
+    const off = this.disabledDepth > 0;
+    for (const [, l] of this.adapterLayers()) l.setDisabled(off);
+    this.copies.activate(off ? undefined : this.active);
+  }
+
+  /** Remove adapter `name` and dispose its tensors; layers left without adapters are unwrapped. */
+  deleteAdapter(name: string): void {
+    if (!this.peftConfig.has(name)) throw new UserError(`no adapter named "${name}"`);
+    for (const [path, l] of this.adapterLayers()) {
+      if (!l.hasAdapter(name)) continue;
+      l.deleteAdapter(name);
+      if (l.adapterNames().length === 0) this.replaceAt(path, l.unload(false));
+    }
+    this.copies.delete(name);
+    this.peftConfig.delete(name);
+    this.inference.delete(name);
+    if (this.active === name) {
+      this.active = undefined;
+      const next = this.peftConfig.keys().next();
+      if (!next.done) this.setAdapter(next.value);
+      else for (const [, l] of this.adapterLayers()) l.setActiveAdapter(undefined);
+    }
+  }
+
+  /** Replace the module at `path` of the base model. */
+  replaceAt(path: string, m: Module): void {
+    const dot = path.lastIndexOf('.');
+    const parent = dot < 0 ? this.model : this.model.getModule(path.slice(0, dot));
+    parent.replaceChild(path.slice(dot + 1), m);
+  }
+
+  /** Adapter `name`'s tensors keyed by full PEFT key (`base_model.model.<path>.lora_A.weight`). */
+  adapterTensors(name: string): Map<string, tf.Variable> {
+    if (!this.peftConfig.has(name)) throw new UserError(`no adapter named "${name}"`);
+    const out = new Map<string, tf.Variable>();
+    for (const [path, l] of this.adapterLayers()) {
+      if (!l.hasAdapter(name)) continue;
+      for (const [k, v] of l.state(name).tensors) out.set(`base_model.model.${path}.${k}`, v);
+    }
+    for (const [k, v] of this.copies.tensors(name)) out.set(`base_model.model.${k}`, v);
+    return out;
+  }
+
+  /** Trainable / all parameter counts (PEFT `get_nb_trainable_parameters`). */
+  countParameters(): ParamCounts {
+    return countParameters(this);
+  }
+
+  /** Print `trainable params: X || all params: Y || trainable%: Z` (PEFT's format). */
+  printTrainableParameters(write: (line: string) => void = console.log): void {
+    write(formatTrainableParameters(this.countParameters()));
+  }
+
+  /** Fold adapter `name` (default: active) into the base weights of every layer holding it. */
+  merge(name = this.active, opts: MergeOptions = {}): void {
+    if (name === undefined) throw new UserError('no adapter to merge');
+    const done: AdapterLayer[] = [];
+    try {
+      for (const [, l] of this.adapterLayers()) {
+        if (!l.hasAdapter(name)) continue;
+        l.merge(name, opts);
+        done.push(l);
+      }
+    } catch (e) {
+      for (const l of done) l.unmerge();
+      throw e;
+    }
+  }
+
+  /**
+   * MoR: fold the adapter under a FIXED routing (one vector `[N]` for every layer, or one per
+   * module path, e.g. from `meanRoutingVectors`) into the base weights: zero added latency.
+   */
+  mergeWithRouting(routing: RoutingVectors, name = this.active): void {
+    if (name === undefined) throw new UserError('no adapter to merge');
+    const done: AdapterLayer[] = [];
+    try {
+      for (const [path, l] of this.adapterLayers()) {
+        if (!l.hasAdapter(name)) continue;
+        if (!(l instanceof MorLinear)) throw new UserError(`${path}: mergeWithRouting needs a MoR adapter, "${name}" is ${l.kind}`);
+        const g = routing instanceof Map ? routing.get(path) : routing;
+        if (!g) throw new UserError(`mergeWithRouting: no routing vector for ${path}`);
+        l.merge(name, { routing: g });
+        done.push(l);
+      }
+    } catch (e) {
+      for (const l of done) l.unmerge();
+      throw e;
+    }
+  }
+
+  /** Pin (or with undefined, unpin) the routing of MoR adapter `name` on every layer. */
+  setFixedRouting(routing: RoutingVectors | undefined, name = this.active): void {
+    if (name === undefined) throw new UserError('no active adapter');
+    for (const [path, l] of this.adapterLayers()) {
+      if (!l.hasAdapter(name) || !(l instanceof MorLinear)) continue;
+      const g = routing instanceof Map ? routing.get(path) : routing;
+      if (routing instanceof Map && !g) throw new UserError(`setFixedRouting: no routing vector for ${path}`);
+      l.setFixedRouting(name, g);
+    }
+  }
+
+  /** Undo {@link merge} / {@link mergeWithRouting} everywhere. */
+  unmerge(): void {
+    for (const [, l] of this.adapterLayers()) l.unmerge();
+  }
+
+  /**
+   * Merge the active adapter into the base weights and remove every wrapper: returns the plain
+   * base model (this PeftModel must not be used afterwards). MoR needs `opts.routing` unless
+   * its routing is uniform or pinned; MoELoRA cannot be merged.
+   */
+  mergeAndUnload(opts: { routing?: RoutingVectors } = {}): M {
+    return this.unloadAll(true, opts.routing);
+  }
+
+  /** Remove every adapter without merging: returns the original base model. */
+  unload(): M {
+    return this.unloadAll(false);
+  }
+
+  private unloadAll(merge: boolean, routing?: RoutingVectors): M {
+    const layers = this.adapterLayers();
+    if (merge) {
+      // Check every layer first so a refusal leaves the model untouched.
+      this.unmerge();
+      if (routing) this.mergeWithRouting(routing);
+      else this.merge();
+    }
+    for (const [path, l] of layers) {
+      const opts = l.mergedOptions ?? {};
+      this.replaceAt(path, l.unload(merge, opts));
+    }
+    this.copies.bake(merge ? this.active : undefined);
+    this.peftConfig.clear();
+    this.active = undefined;
+    return this.model;
+  }
+
+  /** Dispose every tensor (base model and adapters). */
+  override dispose(): void {
+    this.copies.dispose();
+    for (const [, l] of this.adapterLayers()) l.dispose();
+    const seen = new Set<tf.Tensor>();
+    for (const [, p] of this.model.namedParameters()) {
+      if (seen.has(p) || p.isDisposed) continue;
+      seen.add(p);
+      p.dispose();
+    }
+  }
+}
+
+/** A fresh wrapper of `kind` around `base`. */
+export function createAdapterLayer(kind: AdapterConfig['kind'], base: Linear, path: string): AdapterLayer {
+  switch (kind) {
+    case 'lora':
+      return new LoraLinear(base, path);
+    case 'dora':
+      return new DoraLinear(base, path);
+    case 'mor':
+      return new MorLinear(base, path);
+    case 'moelora':
+      return new MoeLoraLinear(base, path);
+    case 'full':
+      return new FullLinear(base, path);
+  }
+}
+
+function addToLayer(layer: AdapterLayer, name: string, spec: PlannedTarget['spec']): void {
+  if (layer instanceof LoraLinear) layer.addAdapter(name, spec as LoraLayerSpec);
+  else if (layer instanceof MorLinear) layer.addAdapter(name, spec as MorLayerSpec);
+  else if (layer instanceof MoeLoraLinear) layer.addAdapter(name, spec as MoeLoraLayerSpec);
+  else if (layer instanceof FullLinear) layer.addAdapter(name, spec as FullLayerSpec);
+  else throw new Error(`unknown adapter layer ${layer.constructor.name}`);
+}
+
+/**
+ * Wrap `model` with a new adapter `adapterName` (default `"default"`) built from `config`,
+ * freezing the base model: PEFT's `get_peft_model`.
+ */
+export function getPeftModel<M extends Module>(model: M, config: AdapterConfigInput | AdapterConfig, adapterName = 'default'): PeftModel<M> {
+  const peft = new PeftModel(model);
+  peft.addAdapter(adapterName, config);
+  return peft;
+}

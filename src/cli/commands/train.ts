@@ -1,0 +1,118 @@
+/**
+ * `mor train --config FILE [flags]`: fine-tune an adapter. Every config key is also a flag
+ * (`--grad-accumulation 4` for `gradAccumulation: 4`); flags win over the file. Without
+ * `--config`, the flags alone must form a complete config. Ctrl-C finishes the current update,
+ * saves a checkpoint and exits; `--resume` continues from the latest checkpoint in
+ * `<outDir>/checkpoints`.
+ */
+import { Command, Option } from 'commander';
+import { Writable } from 'node:stream';
+import { UserError } from '../../errors.ts';
+import type { CliIO } from '../main.ts';
+import { loadTrainConfig, parseTrainConfig } from '../../train/config.ts';
+import { runTraining } from '../../train/run.ts';
+import { handleInterrupts } from '../../train/interrupt.ts';
+import { ProgressReporter } from '../../train/progress.ts';
+
+const num = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UserError(`${flag}: expected a number, got "${v}"`);
+  return n;
+};
+
+/** `path` or `path:weight` or `path:weight:task`, repeatable. */
+function dataFile(flag: string) {
+  return (v: string, prev: object[] | undefined): object[] => {
+    const [p, w, task] = v.split(':');
+    const entry: Record<string, unknown> = { path: p };
+    if (w !== undefined && w !== '') entry.weight = num(`${flag} ${v}`)(w);
+    if (task) entry.task = task;
+    return [...(prev ?? []), entry];
+  };
+}
+
+function jsonArg(flag: string) {
+  return (v: string): unknown => {
+    try {
+      return JSON.parse(v);
+    } catch (e) {
+      throw new UserError(`${flag}: invalid JSON (${(e as Error).message})`);
+    }
+  };
+}
+
+/** Flags that map one-to-one onto config keys (camelCase of the flag). */
+const NUMERIC_FLAGS: [flag: string, key: string, help: string][] = [
+  ['--max-length <n>', 'maxLength', 'truncate examples to this many tokens'],
+  ['--batch-size <n>', 'batchSize', 'sequences per micro-batch'],
+  ['--grad-accumulation <n>', 'gradAccumulation', 'micro-batches per update'],
+  ['--steps <n>', 'steps', 'optimizer updates (or --epochs)'],
+  ['--epochs <n>', 'epochs', 'passes over the training data (or --steps)'],
+  ['--lr <x>', 'lr', 'peak learning rate'],
+  ['--warmup <n>', 'warmup', 'linear warmup updates'],
+  ['--min-lr <x>', 'minLr', 'final learning rate of the decay'],
+  ['--weight-decay <x>', 'weightDecay', 'AdamW decoupled weight decay'],
+  ['--beta1 <x>', 'beta1', 'AdamW beta1'],
+  ['--beta2 <x>', 'beta2', 'AdamW beta2'],
+  ['--eps <x>', 'eps', 'AdamW epsilon'],
+  ['--max-grad-norm <x>', 'maxGradNorm', 'clip the global gradient norm (0: off)'],
+  ['--seed <n>', 'seed', 'run seed'],
+  ['--checkpoint-every <n>', 'checkpointEvery', 'save a checkpoint every N updates'],
+  ['--keep-checkpoints <n>', 'keepCheckpoints', 'checkpoints kept'],
+  ['--eval-every <n>', 'evalEvery', 'evaluate every N updates'],
+  ['--log-every <n>', 'logEvery', 'log every N updates'],
+];
+
+export function registerTrainCommand(program: Command, io: CliIO): void {
+  const cmd = program
+    .command('train')
+    .description('fine-tune an adapter (MoR, LoRA, DoRA, MoELoRA, full) on JSONL data')
+    .option('-c, --config <file>', 'training config (JSON or YAML, camelCase keys); flags override it')
+    .option('--model <dir>', 'base model directory (config.json, *.safetensors, tokenizer.json)')
+    .option('--adapter <json>', 'adapter config as JSON, e.g. \'{"kind":"mor","r":8,"numExperts":8}\'', jsonArg('--adapter'))
+    .option('--data <file[:weight[:task]]>', 'training JSONL file (repeatable)', dataFile('--data'))
+    .option('--eval-data <file[:weight[:task]]>', 'evaluation JSONL file for the eval loss (repeatable)', dataFile('--eval-data'))
+    .option('--out-dir <dir>', 'output directory (adapter, checkpoints, metrics.jsonl, loss.svg)')
+    .addOption(new Option('--schedule <kind>', 'learning-rate decay after warmup').choices(['cosine', 'linear', 'constant']));
+  for (const [flag, , help] of NUMERIC_FLAGS) cmd.option(flag, help, num(flag.split(' ')[0]));
+  cmd
+    .option('--resume', 'continue from the latest checkpoint in <outDir>/checkpoints')
+    .action(async (o: Record<string, unknown>) => {
+      const overrides: Record<string, unknown> = {
+        model: o.model,
+        adapter: o.adapter,
+        data: o.data,
+        evalData: o.evalData,
+        outDir: o.outDir,
+        schedule: o.schedule,
+      };
+      for (const [, key] of NUMERIC_FLAGS) overrides[key] = o[key];
+      const config = typeof o.config === 'string'
+        ? loadTrainConfig(o.config, overrides)
+        : parseTrainConfig(Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)), 'command line');
+      const interrupts = handleInterrupts({
+        onFirst: () => io.stderr('\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)\n'),
+      });
+      try {
+        // A live bar needs the real terminal; otherwise plain lines go through io.stderr.
+        const stream = process.stderr.isTTY
+          ? process.stderr
+          : new Writable({ write: (c, _e, cb) => { io.stderr(String(c)); cb(); } });
+        const result = await runTraining(config, {
+          resume: Boolean(o.resume),
+          signal: interrupts.signal,
+          log: (l) => io.stderr(l + '\n'),
+          progress: (total) => new ProgressReporter({ total, stream }),
+        });
+        const last = [...result.log].reverse().find((r) => r.type === 'train');
+        io.stdout(
+          `${result.stopped === 'completed' ? 'done' : 'interrupted'}: step ${result.step}/${result.totalSteps}` +
+            (last && last.type === 'train' ? `, loss ${last.loss.toFixed(4)}` : '') +
+            `\n  metrics: ${result.metricsFile}\n  plot: ${result.lossPlot}\n` +
+            (result.adapterDir ? `  adapter: ${result.adapterDir}\n` : `  checkpoint: ${result.lastCheckpoint}\n`),
+        );
+      } finally {
+        interrupts.dispose();
+      }
+    });
+}

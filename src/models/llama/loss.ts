@@ -1,0 +1,52 @@
+/** Causal language-model cross-entropy with HF's shift and ignore index. */
+import { tf } from '../../backend/tf.ts';
+
+/** Label value that contributes no loss (PyTorch's `ignore_index`). */
+export const IGNORE_INDEX = -100;
+
+/**
+ * Cross-entropy of `logits[:, t]` against `labels[:, t + 1]` (HF shift), skipping labels equal
+ * to {@link IGNORE_INDEX}. Returns the sum over counted tokens and their count.
+ * @param logits `[B, T, V]`
+ * @param labels `[B, T]` int32
+ */
+export function causalLmLossSum(logits: tf.Tensor3D, labels: tf.Tensor2D): { sum: tf.Scalar; count: tf.Scalar } {
+  return tf.tidy(() => {
+    const [b, t, v] = logits.shape;
+    if (labels.shape[0] !== b || labels.shape[1] !== t) {
+      throw new Error(`labels shape [${labels.shape}] does not match logits [${logits.shape}]`);
+    }
+    const n = b * (t - 1);
+    if (n === 0) return { sum: tf.scalar(0), count: tf.scalar(0) };
+    const lg = logits.slice([0, 0, 0], [b, t - 1, v]).reshape([n, v]); // [N, V]
+    const lb = labels.slice([0, 1], [b, t - 1]).reshape([n]); // [N]
+    const valid = tf.notEqual(lb, IGNORE_INDEX).toFloat(); // [N]
+    const safe = tf.mul(lb, valid.toInt()); // ignored -> 0
+    // Label logits via a one-hot product: tf.gather's gradient needs UnsortedSegmentSum,
+    // which the wasm backend lacks (and wasm's float32 OneHot returns zeros: cast int32).
+    const picked = tf.sum(tf.mul(lg, tf.oneHot(safe, v).toFloat()), -1); // [N]
+    const nll = tf.sub(tf.logSumExp(lg, -1), picked); // [N]
+    return { sum: tf.sum(tf.mul(nll, valid)), count: tf.sum(valid) };
+  });
+}
+
+/** Mean causal-LM loss over counted tokens (0 when no token is counted). */
+export function causalLmLoss(logits: tf.Tensor3D, labels: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const { sum, count } = causalLmLossSum(logits, labels);
+    return tf.div(sum, tf.maximum(count, 1)) as tf.Scalar;
+  });
+}
+
+/**
+ * Labels with `labels[:, t + 1]` set to {@link IGNORE_INDEX} where `attentionMask[:, t]` is 0:
+ * the logits that would predict them come from a padding position. Labels/mask `[B, T]`.
+ */
+export function maskUnpredictable(labels: tf.Tensor2D, attentionMask: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [b, t] = labels.shape;
+    const m = attentionMask.slice([0, attentionMask.shape[1] - t], [b, t]).toInt(); // [B, T]
+    const prev = tf.concat([tf.ones([b, 1], 'int32'), m.slice([0, 0], [b, t - 1])], 1); // mask of t - 1
+    return tf.where(tf.equal(prev, 0), tf.fill([b, t], IGNORE_INDEX, 'int32'), labels) as tf.Tensor2D;
+  });
+}

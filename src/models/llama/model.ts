@@ -1,0 +1,153 @@
+/**
+ * `LlamaForCausalLM`: the decoder stack (`model`) and the output head (`lm_head`), with the
+ * Hugging Face module tree, so `namedParameters()` keys equal checkpoint keys
+ * (`model.layers.0.self_attn.q_proj.weight`). Also serves Mistral and Qwen2 checkpoints.
+ */
+import { tf } from '../../backend/tf.ts';
+import { Module } from '../../nn/module.ts';
+import type { LinearLike } from '../../nn/linear.ts';
+import type { ForwardContext } from '../../nn/context.ts';
+import type { LlamaConfig } from './config.ts';
+import { Embedding, TiedLinear } from './embedding.ts';
+import { LlamaDecoderLayer, ModuleList } from './block.ts';
+import { RMSNorm } from './rmsnorm.ts';
+import { ropeCosSin, ropeInvFreq } from './rope.ts';
+import { buildAttentionMask, positionIdsFromMask } from './mask.ts';
+import { causalLmLoss, causalLmLossSum, maskUnpredictable } from './loss.ts';
+import type { KVCache } from './kvCache.ts';
+import { buildLinear, type WeightSource } from './weights.ts';
+import { savePretrained, type SaveOptions } from '../save.ts';
+
+/** Options of {@link LlamaForCausalLM.forward}. */
+export interface ForwardOptions {
+  /** `[B, past + T]` int32, 1 for tokens and 0 for padding (left or right). */
+  attentionMask?: tf.Tensor2D;
+  /** `[B, T]` int32; default: from the attention mask (padding-invariant) or `past..past+T-1`. */
+  positionIds?: tf.Tensor2D;
+  /** Passed to every linear layer (adapters report aux losses / routing there). */
+  ctx?: ForwardContext;
+  /** KV cache: this call's keys/values are appended; `past` = its length before the call. */
+  cache?: KVCache;
+  /** Compute logits for the last `n` positions only (HF `logits_to_keep`; generation prefill). */
+  logitsToKeep?: number;
+}
+
+/** Options of {@link LlamaForCausalLM.loss}. */
+export interface LossOptions extends Omit<ForwardOptions, 'cache' | 'logitsToKeep'> {
+  /** `mean` over counted tokens (default) or `sum` (for accumulation across micro-batches). */
+  reduction?: 'mean' | 'sum';
+}
+
+/** The decoder stack (`LlamaModel`): embeddings, layers, final norm. */
+export class LlamaModel extends Module {
+  constructor(config: LlamaConfig, get: WeightSource) {
+    super();
+    const { vocabSize: v, hiddenSize: c, numHiddenLayers: n } = config;
+    this.addChild('embed_tokens', new Embedding(get('model.embed_tokens.weight', [v, c], 'embedding') as tf.Tensor2D));
+    const layers: LlamaDecoderLayer[] = [];
+    for (let i = 0; i < n; i++) layers.push(new LlamaDecoderLayer(config, i, `model.layers.${i}`, get));
+    this.addChild('layers', new ModuleList(layers));
+    this.addChild('norm', new RMSNorm(get('model.norm.weight', [c], 'norm') as tf.Tensor1D, config.rmsNormEps));
+  }
+
+  get embedTokens(): Embedding { return this.child<Embedding>('embed_tokens'); }
+  get layers(): ModuleList<LlamaDecoderLayer> { return this.child<ModuleList<LlamaDecoderLayer>>('layers'); }
+  get norm(): RMSNorm { return this.child<RMSNorm>('norm'); }
+}
+
+export class LlamaForCausalLM extends Module {
+  readonly config: LlamaConfig;
+  private readonly invFreq: Float32Array;
+
+  /**
+   * Build the module tree, taking every tensor from `get` (HF key, shape). Use
+   * `loadModel(dir)` or `createRandomModel(config, seed)` rather than calling this directly.
+   */
+  constructor(config: LlamaConfig, get: WeightSource) {
+    super();
+    this.config = config;
+    this.invFreq = ropeInvFreq(config);
+    const model = this.addChild('model', new LlamaModel(config, get));
+    this.addChild(
+      'lm_head',
+      config.tieWordEmbeddings
+        ? new TiedLinear(model.embedTokens)
+        : buildLinear(get, 'lm_head', config.vocabSize, config.hiddenSize, false),
+    );
+  }
+
+  get model(): LlamaModel { return this.child<LlamaModel>('model'); }
+  get lmHead(): LinearLike { return this.child<LinearLike>('lm_head'); }
+
+  /**
+   * Logits `[B, T, vocab]` for int32 ids `[B, T]`. Aux losses that adapters push to
+   * `opts.ctx.auxLosses` during this call survive it (the caller disposes them).
+   */
+  forward(inputIds: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    const aux0 = opts.ctx?.auxLosses.length ?? 0;
+    const out = tf.tidy(() => [this.forwardInner(inputIds, opts), ...(opts.ctx?.auxLosses.slice(aux0) ?? [])]);
+    return out[0] as tf.Tensor3D;
+  }
+
+  private forwardInner(inputIds: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
+    if (inputIds.rank !== 2) throw new Error(`inputIds must be [B, T], got [${inputIds.shape}]`);
+    const [b, t] = inputIds.shape;
+    const past = opts.cache?.seqLen ?? 0;
+    const am = opts.attentionMask;
+    if (am && (am.shape[0] !== b || am.shape[1] !== past + t)) {
+      throw new Error(`attentionMask must be [${b}, ${past + t}] (past ${past} + ${t} new), got [${am.shape}]`);
+    }
+    if (opts.positionIds && (opts.positionIds.shape[0] !== b || opts.positionIds.shape[1] !== t)) {
+      throw new Error(`positionIds must be [${b}, ${t}], got [${opts.positionIds.shape}]`);
+    }
+    const positionIds = opts.positionIds ?? positionIdsFromMask(am, b, t, past);
+    const { cos, sin } = ropeCosSin(tf.tensor1d(this.invFreq), positionIds);
+    const mask = buildAttentionMask(am, b, t, past);
+    let ctx = opts.ctx;
+    if (ctx && !ctx.tokenMask && am) ctx = { ...ctx, tokenMask: am.slice([0, past], [b, t]).toFloat().reshape([b * t]) as tf.Tensor1D };
+    const inp = { cos, sin, mask, ctx, cache: opts.cache };
+    let h = this.model.embedTokens.forward(inputIds);
+    const layers = this.model.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const next = layers.at(i).forward(h, inp);
+      h.dispose();
+      h = next;
+    }
+    const keep = opts.logitsToKeep;
+    if (keep !== undefined && keep > 0 && keep < t) h = h.slice([0, t - keep, 0], [b, keep, h.shape[2]]); // [B, keep, hidden]
+    return this.lmHead.forward(this.model.norm.forward(h), ctx) as tf.Tensor3D;
+  }
+
+  /**
+   * Causal-LM loss: logits at t predict `labels[t + 1]` (HF shift inside); labels `-100` are
+   * ignored; mean over counted tokens (or their sum with `reduction: 'sum'`). With an attention
+   * mask, a label predicted from a padding position (the first token after left padding) is
+   * ignored too: padding logits are undefined (HF counts them; they are garbage there).
+   */
+  loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, opts: LossOptions = {}): tf.Scalar {
+    const aux0 = opts.ctx?.auxLosses.length ?? 0;
+    const out = tf.tidy(() => {
+      const logits = this.forwardInner(inputIds, opts);
+      const lb = opts.attentionMask ? maskUnpredictable(labels, opts.attentionMask) : labels;
+      const l = opts.reduction === 'sum' ? causalLmLossSum(logits, lb).sum : causalLmLoss(logits, lb);
+      return [l, ...(opts.ctx?.auxLosses.slice(aux0) ?? [])];
+    });
+    return out[0] as tf.Scalar;
+  }
+
+  /** Write `config.json` + `model.safetensors` (HF layout) to `dir`; see src/models/save.ts. */
+  savePretrained(dir: string, opts: SaveOptions = {}): Promise<void> {
+    return savePretrained(this, dir, opts);
+  }
+
+  /** Dispose every parameter (a tied weight once) and the cached transposes of frozen weights. */
+  override dispose(): void {
+    for (const [, m] of this.namedModules()) (m as { releaseCaches?: () => void }).releaseCaches?.();
+    super.dispose();
+  }
+
+  /** Total number of parameter elements (a tied embedding is counted once). */
+  numParameters(): number {
+    return this.namedParameters().reduce((n, [, p]) => n + p.size, 0);
+  }
+}

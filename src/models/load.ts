@@ -1,0 +1,112 @@
+/**
+ * Load a Hugging Face model directory: `config.json` plus `model.safetensors` or a sharded
+ * checkpoint (`model.safetensors.index.json`). Weights (F32/F16/BF16) become float32 tensors,
+ * read one at a time, so peak memory stays near the float32 size of the weights.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tf } from '../backend/tf.ts';
+import { UserError } from '../errors.ts';
+import { openSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
+import { parseHfConfig, type LlamaConfig } from './llama/config.ts';
+import type { LlamaForCausalLM } from './llama/model.ts';
+import { buildModelSafely } from './registry.ts';
+
+/** Checkpoint keys that carry no weights we need (old LLaMA checkpoints store rope buffers). */
+const IGNORED_KEY = /\.rotary_emb\.inv_freq$/;
+
+/** Read and validate `dir/config.json`. */
+export function loadConfig(dir: string): LlamaConfig {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model directory not found: ${dir}`);
+  const file = path.join(dir, 'config.json');
+  if (!fs.existsSync(file)) throw new UserError(`${file} not found (a Hugging Face model directory needs config.json)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+  return parseHfConfig(json, file);
+}
+
+/** Map of tensor name -> safetensors file, for a single-file or sharded checkpoint. */
+function weightFiles(dir: string): Map<string, string> {
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, 'model.safetensors.index.json');
+  const out = new Map<string, string>();
+  if (fs.existsSync(single)) {
+    out.set('', single);
+    return out;
+  }
+  if (!fs.existsSync(index)) {
+    const bin = fs.existsSync(path.join(dir, 'pytorch_model.bin')) ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : '';
+    throw new UserError(`${dir}: no model.safetensors or model.safetensors.index.json${bin}`);
+  }
+  let map: unknown;
+  try {
+    map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map;
+  } catch (e) {
+    throw new UserError(`${index}: invalid JSON (${(e as Error).message})`);
+  }
+  if (typeof map !== 'object' || map === null) throw new UserError(`${index}: missing "weight_map"`);
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== 'string') throw new UserError(`${index}: weight_map["${name}"] must be a file name`);
+    const p = path.join(dir, shard);
+    if (!fs.existsSync(p)) throw new UserError(`${index}: shard ${shard} (for ${name}) not found in ${dir}`);
+    out.set(name, p);
+  }
+  return out;
+}
+
+/**
+ * Load `dir` as a causal LM. Throws a {@link UserError} for a missing file, an unsupported
+ * `model_type`, a missing / mis-shaped / non-float weight, or unexpected extra weights.
+ */
+export async function loadModel(dir: string): Promise<LlamaForCausalLM> {
+  const config = loadConfig(dir);
+  const files = weightFiles(dir);
+  const open = new Map<string, SafetensorsFile>();
+  const fileOf = (p: string): SafetensorsFile => {
+    let f = open.get(p);
+    if (!f) open.set(p, (f = openSafetensors(p)));
+    return f;
+  };
+  try {
+    // name -> file holding it
+    const where = new Map<string, string>();
+    if (files.has('')) {
+      const p = files.get('')!;
+      for (const n of fileOf(p).names) where.set(n, p);
+    } else {
+      for (const [n, p] of files) where.set(n, p);
+    }
+    const used = new Set<string>();
+    const model = buildModelSafely(config, (name, shape) => {
+      const p = where.get(name);
+      if (!p) throw new UserError(`${dir}: missing weight ${name} (expected shape [${shape}])`);
+      const f = fileOf(p);
+      const info = f.info(name);
+      if (!info) throw new UserError(`${p}: missing weight ${name} (listed in the index; expected shape [${shape}])`);
+      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+        throw new UserError(`${p}: weight ${name} has shape [${info.shape}], expected [${shape}] from config.json`);
+      }
+      if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
+        throw new UserError(`${p}: weight ${name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
+      }
+      used.add(name);
+      const t = f.read(name);
+      return tf.tensor(t.data as Float32Array, shape, 'float32');
+    });
+    const extra = [...where.keys()].filter(
+      (n) => !used.has(n) && !IGNORED_KEY.test(n) && !(config.tieWordEmbeddings && n === 'lm_head.weight'),
+    );
+    if (extra.length > 0) {
+      model.dispose();
+      const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
+      throw new UserError(`${dir}: unexpected weights not used by ${config.modelType} model: ${shown}`);
+    }
+    return model;
+  } finally {
+    for (const f of open.values()) f.close();
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * `runTraining(config)`: the library form of `mor train`. Wires a base model directory, an
+ * adapter, the multi-task data mixture, the trainer, periodic evaluation loss and the outputs:
+ *
+ * ```
+ * <outDir>/checkpoints/      resumable checkpoints (see checkpoint.ts)
+ * <outDir>/metrics.jsonl     one record per logged step and per evaluation
+ * <outDir>/loss.svg          train (and eval) loss curves
+ * <outDir>/adapter/          the trained adapter, PEFT layout (when the run completes)
+ * <outDir>/routing.svg       MoR/MoELoRA: mean routing weight per expert, task and layer
+ * <outDir>/routing.json      the same numbers (`{ [module]: { [task]: { tokens, mean } } }`)
+ * <outDir>/train_config.json the validated config, defaults filled in
+ * ```
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { initBackend, tf } from '../backend/tf.ts';
+import { loadModel } from '../models/load.ts';
+import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { getPeftModel } from '../adapters/peftModel.ts';
+import { BatchStream, DataMixture, loadExamples, type BatchStreamState } from '../data/mix.ts';
+import { batchesOf, countTargets, padIdOf, type Batch } from '../data/batch.ts';
+import { writeFileAtomicSync } from '../io/atomic.ts';
+import { savePretrained as saveAdapter } from '../adapters/save.ts';
+import { inferenceContext, type ForwardContext } from '../nn/context.ts';
+import type { LlamaForCausalLM } from '../models/llama/model.ts';
+import { lossCurveSvg } from '../plot/lossCurve.ts';
+import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
+import { RoutingStats } from '../adapters/routing.ts';
+import type { RenderedExample } from '../data/render.ts';
+import { train, type ResumableIterator, type TrainResult } from './trainer.ts';
+import type { MetricRecord } from './metrics.ts';
+import type { TrainConfig } from './config.ts';
+import { ProgressReporter } from './progress.ts';
+
+/** Options of {@link runTraining} that are not part of the config file. */
+export interface RunTrainingOptions {
+  /** Continue from the latest checkpoint in `<outDir>/checkpoints`. */
+  resume?: boolean;
+  /** Abort (Ctrl-C): finish the step, save a checkpoint, return. */
+  signal?: AbortSignal;
+  /** Progress output: a reporter, a factory given the total steps, or false for none. Default: a reporter on stderr. */
+  progress?: ProgressReporter | ((totalSteps: number) => ProgressReporter) | false;
+  /** Informational lines (data sizes, parameter counts, where files went). Default: stderr. */
+  log?: (line: string) => void;
+}
+
+/** What {@link runTraining} returns. */
+export interface RunTrainingResult extends TrainResult {
+  outDir: string;
+  /** Directory of the saved adapter (only when the run completed). */
+  adapterDir?: string;
+  metricsFile: string;
+  lossPlot: string;
+  /** Routing heatmap (routed adapters, completed runs). */
+  routingPlot?: string;
+  /** Total number of updates of the run. */
+  totalSteps: number;
+}
+
+/** Number of tokens that get a loss in a batch (per-row shift excluded, as the model's loss). */
+export function batchTargets(b: Batch): number {
+  let n = 0;
+  for (let r = 0; r < b.batchSize; r++) n += countTargets(b.labels.subarray(r * b.seqLen, (r + 1) * b.seqLen));
+  return n;
+}
+
+/** Causal-LM loss of one batch (mean over target tokens), for the trainer's lossFn. */
+export function batchLoss(model: LlamaForCausalLM, b: Batch, ctx: ForwardContext, reduction: 'mean' | 'sum' = 'mean'): tf.Scalar {
+  // No tidy here: auxiliary losses pushed to ctx must outlive this call (the trainer sums them).
+  const ids = tf.tensor2d(b.inputIds, [b.batchSize, b.seqLen], 'int32'); // [B, T]
+  const labels = tf.tensor2d(b.labels, [b.batchSize, b.seqLen], 'int32');
+  const mask = tf.tensor2d(b.attentionMask, [b.batchSize, b.seqLen], 'int32');
+  try {
+    return model.loss(ids, labels, { attentionMask: mask, ctx, reduction });
+  } finally {
+    ids.dispose();
+    labels.dispose();
+    mask.dispose();
+  }
+}
+
+/** Train an adapter as `config` says; see the module comment for the outputs. */
+export async function runTraining(config: TrainConfig, opts: RunTrainingOptions = {}): Promise<RunTrainingResult> {
+  await initBackend();
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const outDir = config.outDir;
+  fs.mkdirSync(outDir, { recursive: true });
+  writeFileAtomicSync(path.join(outDir, 'train_config.json'), JSON.stringify(config, null, 2) + '\n');
+
+  const tokenizer = Tokenizer.fromDir(config.model);
+  const base = await loadModel(config.model);
+  const peft = getPeftModel(base, config.adapter);
+  try {
+    const model = peft.model;
+    const params = peft.trainableParameters();
+    const counts = peft.countParameters();
+    log(
+      `trainable params: ${counts.trainable.toLocaleString('en-US')} || all params: ${counts.all.toLocaleString('en-US')}` +
+        ` || trainable%: ${counts.trainablePercent.toFixed(4)}`,
+    );
+
+    const mixture = await DataMixture.load(config.data, tokenizer, { seed: config.seed, maxLength: config.maxLength });
+    const stream = new BatchStream(mixture, { batchSize: config.batchSize });
+    const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
+    const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
+    log(`data: ${perEpoch} examples per epoch from ${config.data.length} file(s); ${totalSteps} updates`);
+    const data: ResumableIterator<Batch> = {
+      next: () => stream.next(),
+      getState: () => stream.state(),
+      setState: (s) => stream.restore(s as BatchStreamState),
+    };
+
+    let evalFn: ((step: number) => Record<string, number>) | undefined;
+    if (config.evalData) {
+      const examples = await loadExamples(config.evalData, tokenizer, { maxLength: config.maxLength });
+      const evalBatches = batchesOf(examples, config.batchSize, { padId: padIdOf(tokenizer), bucket: false });
+      evalFn = () => {
+        let sum = 0;
+        let count = 0;
+        for (const b of evalBatches) {
+          const ctx = inferenceContext();
+          const l = tf.tidy(() => {
+            const s = batchLoss(model, b, ctx, 'sum');
+            for (const a of ctx.auxLosses) a.dispose();
+            return s;
+          });
+          sum += l.dataSync()[0];
+          l.dispose();
+          count += batchTargets(b);
+        }
+        return { loss: sum / Math.max(1, count) };
+      };
+    }
+
+    const progress = opts.progress === false
+      ? undefined
+      : typeof opts.progress === 'function'
+        ? opts.progress(totalSteps)
+        : (opts.progress ?? new ProgressReporter({ total: totalSteps }));
+    const metricsFile = path.join(outDir, 'metrics.jsonl');
+    let result: TrainResult;
+    try {
+      result = await train<Batch>({
+        params,
+        lossFn: (b, ctx) => batchLoss(model, b, ctx),
+        data,
+        steps: totalSteps,
+        schedule: { lr: config.lr, warmupSteps: config.warmup, kind: config.schedule, minLr: config.minLr },
+        optimizer: { beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay },
+        gradAccumulation: config.gradAccumulation,
+        microBatchWeight: batchTargets,
+        maxGradNorm: config.maxGradNorm || undefined,
+        seed: config.seed,
+        checkpointDir: path.join(outDir, 'checkpoints'),
+        checkpointEvery: config.checkpointEvery,
+        keepCheckpoints: config.keepCheckpoints,
+        resume: opts.resume,
+        evalEvery: evalFn ? (config.evalEvery ?? totalSteps) : undefined,
+        evalFn,
+        logEvery: config.logEvery,
+        metricsFile,
+        signal: opts.signal,
+        onStep: (r) => progress?.step(r),
+        onLog: (r: MetricRecord) => {
+          if (r.type === 'eval') progress?.evaluation(r);
+        },
+        info: { model: config.model, adapter: config.adapter.kind },
+      });
+    } finally {
+      progress?.stop();
+    }
+
+    const lossPlot = path.join(outDir, 'loss.svg');
+    writeFileAtomicSync(lossPlot, await lossCurveSvg(result.log, { title: `${config.adapter.kind} training loss` }));
+    let adapterDir: string | undefined;
+    let routingPlot: string | undefined;
+    if (result.stopped === 'completed') {
+      adapterDir = path.join(outDir, 'adapter');
+      saveAdapter(peft, adapterDir);
+      log(`adapter saved to ${adapterDir}`);
+      if (config.adapter.kind === 'mor' || config.adapter.kind === 'moelora') {
+        const examples = await loadExamples(config.data, tokenizer, { maxLength: config.maxLength });
+        const stats = routingByTask(model, examples, config.batchSize, padIdOf(tokenizer));
+        writeFileAtomicSync(path.join(outDir, 'routing.json'), JSON.stringify(stats.toJSON(), null, 1) + '\n');
+        routingPlot = path.join(outDir, 'routing.svg');
+        const title = `${config.adapter.kind}: mean routing weight per expert, by task`;
+        writeFileAtomicSync(routingPlot, await routingHeatmapSvg(routingCellsFromStats(stats), { title }));
+      }
+    } else {
+      log(`interrupted at step ${result.step}; checkpoint ${result.lastCheckpoint}; continue with --resume`);
+    }
+    return { ...result, outDir, adapterDir, metricsFile, lossPlot, routingPlot, totalSteps };
+  } finally {
+    peft.dispose();
+  }
+}
+
+/**
+ * Routing statistics grouped by task over (at most `perTask`) examples of each task, in
+ * inference mode: batches hold one task each, so every observation belongs to that task.
+ */
+export function routingByTask(
+  model: LlamaForCausalLM,
+  examples: RenderedExample[],
+  batchSize: number,
+  padId: number,
+  perTask = 256,
+): RoutingStats {
+  const byTask = new Map<string, RenderedExample[]>();
+  for (const ex of examples) {
+    const list = byTask.get(ex.task) ?? [];
+    if (list.length < perTask) list.push(ex);
+    byTask.set(ex.task, list);
+  }
+  const stats = new RoutingStats();
+  for (const [task, list] of byTask) {
+    stats.group = task;
+    for (const b of batchesOf(list, batchSize, { padId, bucket: false })) {
+      const tokenMask = tf.tensor1d(Float32Array.from(b.attentionMask)); // [B * T]
+      const ctx: ForwardContext = { training: false, auxLosses: [], routing: stats, tokenMask };
+      try {
+        tf.tidy(() => {
+          const ids = tf.tensor2d(b.inputIds, [b.batchSize, b.seqLen], 'int32');
+          const mask = tf.tensor2d(b.attentionMask, [b.batchSize, b.seqLen], 'int32');
+          model.forward(ids, { attentionMask: mask, ctx });
+        });
+      } finally {
+        tokenMask.dispose();
+        for (const a of ctx.auxLosses) a.dispose();
+      }
+    }
+  }
+  return stats;
+}

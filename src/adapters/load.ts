@@ -10,7 +10,7 @@ import { tf } from '../backend/tf.ts';
 import { readSafetensors } from '../io/safetensors.ts';
 import { Module } from '../nn/module.ts';
 import { UserError } from '../errors.ts';
-import { PeftModel } from './peftModel.ts';
+import { PeftModel } from './inject.ts';
 import { fromPeftConfig } from './peftConfig.ts';
 import { modulesToSavePaths, planAdapter } from './targets.ts';
 import { ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME } from './save.ts';

@@ -9,7 +9,7 @@
 import { tf } from '../backend/tf.ts';
 import type { RoutingObserver, ForwardContext } from '../nn/context.ts';
 import type { Module } from '../nn/module.ts';
-import type { PeftModel } from './peftModel.ts';
+import type { PeftModel } from './inject.ts';
 
 interface Acc {
   tokens: number;

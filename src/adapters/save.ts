@@ -31,7 +31,7 @@ import * as path from 'node:path';
 import { writeSafetensors, type HostTensor } from '../io/safetensors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { UserError } from '../errors.ts';
-import type { PeftModel } from './peftModel.ts';
+import type { PeftModel } from './inject.ts';
 import { toPeftConfig } from './peftConfig.ts';
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';

@@ -5,11 +5,12 @@
  * leaves the XNNPACK fast path (5–40x slower), and tf.matMul's built-in gradient uses
  * exactly those flags; batched matmuls with batch > 1 are also slow (FACTS.md). So:
  *  - every product goes through one differentiable op whose backward products are again
- *    project matmuls. On the pure-wasm path transposes are explicit copies; with the
- *    native BLAS kernel (blas.ts) they are free flags of `cblas_sgemm`;
+ *    project matmuls. On the pure-wasm path transposes are explicit copies of the smaller
+ *    side (x·Wᵀ is computed as (W·xᵀ)ᵀ when x is smaller than W); with the native BLAS
+ *    kernel (blas.ts) they are free flags of `cblas_sgemm`;
  *  - gradients are computed lazily, per input: backprop only asks for the inputs that lead
- *    to a watched variable, so a frozen base weight costs no weight-gradient product
- *    (for PEFT that is a third of the backward flops of every frozen linear layer);
+ *    to a watched variable, so a frozen base weight costs no weight-gradient product (half
+ *    of the backward products of every frozen linear layer in PEFT);
  *  - `[..., M, K] x [K, N]` (and `x [N, K]` transposed) is folded into one 2-D product;
  *  - true batched products (attention `[B, H, T, D]`) run in one BLAS call looping over the
  *    batch in C, or as per-slice 2-D products on pure wasm.

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { initBackend, tf } from '../backend/tf.ts';
 import { loadModel } from '../models/load.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { getPeftModel } from '../adapters/peftModel.ts';
+import { getPeftModel } from '../adapters/inject.ts';
 import { BatchStream, DataMixture, loadExamples, type BatchStreamState } from '../data/mix.ts';
 import { batchesOf, countTargets, padIdOf, type Batch } from '../data/batch.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';

@@ -12,7 +12,7 @@ import { initBackend, tf } from '../../src/backend/tf.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { UserError } from '../../src/errors.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
-import { getPeftModel } from '../../src/adapters/peftModel.ts';
+import { getPeftModel } from '../../src/adapters/inject.ts';
 import { savePretrained } from '../../src/adapters/save.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
 import { DoraLinear } from '../../src/adapters/dora.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { UserError } from '../../src/errors.ts';
-import { getPeftModel, PeftModel } from '../../src/adapters/peftModel.ts';
+import { getPeftModel, PeftModel } from '../../src/adapters/inject.ts';
 import { parseAdapterConfig, type AdapterConfigInput } from '../../src/adapters/config.ts';
 import { LoraLinear } from '../../src/adapters/lora.ts';
 import { ToyModel, maxAbsDiff, randTensor } from './helpers.ts';

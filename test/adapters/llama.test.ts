@@ -15,7 +15,7 @@ import { createRandomModel } from '../../src/models/random.ts';
 import { makeConfig } from '../../src/models/llama/config.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
-import { getPeftModel } from '../../src/adapters/peftModel.ts';
+import { getPeftModel } from '../../src/adapters/inject.ts';
 import { RoutingStats } from '../../src/adapters/routing.ts';
 import type { AdapterConfigInput } from '../../src/adapters/config.ts';
 

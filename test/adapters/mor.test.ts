@@ -8,7 +8,7 @@ import { Linear } from '../../src/nn/linear.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
 import { MorLinear, morDeltaFast, morDeltaNaive, type MorLayerSpec } from '../../src/adapters/mor.ts';
 import { LoraLinear } from '../../src/adapters/lora.ts';
-import { getPeftModel } from '../../src/adapters/peftModel.ts';
+import { getPeftModel } from '../../src/adapters/inject.ts';
 import { RoutingStats, meanRoutingVectors } from '../../src/adapters/routing.ts';
 import { ToyModel, leakCheck, maxAbsDiff, randLinear, randTensor } from './helpers.ts';
 

@@ -8,7 +8,7 @@ import { initBackend, tf } from '../../src/backend/tf.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { UserError } from '../../src/errors.ts';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
-import { getPeftModel } from '../../src/adapters/peftModel.ts';
+import { getPeftModel } from '../../src/adapters/inject.ts';
 import { savePretrained } from '../../src/adapters/save.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
 import { fromPeftConfig, toPeftConfig } from '../../src/adapters/peftConfig.ts';

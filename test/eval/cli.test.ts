@@ -13,7 +13,7 @@ import { parseHfConfig } from '../../src/models/llama/config.ts';
 import { createRandomModel } from '../../src/models/random.ts';
 import { savePretrained } from '../../src/models/save.ts';
 import { loadModel } from '../../src/models/load.ts';
-import { getPeftModel } from '../../src/adapters/peftModel.ts';
+import { getPeftModel } from '../../src/adapters/inject.ts';
 import { savePretrained as saveAdapter } from '../../src/adapters/save.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { evaluateMultipleChoice, readMultipleChoice } from '../../src/eval/multipleChoice.ts';

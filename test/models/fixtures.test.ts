@@ -18,7 +18,7 @@ for (const name of FIXTURE_NAMES) {
     const beforeLoad = tf.memory().numTensors;
     const model = await loadModel(path.join(FIXTURES, name));
     // Warm-up: on the pure-wasm path frozen layers cache W^T on first use (model-owned state).
-    tf.tidy(() => model.forward(tf.tensor2d([[1, 2]], undefined, 'int32')));
+    tf.tidy(() => void model.forward(tf.tensor2d([[1, 2]], undefined, 'int32')));
     const before = tf.memory().numTensors;
     for (const c of readExpected(name)) {
       const ids = tf.tensor2d(c.input_ids, undefined, 'int32');

@@ -27,7 +27,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 }
 
 test('prefill + one-token steps equal the full forward at every step', () => {
-  tf.tidy(() => model.forward(tf.tensor2d([[1]], undefined, 'int32'))); // warm-up (W^T caches on pure wasm)
+  tf.tidy(() => void model.forward(tf.tensor2d([[1]], undefined, 'int32'))); // warm-up (W^T caches on pure wasm)
   const before = tf.memory().numTensors;
   tf.engine().startScope(); // disposes the inline input tensors at endScope
   const ids = [[5, 9, 3, 17, 22, 8, 30, 1, 11, 4]];

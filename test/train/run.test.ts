@@ -14,7 +14,7 @@ import { parseTrainConfig } from '../../src/train/config.ts';
 import { batchLoss, batchTargets, runTraining } from '../../src/train/run.ts';
 import { train } from '../../src/train/trainer.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
-import { getPeftModel } from '../../src/adapters/peftModel.ts';
+import { getPeftModel } from '../../src/adapters/inject.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { BatchStream, DataMixture, type BatchStreamState } from '../../src/data/mix.ts';
 import type { Batch } from '../../src/data/batch.ts';

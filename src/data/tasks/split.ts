@@ -131,6 +131,7 @@ export interface SplitFactsOptions {
  * `sizes.test` / `sizes.validation` / `sizes.train` items, then turn each fact into a
  * multiple-choice item whose distractors are answers of other facts from the SAME split
  * and pool, so every choice of a held-out item is as unseen in training as its answer.
+ * Distractors are drawn in proportion to how often each answer is correct.
  */
 export function splitFacts(rng: Rng, facts: Fact[], sizes: SplitSizes, opts: SplitFactsOptions): TaskSplits {
   const chosen = assignSplits(rng, facts, sizes, opts.balanced ?? false);
@@ -150,7 +151,9 @@ export function splitFacts(rng: Rng, facts: Fact[], sizes: SplitSizes, opts: Spl
       if (list) list.push(f.answer);
       else pools.set(p, [f.answer]);
     }
-    for (const [p, list] of pools) pools.set(p, sortedUnique(list));
+    // Pools keep duplicates: an answer is drawn as a distractor as often as it is correct,
+    // so a model that merely prefers frequent answers scores chance.
+    for (const [p, list] of pools) pools.set(p, list.sort(byString));
     for (const f of chosen[split]) {
       if (opts.fixedChoices) {
         out[split].push(makeItem(rng, f.key, f.question, f.answer, [], opts.fixedChoices));
@@ -160,7 +163,7 @@ export function splitFacts(rng: Rng, facts: Fact[], sizes: SplitSizes, opts: Spl
       const ok = (v: string): boolean => v !== f.answer && (opts.allow?.(f, v) ?? true);
       const distractors = sampleDistinct(rng, pool, opts.numChoices - 1, ok);
       if (distractors.length < opts.numChoices - 1) {
-        const global = sortedUnique(globalPools.get(f.pool ?? '') ?? []);
+        const global = [...(globalPools.get(f.pool ?? '') ?? [])].sort(byString);
         const more = sampleDistinct(rng, global, opts.numChoices - 1 - distractors.length, (v) => ok(v) && !distractors.includes(v));
         distractors.push(...more);
       }

@@ -5,7 +5,7 @@
  */
 import type { Rng } from '../../util/rng.ts';
 import { loadSotu, loadUsStates, type SotuSpeech } from './sources.ts';
-import { assignSplits, makeItem, mapSplits, sampleDistinct, sortedUnique, type Fact } from './split.ts';
+import { assignSplits, byString, makeItem, mapSplits, sampleDistinct, type Fact } from './split.ts';
 import type { TaskSpec, TaskSplits } from './types.ts';
 
 /** Years with exactly one address (two presidents spoke in 1953 and 1961: no single answer). */
@@ -31,7 +31,8 @@ export const sotuPresidentTask: TaskSpec = {
   defaultSizes: { train: 1500, validation: 25, test: 50 },
   generate({ rng, sizes }) {
     const years = speechesByYear();
-    const presidents = sortedUnique([...years.values()].map((s) => s.president));
+    // One entry per year: a president is a distractor as often as he is an answer.
+    const presidents = [...years.values()].map((s) => s.president).sort(byString);
     const facts: Fact[] = [...years.values()].map((s) => ({
       key: String(s.year),
       question: `Who gave the State of the Union address in ${s.year}?`,

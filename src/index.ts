@@ -80,6 +80,36 @@ export { evaluateExactMatch, readExactMatch, exactMatchPrompt, normalizeAnswer, 
 export type { GenerateFn, ExactMatchOptions, ExactMatchResult, ExactMatchItemResult, ExactMatchPromptStyle } from './eval/exactMatch.ts';
 export { aggregate, formatMarkdownTable, reportToJson, writeReport } from './eval/report.ts';
 export type { EvalReport, TaskMetrics, MarkdownOptions } from './eval/report.ts';
+export {
+  ADAPTER_KINDS, adapterConfigSchema, loraConfigSchema, doraConfigSchema, morConfigSchema, moeLoraConfigSchema, fullConfigSchema,
+  parseAdapterConfig, defaultTargetModules, loraScaling,
+} from './adapters/config.ts';
+export type {
+  AdapterKind, AdapterConfig, AdapterConfigInput, LoraConfig, DoraConfig, MorConfig, MoeLoraConfig, FullConfig, LowRankConfig,
+} from './adapters/config.ts';
+export { PeftModel, getPeftModel, createAdapterLayer } from './adapters/inject.ts';
+export type { AddAdapterOptions, RoutingVectors } from './adapters/inject.ts';
+export { AdapterLayer, isAdapterLayer } from './adapters/layer.ts';
+export type { AdapterState, MergeOptions } from './adapters/layer.ts';
+export { LoraLinear } from './adapters/lora.ts';
+export type { LoraLayerSpec } from './adapters/lora.ts';
+export { DoraLinear } from './adapters/dora.ts';
+export { MorLinear, morDeltaFast, morDeltaNaive } from './adapters/mor.ts';
+export type { MorLayerSpec, MorParams } from './adapters/mor.ts';
+export { MoeLoraLinear, moeLoraDelta, moeLoraDeltaNaive } from './adapters/moelora.ts';
+export type { MoeLoraLayerSpec } from './adapters/moelora.ts';
+export { FullLinear } from './adapters/full.ts';
+export { planAdapter } from './adapters/targets.ts';
+export type { PlannedTarget } from './adapters/targets.ts';
+export { toPeftConfig, fromPeftConfig } from './adapters/peftConfig.ts';
+export { savePretrained as saveAdapter, ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME } from './adapters/save.ts';
+export type { SaveAdapterOptions } from './adapters/save.ts';
+export { loadAdapter, readAdapterConfig, expectedAdapterTensors } from './adapters/load.ts';
+export type { LoadAdapterOptions } from './adapters/load.ts';
+export { RoutingStats, meanRoutingVectors } from './adapters/routing.ts';
+export type { RoutingBatch, BatchRunner } from './adapters/routing.ts';
+export { countParameters, formatTrainableParameters } from './adapters/params.ts';
+export type { ParamCounts } from './adapters/params.ts';
 export { LlamaForCausalLM, LlamaModel } from './models/llama/model.ts';
 export type { ForwardOptions, LossOptions } from './models/llama/model.ts';
 export { parseHfConfig, toHfConfig, makeConfig, SUPPORTED_MODEL_TYPES } from './models/llama/config.ts';

@@ -21,6 +21,7 @@ import { FullLinear, type FullLayerSpec } from './full.ts';
 import { modulesToSavePaths, planAdapter, type PlannedTarget } from './targets.ts';
 import { ParamCopies } from './paramCopies.ts';
 import { countParameters, formatTrainableParameters, type ParamCounts } from './params.ts';
+import { savePretrained, type SaveAdapterOptions } from './save.ts';
 
 /** Holder giving the tree PEFT's `base_model.model` prefix. */
 class BaseModelHolder extends Module {
@@ -234,6 +235,11 @@ export class PeftModel<M extends Module = Module> extends Module {
     }
     for (const [k, v] of this.copies.tensors(name)) out.set(`base_model.model.${k}`, v);
     return out;
+  }
+
+  /** Write the adapters in PEFT's layout (see `savePretrained` in save.ts). */
+  savePretrained(dir: string, opts: SaveAdapterOptions = {}): void {
+    savePretrained(this, dir, opts);
   }
 
   /** Trainable / all parameter counts (PEFT `get_nb_trainable_parameters`). */

@@ -83,11 +83,6 @@ export function dropout(x: tf.Tensor2D, p: number, ctx: ForwardContext | undefin
   return tf.mul(x, tf.tensor(mask, x.shape, 'float32'));
 }
 
-/** `x A^T B^T` for x `[T, dIn]`, A `[r, dIn]`, B `[dOut, r]`: two thin products, never `B A`. */
-export function lowRankProduct(x: tf.Tensor2D, a: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.tidy(() => matMul(matMul(x, a, false, true), b, false, true) as tf.Tensor2D); // [T, r] -> [T, dOut]
-}
-
 /** Router probabilities `softmax(x W_g^T + b)`: x `[T, dIn]`, W_g `[N, dIn]` -> `[T, N]`. */
 export function routerProbs(x: tf.Tensor2D, wg: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
   return tf.tidy(() => {
@@ -123,6 +118,7 @@ export function argmaxAssignment(g: tf.Tensor2D): tf.Tensor2D {
  * expert i (differentiable). Equals 1 for perfectly balanced routing. `mask` `[T]` (1 = real).
  */
 export function loadBalanceLoss(probs: tf.Tensor2D, assigned: tf.Tensor2D, mask?: tf.Tensor1D): tf.Scalar {
+  checkMask(mask, probs.shape[0]);
   return tf.tidy(() => {
     const n = probs.shape[1];
     const a = tf.div(assigned, assigned.sum(1, true)); // not differentiable (a decision)
@@ -150,6 +146,7 @@ export function pushAuxLoss(ctx: ForwardContext | undefined, loss: tf.Scalar, co
 /** Report the routing weights of the real tokens to `ctx.routing` (if any). */
 export function recordRouting(ctx: ForwardContext | undefined, modulePath: string, g: tf.Tensor2D): void {
   if (!ctx?.routing) return;
+  checkMask(ctx.tokenMask, g.shape[0]);
   const weights = tf.tidy(() => {
     if (!ctx.tokenMask) return g;
     const m = ctx.tokenMask.dataSync();
@@ -162,5 +159,12 @@ export function recordRouting(ctx: ForwardContext | undefined, modulePath: strin
     ctx.routing.record(modulePath, weights);
   } finally {
     if (weights !== g) weights.dispose();
+  }
+}
+
+/** `ctx.tokenMask` must have one entry per token of the layer input. */
+function checkMask(mask: tf.Tensor1D | undefined, tokens: number): void {
+  if (mask && mask.size !== tokens) {
+    throw new Error(`ctx.tokenMask has ${mask.size} entries but the layer input has ${tokens} tokens`);
   }
 }

@@ -34,8 +34,12 @@ export const TrainConfigSchema = z
     data: z.array(DataFileSchema).min(1),
     /** Evaluation data for the periodic eval loss (same formats as `data`). */
     evalData: z.array(DataFileSchema).optional(),
-    /** Multiple-choice eval files (`{task, question, choices, answer}`), scored at the end. */
-    evalChoices: z.array(z.string().min(1)).optional(),
+    /**
+     * Benchmark files scored on the saved adapter when training completes, as `mor eval` does:
+     * multiple choice (`{task, question, choices, answer}`: acc, acc_norm) or
+     * `{prompt, completion}` (exact match). Results go to `<outDir>/eval/`.
+     */
+    finalEval: z.array(z.string().min(1)).optional(),
     /** Truncate sequences to this many tokens. Default 512. */
     maxLength: z.int().positive().default(512),
     /** Sequences per micro-batch. Default 4. */

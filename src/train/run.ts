@@ -9,6 +9,7 @@
  * <outDir>/adapter/          the trained adapter, PEFT layout (when the run completes)
  * <outDir>/routing.svg       MoR/MoELoRA: mean routing weight per expert, task and layer
  * <outDir>/routing.json      the same numbers (`{ [module]: { [task]: { tokens, mean } } }`)
+ * <outDir>/eval/             `finalEval` results: eval.json, eval.md, predictions.jsonl
  * <outDir>/train_config.json the validated config, defaults filled in
  * ```
  */
@@ -28,6 +29,7 @@ import { lossCurveSvg } from '../plot/lossCurve.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
 import { RoutingStats } from '../adapters/routing.ts';
 import type { RenderedExample } from '../data/render.ts';
+import { evaluate, type EvaluateResult } from '../eval/evaluate.ts';
 import { train, type ResumableIterator, type TrainResult } from './trainer.ts';
 import type { MetricRecord } from './metrics.ts';
 import type { TrainConfig } from './config.ts';
@@ -54,6 +56,8 @@ export interface RunTrainingResult extends TrainResult {
   lossPlot: string;
   /** Routing heatmap (routed adapters, completed runs). */
   routingPlot?: string;
+  /** Scores on the `finalEval` files (completed runs). */
+  finalEval?: EvaluateResult;
   /** Total number of updates of the run. */
   totalSteps: number;
 }
@@ -190,7 +194,18 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     } else {
       log(`interrupted at step ${result.step}; checkpoint ${result.lastCheckpoint}; continue with --resume`);
     }
-    return { ...result, outDir, adapterDir, metricsFile, lossPlot, routingPlot, totalSteps };
+    let finalEval: EvaluateResult | undefined;
+    if (adapterDir && config.finalEval?.length) {
+      finalEval = await evaluate({
+        model: config.model,
+        adapter: adapterDir,
+        data: config.finalEval,
+        outDir: path.join(outDir, 'eval'),
+        batchSize: config.batchSize,
+      });
+      log(finalEval.markdown.trimEnd());
+    }
+    return { ...result, outDir, adapterDir, metricsFile, lossPlot, routingPlot, finalEval, totalSteps };
   } finally {
     peft.dispose();
   }

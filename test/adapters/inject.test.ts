@@ -167,3 +167,39 @@ test('PeftModel parameter names are PEFT state-dict names', () => {
   ]);
   peft.dispose();
 });
+
+test('PEFT bias modes: "lora_only" trains the biases of adapted layers, "all" every bias; saved and reloaded', async () => {
+  const { savePretrained } = await import('../../src/adapters/save.ts');
+  const { loadAdapter } = await import('../../src/adapters/load.ts');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const x = randTensor(new Rng(2), [2, 8]) as tf.Tensor2D;
+  for (const bias of ['lora_only', 'all'] as const) {
+    const model = new ToyModel(8, 12, 1, 10, 1, true); // attention projections with biases
+    const peft = getPeftModel(model, { kind: 'lora', r: 2, targetModules: ['q_proj'], bias });
+    const names = peft.trainableParameters().map(([k]) => k).filter((k) => k.endsWith('bias'));
+    const expected = bias === 'lora_only'
+      ? ['base_model.model.model.layers.0.self_attn.q_proj.base_layer.bias']
+      : ['q_proj.base_layer', 'k_proj', 'v_proj', 'o_proj'].map((n) => `base_model.model.model.layers.0.self_attn.${n}.bias`);
+    assert.deepEqual(names.sort(), expected.sort());
+    for (const [k, v] of peft.trainableParameters()) if (k.endsWith('bias')) v.assign(tf.add(v, 0.5));
+    const y = model.forward(x);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-bias-'));
+    savePretrained(peft, dir);
+    const model2 = new ToyModel(8, 12, 1, 10, 1, true);
+    const p2 = loadAdapter(model2, dir);
+    const y2 = model2.forward(x);
+    assert.equal(maxAbsDiff(y, y2), 0, bias);
+    const off = p2.withAdapterDisabled(() => model2.forward(x));
+    const base = new ToyModel(8, 12, 1, 10, 1, true);
+    const y0 = base.forward(x);
+    assert.equal(maxAbsDiff(off, y0), 0, 'disabled: original biases');
+    tf.dispose([y, y2, off, y0]);
+    base.dispose();
+    peft.dispose();
+    p2.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  x.dispose();
+});

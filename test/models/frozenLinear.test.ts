@@ -44,9 +44,10 @@ test('FrozenLinear equals Linear in value and input gradient; cache follows weig
   frozen.replaceParam('weight', v).dispose();
   const n0 = tf.memory().numTensors;
   const { grads, value } = tf.variableGrads(() => tf.sum(frozen.forward(x)) as tf.Scalar, [v]);
-  assert.ok(tf.sum(tf.abs(grads[v.name])).dataSync()[0] > 0);
+  assert.ok(tf.tidy(() => tf.sum(tf.abs(grads[v.name])).dataSync()[0]) > 0);
   tf.dispose([value, grads[v.name]]);
-  assert.equal(tf.memory().numTensors, n0, 'no cache kept for a Variable');
+  // no cache kept for a Variable; the W^T cached for the previous weight is freed
+  assert.equal(tf.memory().numTensors, n0 - (wasm ? 1 : 0));
   tf.dispose([y0, y1, y2, y3, g0, g1, x]);
   frozen.releaseCaches();
   frozen.dispose();

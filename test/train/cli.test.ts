@@ -4,11 +4,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initBackend } from '../../src/backend/tf.ts';
 import { main } from '../../src/cli/main.ts';
 import { makeTinySetup } from '../fixtures/train/tinyLlama.ts';
 
 await initBackend({ announce: false });
+const here = path.dirname(fileURLToPath(import.meta.url));
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-cli-train-'));
 const setup = await makeTinySetup(root);
 
@@ -33,6 +35,8 @@ test('mor train --config FILE (YAML) with flag overrides trains and saves the ad
     'steps: 100',
     'batchSize: 2',
     `outDir: ${path.join(root, 'out')}`,
+    'finalEval:',
+    `  - ${path.join(here, '../fixtures/eval/mc_small.jsonl')}`,
     '',
   ].join('\n'));
   const r = await run(['train', '--config', cfgFile, '--steps', '3', '--lr', '0.01', '--log-every', '1']);
@@ -42,6 +46,10 @@ test('mor train --config FILE (YAML) with flag overrides trains and saves the ad
   assert.match(r.err, /trainable params: /);
   assert.ok(fs.existsSync(path.join(root, 'out', 'adapter', 'adapter_model.safetensors')));
   assert.equal(fs.readFileSync(path.join(root, 'out', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
+  // The final benchmark ran on the saved adapter: per-task accuracy table and eval.json.
+  assert.match(r.err, /\| capitals \|/);
+  const ev = JSON.parse(fs.readFileSync(path.join(root, 'out', 'eval', 'eval.json'), 'utf8')) as { adapter: string };
+  assert.equal(ev.adapter, path.join(root, 'out', 'adapter'));
 });
 
 test('flags alone form a config; bad input is one line and exit 1', async () => {

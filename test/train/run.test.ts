@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { makeTinySetup } from '../fixtures/train/tinyLlama.ts';
+import { sampleMemory, type MemorySample } from '../fixtures/train/memory.ts';
 import { parseTrainConfig } from '../../src/train/config.ts';
 import { batchLoss, batchTargets, runTraining } from '../../src/train/run.ts';
 import { train } from '../../src/train/trainer.ts';
@@ -98,7 +99,7 @@ test('tiny LLaMA + MoR (balanced router, aux loss) through the trainer: tensor c
   const stream = new BatchStream(mixture, { batchSize: 2 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-run-mem-'));
   const counts = new Map<number, number>();
-  const rss = new Map<number, number>();
+  const mem = new Map<number, MemorySample>();
   const before = tf.memory().numTensors;
   await train<Batch>({
     params: peft.trainableParameters(),
@@ -109,14 +110,16 @@ test('tiny LLaMA + MoR (balanced router, aux loss) through the trainer: tensor c
     onStep: (r) => {
       if (r.step % 20 === 0) {
         counts.set(r.step, tf.memory().numTensors);
-        rss.set(r.step, process.memoryUsage().rss);
+        mem.set(r.step, sampleMemory());
       }
     },
   });
   assert.equal(tf.memory().numTensors, before);
   assert.equal(counts.get(200), counts.get(20));
-  const growMb = (rss.get(200)! - rss.get(60)!) / 2 ** 20;
-  assert.ok(growMb < 40, `RSS grew ${growMb.toFixed(1)} MiB between steps 60 and 200`);
+  const heapGrow = mem.get(200)!.heapMb - mem.get(60)!.heapMb;
+  const rssGrow = mem.get(200)!.rssMb - mem.get(60)!.rssMb;
+  assert.ok(heapGrow < 4, `heap after GC grew ${heapGrow.toFixed(2)} MiB between steps 60 and 200`);
+  assert.ok(rssGrow < 32, `RSS grew ${rssGrow.toFixed(1)} MiB between steps 60 and 200`);
   peft.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -9,6 +9,7 @@ import { UserError } from '../../src/errors.ts';
 import type { TrainRecord } from '../../src/train/metrics.ts';
 import { readMetrics } from '../../src/train/metrics.ts';
 import { ToyData, ToyMlp, paramsOf, type ToyBatch } from '../fixtures/train/toy.ts';
+import { sampleMemory, type MemorySample } from '../fixtures/train/memory.ts';
 
 await initBackend({ announce: false });
 
@@ -193,20 +194,22 @@ test('tensor count flat and RSS steady over 200 steps (accumulation, clipping, d
   const m = new ToyMlp(8, 32, 1, 0.1);
   const before = tf.memory().numTensors;
   const counts = new Map<number, number>();
-  const rss = new Map<number, number>();
+  const mem = new Map<number, MemorySample>();
   await train(options(m, new ToyData(8, 16, 1), {
     steps: 200, gradAccumulation: 2, maxGradNorm: 0.1, checkpointDir: dir, checkpointEvery: 50,
     onStep: (r) => {
       if (r.step % 25 === 0) {
         counts.set(r.step, tf.memory().numTensors);
-        rss.set(r.step, process.memoryUsage().rss);
+        mem.set(r.step, sampleMemory());
       }
     },
   }));
   assert.equal(tf.memory().numTensors, before);
   assert.equal(counts.get(200), counts.get(25));
-  const growMb = (rss.get(200)! - rss.get(50)!) / 2 ** 20;
-  assert.ok(growMb < 40, `RSS grew ${growMb.toFixed(1)} MiB between steps 50 and 200`);
+  const heapGrow = mem.get(200)!.heapMb - mem.get(50)!.heapMb;
+  const rssGrow = mem.get(200)!.rssMb - mem.get(50)!.rssMb;
+  assert.ok(heapGrow < 4, `heap after GC grew ${heapGrow.toFixed(2)} MiB between steps 50 and 200`);
+  assert.ok(rssGrow < 32, `RSS grew ${rssGrow.toFixed(1)} MiB between steps 50 and 200`);
   m.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });

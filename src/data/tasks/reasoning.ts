@@ -5,7 +5,7 @@
  */
 import type { Rng } from '../../util/rng.ts';
 import { commonWords } from './lexicon.ts';
-import { assignSplits, byString, makeItem, mapSplits, type Fact } from './split.ts';
+import { assignSplits, byString, makeItem, mapSplits, sampleDistinct, type Fact } from './split.ts';
 import type { TaskItem, TaskSpec, TaskSplits } from './types.ts';
 
 /** Canonical key of a problem (addition is commutative). */
@@ -103,18 +103,23 @@ function swapAt(w: string, i: number): string {
   return c.join('');
 }
 
-function stringDistractors(rng: Rng, op: StringOp, word: string, answer: string): string[] {
-  const cands: string[] = [];
-  if (op === 'length') {
-    for (const o of rng.shuffle([1, -1, 2, -2, 3])) if (word.length + o >= 1) cands.push(String(word.length + o));
-  } else if (op === 'last') {
-    for (const c of rng.shuffle([...new Set(word)].sort(byString))) cands.push(c);
-    for (const c of rng.shuffle([...ALPHABET])) cands.push(c);
-  } else {
-    for (const i of rng.shuffle([...Array(answer.length - 1).keys()])) cands.push(swapAt(answer, i));
+/**
+ * Distractors of one item. Counts and last letters are drawn from `pool`: the answers of the
+ * same operation in the same split, with repeats, so each count or letter is offered as often
+ * as it is correct and a prior for common lengths or endings scores chance. Reversals get
+ * near misses: the reversal with two adjacent letters swapped, or the word itself.
+ */
+function stringDistractors(rng: Rng, op: StringOp, word: string, answer: string, pool: string[]): string[] {
+  let out: string[];
+  if (op === 'reverse') {
+    const cands = rng.shuffle([...Array(answer.length - 1).keys()]).map((i) => swapAt(answer, i));
     cands.push(word);
+    out = [...new Set(cands.filter((c) => c !== answer))].slice(0, 3);
+  } else {
+    out = sampleDistinct(rng, pool, 3, (v) => v !== answer);
+    const fill = op === 'length' ? ['1', '2', '3', '4', '5', '6', '7', '8', '9'] : [...ALPHABET];
+    out.push(...sampleDistinct(rng, fill, 3 - out.length, (v) => v !== answer && !out.includes(v)));
   }
-  const out = [...new Set(cands.filter((c) => c !== answer))].slice(0, 3);
   // Words with repeated letters have few distinct swaps: fill with one-letter substitutions.
   while (out.length < 3) {
     const i = rng.int(answer.length);
@@ -150,8 +155,12 @@ export const stringOpsTask: TaskSpec = {
       return { ...stringFact(op, w), op };
     });
     const split = assignSplits(rng, facts, sizes, false);
-    const items = (fs: (typeof facts)[number][]): TaskItem[] =>
-      fs.map((f) => makeItem(rng, f.key, f.question, f.answer, stringDistractors(rng, f.op, f.key, f.answer)));
+    const items = (fs: (typeof facts)[number][]): TaskItem[] => {
+      const pools = new Map<StringOp, string[]>(ops.map((op) => [op, fs.filter((f) => f.op === op).map((f) => f.answer).sort(byString)]));
+      return fs.map((f) =>
+        makeItem(rng, f.key, f.question, f.answer, stringDistractors(rng, f.op, f.key, f.answer, pools.get(f.op) ?? [])),
+      );
+    };
     return mapSplits(split, items);
   },
   corpusLines(heldOut: TaskSplits, _rng: Rng): string[] {

@@ -225,7 +225,7 @@ test('every row is well formed and the prompt files match the multiple-choice fi
   }
 });
 
-test('each task has its splits at the promised sizes; label tasks are balanced', () => {
+test('each task has its splits at the promised sizes; label tasks are balanced; answer priors score near chance', () => {
   assert.ok(TASKS.length >= 8);
   const categories = new Set(manifest.tasks.map((t) => t.category));
   for (const c of ['knowledge', 'language', 'reading', 'reasoning']) assert.ok(categories.has(c as never), c);
@@ -253,6 +253,21 @@ test('each task has its splits at the promised sizes; label tasks are balanced',
     for (const r of rows) counts.set(r.choices[r.answer], (counts.get(r.choices[r.answer]) ?? 0) + 1);
     assert.equal(counts.size, rows[0].choices.length, task);
     for (const n of counts.values()) assert.equal(n, rows.length / counts.size, `${task} unbalanced`);
+  }
+  // Near chance for a model that only knows how often each answer was right in training
+  // (label tasks are balanced; list tasks draw distractors as often as they are correct).
+  for (const t of manifest.tasks) {
+    const seen = new Map<string, number>();
+    for (const r of readLines<Chat>(path.join(SUITE, t.name, 'train.jsonl'))) seen.set(r.messages[1].content, (seen.get(r.messages[1].content) ?? 0) + 1);
+    const rows = readLines<Mc>(path.join(SUITE, t.name, 'test.mc.jsonl'));
+    let right = 0;
+    for (const r of rows) {
+      const score = r.choices.map((c) => seen.get(c) ?? 0);
+      const best = Math.max(...score);
+      const ties = score.filter((s) => s === best).length;
+      if (score[r.answer] === best) right += 1 / ties; // expected accuracy with random tie-breaks
+    }
+    assert.ok(right / rows.length <= t.chance + 0.1, `${t.name}: an answer-frequency prior scores ${(right / rows.length).toFixed(2)}`);
   }
   let bytes = 0;
   for (const f of listFiles(SUITE)) bytes += statSync(path.join(SUITE, f)).size;

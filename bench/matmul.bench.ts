@@ -6,7 +6,7 @@
  * next to raw `cblas_sgemm` of the same products on plain Float32Arrays (the ceiling);
  * then a 2-layer MLP (batch 64, hidden 1024) forward+backward on the project matmul vs
  * naive tf.matMul (built-in gradient). Ends with the issue-2 acceptance checks.
- * `--quick` skips the [1024,576]x[576,49152] shape (about 10 s per pass on pure wasm);
+ * `--quick` skips the [1024,576]x[576,49152] shape (up to a minute on pure wasm);
  * `--mlp-only` runs only the MLP; `--paths=wasm` or `--paths=blas` picks the paths.
  */
 import os from 'node:os';
@@ -43,6 +43,7 @@ const shapes: Shape[] = [
 await initBackend();
 const addon = loadBlasAddon();
 const paths = (pathsArg ?? (addon ? ['wasm', 'blas'] : ['wasm'])) as ('wasm' | 'blas')[];
+if (paths.some((p) => p !== 'wasm' && p !== 'blas')) throw new Error(`--paths takes wasm and/or blas, got ${paths}`);
 
 function fill(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);

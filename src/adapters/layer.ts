@@ -155,22 +155,12 @@ export abstract class AdapterLayer<S extends AdapterState = AdapterState> extend
     for (const [key, v] of s.tensors) {
       const dot = key.indexOf('.');
       const dictName = dot < 0 ? key : key.slice(0, dot);
-      let dict: AdapterDict;
-      try {
-        dict = this.child<AdapterDict>(dictName);
-      } catch {
-        dict = this.addChild(dictName, new AdapterDict());
-      }
+      const dict = (findChild(this, dictName) as AdapterDict | undefined) ?? this.addChild(dictName, new AdapterDict());
       if (dot < 0) {
         dict.setParam(s.name, v);
       } else {
-        let holder: ParamHolder;
-        try {
-          holder = dict.child<ParamHolder>(s.name);
-        } catch {
-          holder = new ParamHolder();
-          dict.setChild(s.name, holder);
-        }
+        let holder = findChild(dict, s.name) as ParamHolder | undefined;
+        if (!holder) dict.setChild(s.name, (holder = new ParamHolder()));
         holder.setParam(key.slice(dot + 1), v);
       }
     }
@@ -268,6 +258,10 @@ export abstract class AdapterLayer<S extends AdapterState = AdapterState> extend
     for (const s of this.states.values()) this.disposeState(s);
     this.states.clear();
   }
+}
+
+function findChild(m: Module, name: string): Module | undefined {
+  return m.children().find(([n]) => n === name)?.[1];
 }
 
 /** `true` if `m` is an adapter wrapper. */

@@ -71,10 +71,16 @@ export function expectedAdapterTensors(model: Module, config: AdapterConfig): Ma
 
 /**
  * Load the adapter in `dir` into `model` (a base model, which gets wrapped, or a PeftModel,
- * which gets one more adapter). Returns the PeftModel; the loaded adapter is activated when it
- * is the model's first.
+ * which gets one more adapter) under the name `nameOrOpts` (or `opts.adapterName`, default
+ * `"default"`). Returns the PeftModel; the loaded adapter is activated when it is the model's
+ * first. It is frozen unless `isTrainable` (PEFT's `from_pretrained` default).
  */
-export function loadAdapter<M extends Module>(model: M | PeftModel<M>, dir: string, opts: LoadAdapterOptions = {}): PeftModel<M> {
+export function loadAdapter<M extends Module>(
+  model: M | PeftModel<M>,
+  dir: string,
+  nameOrOpts: string | LoadAdapterOptions = {},
+): PeftModel<M> {
+  const opts: LoadAdapterOptions = typeof nameOrOpts === 'string' ? { adapterName: nameOrOpts } : nameOrOpts;
   const name = opts.adapterName ?? 'default';
   const config = readAdapterConfig(dir);
   const file = path.join(dir, ADAPTER_WEIGHTS_NAME);

@@ -70,7 +70,9 @@ async function doInit(options: InitOptions): Promise<BackendInfo> {
   await tf.ready();
   shareIdentity();
   const requested = options.matmul ?? envMatmul();
-  info = applyMatmulPath(requested, await import('./blas.ts'));
+  const blasMod = await import('./blas.ts');
+  blasMod.installFusedMatMulFix();
+  info = applyMatmulPath(requested, blasMod);
   const announce = options.announce ?? !process.env.MOR_QUIET;
   if (announce) process.stderr.write(`mor: matmul backend: ${describeBackend(info)}\n`);
   return info;

@@ -16,9 +16,22 @@ export function createRandomModel(config: LlamaConfig, seed: number): LlamaForCa
     const n = shape.reduce((a, b) => a * b, 1);
     if (kind === 'norm') return tf.ones(shape);
     if (kind === 'bias') return tf.zeros(shape);
-    const data = rng.normalArray(n, 0, config.initializerRange);
+    const data = normals(rng, n, config.initializerRange);
     const pad = config.padTokenId;
     if (kind === 'embedding' && pad !== undefined && pad >= 0 && pad < shape[0]) data.fill(0, pad * shape[1], (pad + 1) * shape[1]);
     return tf.tensor(data, shape, 'float32');
   });
+}
+
+/** `n` draws from N(0, std): Box–Muller using both outputs of each pair (half the work of one per pair). */
+function normals(rng: Rng, n: number, std: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = (rng.nextU32() + 1) / 4294967297; // (0, 1]: log is finite
+    const r = std * Math.sqrt(-2 * Math.log(u));
+    const a = 2 * Math.PI * rng.next();
+    out[i] = r * Math.cos(a);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(a);
+  }
+  return out;
 }

@@ -87,11 +87,12 @@ export class ProgressReporter {
       if (!this.bar) {
         this.bar = new cliProgress.SingleBar(
           {
-            format: 'train [{bar}] {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | eta {eta}',
+            // Compact enough for an 80-column terminal (cli-progress truncates longer lines).
+            format: '{bar} {value}/{total} loss {loss} lr {lr} {tps} tok/s eta {eta}',
             stream: this.stream,
             hideCursor: true,
             clearOnComplete: false,
-            barsize: 24,
+            barsize: 16,
           },
           cliProgress.Presets.shades_classic,
         );

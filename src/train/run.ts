@@ -203,7 +203,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
         outDir: path.join(outDir, 'eval'),
         batchSize: config.batchSize,
       });
-      log(finalEval.markdown.trimEnd());
+      log(`final evaluation written to ${path.join(outDir, 'eval')}`);
     }
     return { ...result, outDir, adapterDir, metricsFile, lossPlot, routingPlot, finalEval, totalSteps };
   } finally {

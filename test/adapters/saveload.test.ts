@@ -88,7 +88,7 @@ test('saved tensors: PEFT keys and shapes, format metadata; non-default adapters
     // Load both into a fresh model as two adapters.
     const model2 = new ToyModel(8, 12, 1);
     const p2 = loadAdapter(model2, dir);
-    loadAdapter(p2, path.join(dir, 'b'), { adapterName: 'b' });
+    loadAdapter(p2, path.join(dir, 'b'), 'b');
     assert.deepEqual([...p2.peftConfig.keys()], ['default', 'b']);
     assert.equal(p2.activeAdapter, 'default');
     assert.equal(p2.countParameters().trainable, 0, 'loaded for inference by default');
@@ -156,7 +156,8 @@ test('F16 / BF16 storage loads back within half precision', () => {
   try {
     const peft = getPeftModel(new ToyModel(8, 12, 1), { kind: 'lora', init: false, targetModules: ['q_proj'] });
     savePretrained(peft, dir, { floatDtype: 'BF16' });
-    const p2 = loadAdapter(new ToyModel(8, 12, 1), dir);
+    const p2 = loadAdapter(new ToyModel(8, 12, 1), dir, { isTrainable: true });
+    assert.equal(p2.countParameters().trainable, peft.countParameters().trainable, 'isTrainable');
     for (const [k, v] of peft.adapterTensors('default')) {
       const d = maxAbsDiff(v, p2.adapterTensors('default').get(k)!);
       assert.ok(d > 0 && d < 0.01, `${k}: ${d}`);

@@ -47,7 +47,7 @@ test('mor train --config FILE (YAML) with flag overrides trains and saves the ad
   assert.ok(fs.existsSync(path.join(root, 'out', 'adapter', 'adapter_model.safetensors')));
   assert.equal(fs.readFileSync(path.join(root, 'out', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
   // The final benchmark ran on the saved adapter: per-task accuracy table and eval.json.
-  assert.match(r.err, /\| capitals \|/);
+  assert.match(r.out, /\n\| capitals +\| 4 \| +\d+\.\d\d \|/);
   const ev = JSON.parse(fs.readFileSync(path.join(root, 'out', 'eval', 'eval.json'), 'utf8')) as { adapter: string };
   assert.equal(ev.adapter, path.join(root, 'out', 'adapter'));
 });

@@ -8,6 +8,7 @@ import { initBackend } from '../../backend/tf.ts';
 import { UserError } from '../../errors.ts';
 import { generate } from '../../generate/generate.ts';
 import { loadModel } from '../../models/load.ts';
+import { loadAdapter } from '../../adapters/load.ts';
 import { Tokenizer } from '../../tokenizer/tokenizer.ts';
 import type { CliIO } from '../main.ts';
 
@@ -44,22 +45,20 @@ export function registerGenerateCommand(program: Command, io: CliIO): void {
     .option('--seed <s>', 'sampling seed', '0')
     .option('--chat', "wrap the prompt as a user message with the tokenizer's chat template")
     .option('--system <text>', 'system message (with --chat)')
-    .option('--adapter <dir>', 'apply a trained adapter (not available yet)')
+    .option('--adapter <dir>', 'apply a trained adapter directory (adapter_config.json + adapter_model.safetensors)')
     .action(async (o: GenerateCliOptions) => {
       const maxNewTokens = num(o.maxNewTokens, '--max-new-tokens', (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
       const temperature = num(o.temperature, '--temperature', (n) => n >= 0, 'a number >= 0');
       const topK = num(o.topK, '--top-k', (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
       const topP = num(o.topP, '--top-p', (n) => n > 0 && n <= 1, 'in (0, 1]');
       const seed = num(o.seed, '--seed', Number.isInteger, 'an integer');
-      if (o.adapter !== undefined) {
-        // TODO(adapters): load with the adapters engineer's loadAdapter once it lands.
-        throw new UserError('--adapter is not supported yet by mor generate');
-      }
       if (o.system !== undefined && !o.chat) throw new UserError('--system needs --chat');
       await initBackend();
       const tokenizer = Tokenizer.fromDir(o.model);
       const model = await loadModel(o.model);
       try {
+        // The adapter layers are injected into `model` in place (PEFT layout, any adapter kind).
+        if (o.adapter !== undefined) loadAdapter(model, o.adapter);
         let prompt = o.prompt;
         let addSpecialTokens = true;
         if (o.chat) {

@@ -72,6 +72,8 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
     .option('--adapter <json>', 'adapter config as JSON, e.g. \'{"kind":"mor","r":8,"numExperts":8}\'', jsonArg('--adapter'))
     .option('--data <file[:weight[:task]]>', 'training JSONL file (repeatable)', dataFile('--data'))
     .option('--eval-data <file[:weight[:task]]>', 'evaluation JSONL file for the eval loss (repeatable)', dataFile('--eval-data'))
+    .option('--final-eval <file>', 'benchmark JSONL scored on the adapter at the end, as `mor eval` (repeatable)',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--out-dir <dir>', 'output directory (adapter, checkpoints, metrics.jsonl, loss.svg)')
     .addOption(new Option('--schedule <kind>', 'learning-rate decay after warmup').choices(['cosine', 'linear', 'constant']));
   for (const [flag, , help] of NUMERIC_FLAGS) cmd.option(flag, help, num(flag.split(' ')[0]));
@@ -83,6 +85,7 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
         adapter: o.adapter,
         data: o.data,
         evalData: o.evalData,
+        finalEval: o.finalEval,
         outDir: o.outDir,
         schedule: o.schedule,
       };
@@ -109,8 +112,10 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
           `${result.stopped === 'completed' ? 'done' : 'interrupted'}: step ${result.step}/${result.totalSteps}` +
             (last && last.type === 'train' ? `, loss ${last.loss.toFixed(4)}` : '') +
             `\n  metrics: ${result.metricsFile}\n  plot: ${result.lossPlot}\n` +
+            (result.routingPlot ? `  routing: ${result.routingPlot}\n` : '') +
             (result.adapterDir ? `  adapter: ${result.adapterDir}\n` : `  checkpoint: ${result.lastCheckpoint}\n`),
         );
+        if (result.finalEval) io.stdout(`\n${result.finalEval.markdown.trimEnd()}\n`);
       } finally {
         interrupts.dispose();
       }

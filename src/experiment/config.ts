@@ -1,0 +1,162 @@
+/**
+ * The configuration of `mor experiment --config FILE` (YAML or JSON, camelCase keys like the
+ * training config), validated once with zod; unknown keys are errors naming their path.
+ *
+ * ```yaml
+ * name: paper
+ * model: models/base
+ * trainData: data/suite/train.mix.jsonl
+ * evalData: data/suite/test.mc.jsonl
+ * seeds: [0, 1, 2]
+ * train: { steps: 300, batchSize: 8, maxLength: 128, lr: 1.0e-3 }
+ * methods:
+ *   - { name: mor, adapter: { kind: mor, r: 8, numExperts: 8 } }
+ *   - { name: lora, adapter: { kind: lora, targetModules: [gate_proj, up_proj, down_proj] }, matchBudget: mor }
+ * ablations: { of: mor, experts: [2, 4, 8, 12], ranks: [8, 16, 32, 64], routers: [softmax, uniform, balanced] }
+ * staticRouting: { of: mor }
+ * ```
+ */
+import { z } from 'zod';
+import { UserError } from '../errors.ts';
+import { adapterConfigSchema } from '../adapters/config.ts';
+import { formatZodIssues, readConfigFile } from '../train/config.ts';
+
+/** Training hyper-parameters shared by the runs (each method may override some). */
+export const TrainSettingsSchema = z.strictObject({
+  /** Optimizer updates per run. */
+  steps: z.int().positive(),
+  /** Sequences per update. Default 8. */
+  batchSize: z.int().positive().default(8),
+  /** Truncate training sequences to this many tokens. Default 128. */
+  maxLength: z.int().min(2).default(128),
+  /** Peak learning rate. Default 1e-3. */
+  lr: z.number().positive().default(1e-3),
+  /** Linear warmup updates. Default 0. */
+  warmup: z.int().nonnegative().default(0),
+  /** Decay after warmup. Default cosine. */
+  schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+  /** AdamW weight decay. Default 0. */
+  weightDecay: z.number().nonnegative().default(0),
+  /** Global gradient-norm clip (0: none). Default 1. */
+  maxGradNorm: z.number().nonnegative().default(1),
+});
+export type TrainSettings = z.output<typeof TrainSettingsSchema>;
+
+/** Per-method overrides of the shared training settings. */
+const TrainOverridesSchema = z.strictObject({
+  steps: z.int().positive().optional(),
+  lr: z.number().positive().optional(),
+  warmup: z.int().nonnegative().optional(),
+  weightDecay: z.number().nonnegative().optional(),
+});
+
+/** One row of the comparison table. */
+export const MethodSchema = z.strictObject({
+  /** Row label and run-id part (`[a-z0-9_-]+`). */
+  name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only'),
+  /** The adapter (same fields as `mor train`'s `adapter`). */
+  adapter: adapterConfigSchema,
+  /**
+   * Choose this method's rank (per-expert rank for MoELoRA) so that its trainable-parameter
+   * count (MoR.md formulas) is closest to the named method's: the budget matching.
+   */
+  matchBudget: z.string().optional(),
+  /** Training-setting overrides (e.g. a lower `lr` for full fine-tuning). */
+  train: TrainOverridesSchema.optional(),
+});
+export type MethodSpec = z.output<typeof MethodSchema>;
+
+export const ExperimentConfigSchema = z
+  .strictObject({
+    /** Report name (the default output folder is `reports/<name>`). */
+    name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only'),
+    /** Free text shown at the top of the report. */
+    description: z.string().optional(),
+    /** Base model directory (HF layout with tokenizer files). */
+    model: z.string().min(1),
+    /** Training JSONL (chat records with a `task` field), e.g. the suite's `train.mix.jsonl`. */
+    trainData: z.string().min(1),
+    /** Multiple-choice JSONL scored 0-shot (`{task, question, choices, answer}`). */
+    evalData: z.string().min(1),
+    /** Only these tasks (training and evaluation). Default: all. */
+    tasks: z.array(z.string().min(1)).min(1).optional(),
+    /** Evaluate at most this many items per task (the first ones of the file). */
+    evalLimitPerTask: z.int().positive().optional(),
+    /** Sequences per evaluation forward. Default 16. */
+    evalBatchSize: z.int().positive().default(16),
+    /** Longest scored evaluation sequence (contexts left-truncated). Default 256. */
+    evalMaxLength: z.int().min(2).default(256),
+    /** Seeds of the main comparison (>= 3 for mean ± std). */
+    seeds: z.array(z.int().nonnegative()).min(1),
+    /** LoRA alpha as a multiple of r when an adapter gives no `alpha` (s = alpha / r constant). Default 2. */
+    alphaRatio: z.number().positive().default(2),
+    train: TrainSettingsSchema,
+    /** The comparison's rows. */
+    methods: z.array(MethodSchema).min(1),
+    /** The paper's ablations, varying one field of a MoR method. */
+    ablations: z
+      .strictObject({
+        /** The MoR method (by name) whose config is varied. */
+        of: z.string(),
+        /** Seeds of each ablation point. Default: the first main seed. */
+        seeds: z.array(z.int().nonnegative()).min(1).optional(),
+        /** Numbers of experts N. */
+        experts: z.array(z.int().positive()).default([]),
+        /** Ranks r. */
+        ranks: z.array(z.int().positive()).default([]),
+        /** Router modes. */
+        routers: z.array(z.enum(['softmax', 'uniform', 'balanced'])).default([]),
+      })
+      .optional(),
+    /** MoR's static-routing merge per task, measured on the runs of method `of`. */
+    staticRouting: z
+      .strictObject({
+        of: z.string(),
+        /** Seeds whose runs are merged and re-evaluated. Default: the first main seed. */
+        seeds: z.array(z.int().nonnegative()).min(1).optional(),
+        /** Training examples per task averaged into its routing vector. Default 64. */
+        examplesPerTask: z.int().positive().default(64),
+      })
+      .optional(),
+    /** Generation latency: greedy tokens generated per prompt, and prompts. Defaults 16, 4. */
+    latency: z.strictObject({ newTokens: z.int().positive().default(16), prompts: z.int().positive().default(4) }).default({ newTokens: 16, prompts: 4 }),
+  })
+  .superRefine((c, ctx) => {
+    const names = new Set<string>();
+    c.methods.forEach((m, i) => {
+      if (names.has(m.name)) ctx.addIssue({ code: 'custom', path: ['methods', i, 'name'], message: `duplicate method name "${m.name}"` });
+      names.add(m.name);
+    });
+    c.methods.forEach((m, i) => {
+      if (m.matchBudget === undefined) return;
+      const ref = c.methods.find((x) => x.name === m.matchBudget);
+      if (!ref) ctx.addIssue({ code: 'custom', path: ['methods', i, 'matchBudget'], message: `no method named "${m.matchBudget}"` });
+      else if (ref.matchBudget !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['methods', i, 'matchBudget'], message: `"${m.matchBudget}" is itself budget-matched; match a fixed method` });
+      }
+      if (m.adapter.kind === 'full') ctx.addIssue({ code: 'custom', path: ['methods', i, 'matchBudget'], message: 'a full adapter has no rank to match' });
+    });
+    for (const key of ['ablations', 'staticRouting'] as const) {
+      const of = c[key]?.of;
+      if (of === undefined) continue;
+      const m = c.methods.find((x) => x.name === of);
+      if (!m) ctx.addIssue({ code: 'custom', path: [key, 'of'], message: `no method named "${of}"` });
+      else if (m.adapter.kind !== 'mor') ctx.addIssue({ code: 'custom', path: [key, 'of'], message: `"${of}" is not a MoR method` });
+    }
+  });
+
+/** A validated experiment config, defaults filled in. */
+export type ExperimentConfig = z.output<typeof ExperimentConfigSchema>;
+export type ExperimentConfigInput = z.input<typeof ExperimentConfigSchema>;
+
+/** Validate an experiment config object; `source` (a file name) prefixes errors. */
+export function parseExperimentConfig(value: unknown, source = 'experiment config'): ExperimentConfig {
+  const r = ExperimentConfigSchema.safeParse(value);
+  if (!r.success) throw new UserError(`${source}: ${formatZodIssues(r.error)}`);
+  return r.data;
+}
+
+/** Read and validate an experiment config file (YAML or JSON). */
+export function loadExperimentConfig(file: string): ExperimentConfig {
+  return parseExperimentConfig(readConfigFile(file), file);
+}

@@ -1,0 +1,115 @@
+/**
+ * The model card (`README.md`) of a pretrained base model, from the run's summary.
+ */
+import type { PretrainConfig } from './config.ts';
+
+/** What the model card reports; saved as `summary.json` next to the model. */
+export interface PretrainSummary {
+  command: string;
+  machine: string;
+  config: PretrainConfig;
+  stopReason: string;
+  steps: number;
+  numParameters: number;
+  trainTokens: number;
+  validTokens: number;
+  /** Characters of the training text per token of the stream. */
+  charsPerToken: number;
+  tokensSeen: number;
+  finalTrainLoss: number;
+  finalValidLoss: number;
+  /** Wall time of the training process(es), seconds. */
+  wallSec: number;
+  /** Mean training throughput, tokens per second. */
+  tokensPerSec: number;
+  /** Validation loss at each evaluation. */
+  validCurve: { step: number; loss: number }[];
+  samples: { prompt: string; completion: string }[];
+  date: string;
+}
+
+const fmt = (n: number): string => n.toLocaleString('en-US');
+
+/** Markdown model card. */
+export function renderModelCard(s: PretrainSummary): string {
+  const c = s.config;
+  const a = c.architecture;
+  const epochs = s.tokensSeen / s.trainTokens;
+  const curve = s.validCurve.map((p) => `| ${p.step} | ${p.loss.toFixed(4)} | ${Math.exp(p.loss).toFixed(2)} |`).join('\n');
+  const samples = s.samples
+    .map((x) => `- \`${JSON.stringify(x.prompt)}\` → \`${JSON.stringify(x.completion)}\``)
+    .join('\n');
+  return `# mor-peft bundled base model (\`models/base\`)
+
+A ${(s.numParameters / 1e6).toFixed(2)} M-parameter LLaMA-architecture causal language model, pretrained from
+scratch by this project on the English corpus in \`data/corpus/\` (WordNet glosses and relations,
+CMUdict facts, Moby Dick, State of the Union speeches, arithmetic and spelling lines; built by
+\`npm run data:build -- --corpus\`, held-out test items of the task suite excluded), with a
+byte-level BPE tokenizer trained on the same text. It is the default base model of the
+fine-tuning examples: small enough to train adapters on a 2-core CPU in minutes. It is a toy:
+it knows the surface form of its corpus, not the world.
+
+Hugging Face layout: \`config.json\`, \`model.safetensors\` (bf16), \`tokenizer.json\`,
+\`tokenizer_config.json\` (with the default chat template), \`generation_config.json\`;
+\`training_log.jsonl\` (one record per logged update / evaluation) and \`loss.svg\`.
+
+## Reproduce
+
+\`\`\`
+${s.command}
+\`\`\`
+
+Deterministic given the seed, except where the time budget (\`--minutes\`) cuts the run
+(then the schedule was not finished; see "stopped" below). A killed run continues with
+\`--resume\` (checkpoints every ${c.checkpointEvery} updates in \`${c.runDir}/checkpoints\`).
+
+## Architecture
+
+| field | value |
+|---|---|
+| parameters | ${fmt(s.numParameters)} (all trained; embeddings tied with the output head) |
+| vocabulary | ${fmt(a.vocabSize)} (byte-level BPE; \`<unk>\` 0, \`<s>\` 1, \`</s>\` 2, \`<pad>\` 3, chat markers) |
+| hidden size / intermediate | ${a.hiddenSize} / ${a.intermediateSize} (SiLU-gated MLP) |
+| layers / heads / KV heads | ${a.numHiddenLayers} / ${a.numAttentionHeads} / ${a.numKeyValueHeads} (GQA, head dim ${a.hiddenSize / a.numAttentionHeads}) |
+| RoPE theta / max positions | ${a.ropeTheta} / ${a.maxPositionEmbeddings} |
+| RMSNorm eps | ${a.rmsNormEps} |
+
+## Training
+
+| hyper-parameter | value |
+|---|---|
+| objective | next-token cross-entropy on packed sequences (\`<s> document </s>\` concatenated, cut into ${c.seqLen}-token pieces, shuffled per epoch) |
+| sequence length x batch | ${c.seqLen} x ${c.batchSize} = ${fmt(c.seqLen * c.batchSize)} tokens per update |
+| updates | ${fmt(s.steps)} of ${fmt(c.steps)} planned (stopped: ${s.stopReason}) |
+| optimizer | AdamW, lr ${c.lr}, betas (0.9, ${c.beta2}), weight decay ${c.weightDecay} (not on norms) |
+| schedule | linear warmup ${Math.round(c.warmupFraction * c.steps)} updates, cosine to ${c.lr * c.minLrFraction} |
+| gradient clipping | global norm ${c.maxGradNorm} |
+| seed | ${c.seed} |
+| tokens seen | ${fmt(s.tokensSeen)} (${epochs.toFixed(2)} epochs of the ${fmt(s.trainTokens)}-token training stream) |
+| validation stream | ${fmt(s.validTokens)} tokens (\`data/corpus/valid.txt\`) |
+| wall time | ${(s.wallSec / 60).toFixed(1)} min, ${s.tokensPerSec.toFixed(0)} tokens/s mean |
+| machine | ${s.machine} |
+
+## Results
+
+Final train loss (mean of the last 20 updates): **${s.finalTrainLoss.toFixed(4)}** (perplexity ${Math.exp(s.finalTrainLoss).toFixed(2)}).
+Final validation loss (all validation sequences): **${s.finalValidLoss.toFixed(4)}** (perplexity ${Math.exp(s.finalValidLoss).toFixed(2)}).
+Losses are in nats per token of this tokenizer (about ${s.charsPerToken.toFixed(2)} characters of training text per token).
+
+![loss curve](loss.svg)
+
+Validation loss during training (first ${c.evalSequences} validation sequences):
+
+| step | valid loss | perplexity |
+|---|---|---|
+${curve}
+
+## Greedy samples
+
+Greedy decoding, ${c.sampleTokens} new tokens, \`<s>\` prepended:
+
+${samples}
+
+Trained ${s.date}.
+`;
+}

@@ -150,9 +150,11 @@ export function installFusedMatMulFix(): void {
       const { transposeA, transposeB } = args.attrs as unknown as tfc._FusedMatMulAttrs;
       const inputs = args.inputs as Record<string, tfc.TensorInfo>;
       if (!transposeA && !transposeB) return original.kernelFunc(args);
-      const swap = (x: tfc.TensorInfo) => transpose.kernelFunc({
-        inputs: { x }, backend: args.backend, attrs: { perm: [...x.shape.keys()].map((i, _, all) => (i < all.length - 2 ? i : 2 * all.length - 3 - i)) },
-      }) as tfc.TensorInfo;
+      const swap = (x: tfc.TensorInfo) => {
+        const r = x.shape.length;
+        const perm = [...Array(r - 2).keys(), r - 1, r - 2]; // swap the last two dims
+        return transpose.kernelFunc({ inputs: { x }, backend: args.backend, attrs: { perm } }) as tfc.TensorInfo;
+      };
       const a = transposeA ? swap(inputs.a) : inputs.a;
       const b = transposeB ? swap(inputs.b) : inputs.b;
       const out = original.kernelFunc({

@@ -54,8 +54,11 @@ const TrainOverridesSchema = z.strictObject({
 export const MethodSchema = z.strictObject({
   /** Row label and run-id part (`[a-z0-9_-]+`). */
   name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only'),
-  /** The adapter (same fields as `mor train`'s `adapter`). */
-  adapter: adapterConfigSchema,
+  /**
+   * The adapter (same fields as `mor train`'s `adapter`), kept raw here so that the runner can
+   * tell a given `alpha` from a default one (see `alphaRatio`) and fill `r` for `matchBudget`.
+   */
+  adapter: z.looseObject({ kind: z.enum(['lora', 'dora', 'moelora', 'mor', 'full']) }),
   /**
    * Choose this method's rank (per-expert rank for MoELoRA) so that its trainable-parameter
    * count (MoR.md formulas) is closest to the named method's: the budget matching.
@@ -124,6 +127,10 @@ export const ExperimentConfigSchema = z
   .superRefine((c, ctx) => {
     const names = new Set<string>();
     c.methods.forEach((m, i) => {
+      const a = adapterConfigSchema.safeParse(m.adapter);
+      if (!a.success) {
+        for (const issue of a.error.issues) ctx.addIssue({ ...issue, path: ['methods', i, 'adapter', ...issue.path] } as never);
+      }
       if (names.has(m.name)) ctx.addIssue({ code: 'custom', path: ['methods', i, 'name'], message: `duplicate method name "${m.name}"` });
       names.add(m.name);
     });

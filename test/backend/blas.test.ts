@@ -113,7 +113,7 @@ test('raw sgemm equals a float64 naive product for every transpose combination',
   assert.throws(() => addon.gemmHeap(new ArrayBuffer(16), 1, 4, 4, 4, false, false, 0, 0, 0, 0, 0, 0, 0, false), /outside the heap/);
 });
 
-test('on the BLAS path tf.matMul, tf.fused.matMul and general batch broadcasts match the CPU backend', async () => {
+test('on the BLAS path tf.matMul with general batch broadcasts matches the CPU backend', async () => {
   if (!addon || forcedWasm) {
     assert.equal(blasActive(), false);
     return;
@@ -124,24 +124,6 @@ test('on the BLAS path tf.matMul, tf.fused.matMul and general batch broadcasts m
   const ref = await cpuReference(c, 5);
   const got = tf.tidy(() => tf.matMul(tf.tensor(values(24, 5), c.a), tf.tensor(values(60, 6), c.b)).dataSync());
   assert.ok(relErr(got, ref.out) <= 1e-4);
-  // _FusedMatMul: bias + relu in C; other activations fall back to the wasm kernel.
-  for (const activation of ['linear', 'relu', 'elu'] as const) {
-    for (const [tA, tB] of [[false, false], [true, true]] as const) {
-      const a = values(7 * 13, 1);
-      const b = values(13 * 5, 2);
-      const bias = values(5, 3);
-      const got2 = tf.tidy(() => tf.fused.matMul({
-        a: tf.tensor2d(a, tA ? [13, 7] : [7, 13]), b: tf.tensor2d(b, tB ? [5, 13] : [13, 5]),
-        transposeA: tA, transposeB: tB, bias: tf.tensor1d(bias), activation,
-      }).dataSync());
-      const plain = naiveMatMul(a, tA ? 13 : 7, tA ? 7 : 13, b, tB ? 5 : 13, tB ? 13 : 5, tA, tB);
-      const want = plain.map((v, i) => {
-        const x = v + bias[i % 5];
-        return activation === 'linear' ? x : activation === 'relu' ? Math.max(0, x) : x > 0 ? x : Math.exp(x) - 1;
-      });
-      assert.ok(relErr(got2, want) <= 1e-4, `fused ${activation} tA=${tA} tB=${tB}: ${relErr(got2, want)}`);
-    }
-  }
   // Many kernel calls growing the heap: offsets must be re-read after each allocation.
   const big = tf.tidy(() => {
     const x = tf.tensor2d(values(300 * 200, 9), [300, 200]);
@@ -150,4 +132,35 @@ test('on the BLAS path tf.matMul, tf.fused.matMul and general batch broadcasts m
     return y.isFinite().all().dataSync()[0];
   });
   assert.equal(big, 1);
+});
+
+test('tf.fused.matMul (bias, activations, transposes) is correct on each path', async () => {
+  // tfjs-backend-wasm 4.22's own fused kernel is wrong with transposes; both paths fix it.
+  const paths: ('wasm' | 'blas')[] = addon && !forcedWasm ? ['blas', 'wasm'] : ['wasm'];
+  for (const p of paths) {
+    await setMatmulPath(p);
+    for (const activation of ['linear', 'relu', 'elu', 'sigmoid'] as const) {
+      for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        const a = values(7 * 13, 1);
+        const b = values(13 * 5, 2);
+        const bias = values(5, 3);
+        const before = tf.memory().numTensors;
+        const got = tf.tidy(() => tf.fused.matMul({
+          a: tf.tensor2d(a, tA ? [13, 7] : [7, 13]), b: tf.tensor2d(b, tB ? [5, 13] : [13, 5]),
+          transposeA: tA, transposeB: tB, bias: tf.tensor1d(bias), activation,
+        }).dataSync());
+        assert.equal(tf.memory().numTensors, before);
+        const plain = naiveMatMul(a, tA ? 13 : 7, tA ? 7 : 13, b, tB ? 5 : 13, tB ? 13 : 5, tA, tB);
+        const want = plain.map((v, i) => {
+          const x = v + bias[i % 5];
+          if (activation === 'linear') return x;
+          if (activation === 'relu') return Math.max(0, x);
+          if (activation === 'elu') return x > 0 ? x : Math.exp(x) - 1;
+          return 1 / (1 + Math.exp(-x));
+        });
+        assert.ok(relErr(got, want) <= 1e-4, `${p} fused ${activation} tA=${tA} tB=${tB}: ${relErr(got, want)}`);
+      }
+    }
+  }
+  await setMatmulPath(initial.matmulPath === 'wasm+blas' ? 'blas' : 'wasm');
 });

@@ -6,6 +6,7 @@
  *   npm run pretrain:base -- --resume                 # continue a killed run
  *   npm run pretrain:base -- --dry-run-steps 3 --out /tmp/m --run-dir /tmp/r   # smoke test
  *   npm run pretrain:base -- --readme-only            # rewrite README.md from the run summary
+ *   npm run pretrain:base -- --check                  # reload the saved model: valid loss, samples, README
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,12 +18,13 @@ import { writeFileAtomicSync } from '../src/io/atomic.ts';
 import { parsePretrainConfig, type PretrainConfigInput } from '../src/pretrain/config.ts';
 import { renderModelCard, type PretrainSummary } from '../src/pretrain/readme.ts';
 import { runPretrain } from '../src/pretrain/run.ts';
+import { checkSavedModel } from '../src/pretrain/check.ts';
 import { handleInterrupts } from '../src/train/interrupt.ts';
 
 const USAGE = `usage: npm run pretrain:base -- [--out DIR] [--run-dir DIR] [--steps N] [--minutes M] [--seed N]
        [--resume] [--dry-run-steps N] [--lr X] [--batch-size N] [--seq-len N]
        [--train-file F] [--valid-file F] [--vocab N] [--hidden N] [--layers N] [--heads N]
-       [--kv-heads N] [--intermediate N] [--readme-only]`;
+       [--kv-heads N] [--intermediate N] [--readme-only] [--check]`;
 
 function num(name: string, v: string | undefined, int = true): number | undefined {
   if (v === undefined) return undefined;
@@ -58,6 +60,7 @@ async function main(argv: string[]): Promise<void> {
       'kv-heads': { type: 'string' },
       intermediate: { type: 'string' },
       'readme-only': { type: 'boolean', default: false },
+      check: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -96,10 +99,20 @@ async function main(argv: string[]): Promise<void> {
     'pretrain-base flags',
   );
 
-  if (values['readme-only']) {
+  if (values['readme-only'] || values.check) {
     const f = summaryFile(cfg.runDir);
     if (!fs.existsSync(f)) throw new UserError(`${f} not found: run the pretraining first`);
     const summary = JSON.parse(fs.readFileSync(f, 'utf8')) as PretrainSummary;
+    if (values.check) {
+      // The run's own settings (files, sequence length), with this version's sample prompts.
+      summary.config = { ...summary.config, samplePrompts: cfg.samplePrompts, sampleTokens: cfg.sampleTokens };
+      const c = await checkSavedModel(summary.config);
+      summary.savedValidLoss = c.validLoss;
+      summary.samples = c.samples;
+      writeFileAtomicSync(f, JSON.stringify(summary, null, 2) + '\n');
+      console.error(`saved model: valid loss ${c.validLoss.toFixed(4)} (ppl ${Math.exp(c.validLoss).toFixed(2)})`);
+      for (const s of c.samples) console.error(`sample: ${JSON.stringify(s.prompt)} -> ${JSON.stringify(s.completion)}`);
+    }
     writeFileAtomicSync(path.join(summary.config.outDir, 'README.md'), renderModelCard(summary));
     console.error(`wrote ${path.join(summary.config.outDir, 'README.md')}`);
     return;

@@ -134,3 +134,14 @@ export type { SuiteOptions, SuiteManifest, GeneratedTask } from './data/tasks/su
 export { buildCorpus, corpusDocuments } from './data/tasks/corpus.ts';
 export type { CorpusInfo } from './data/tasks/corpus.ts';
 export type { TaskSpec, TaskItem, TaskSplits, TaskCategory, SplitSizes } from './data/tasks/types.ts';
+export { mergeAdapter, recordedTrainingData, TOKENIZER_FILES, MERGE_INFO_NAME } from './merge/mergeAdapter.ts';
+export type { MergeAdapterOptions, MergeAdapterResult } from './merge/mergeAdapter.ts';
+export { routingTable, routingRows, formatRoutingMarkdown, loadRoutingExamples } from './routing/routingTable.ts';
+export type { RoutingTableOptions, RoutingTableResult, RoutingRow } from './routing/routingTable.ts';
+export { runPretrain, streamLoss, PRETRAIN_SPECIAL_TOKENS } from './pretrain/run.ts';
+export type { PretrainResult, PretrainRunOptions } from './pretrain/run.ts';
+export { PretrainConfigSchema, ArchitectureSchema, parsePretrainConfig } from './pretrain/config.ts';
+export type { PretrainConfig, PretrainConfigInput, Architecture } from './pretrain/config.ts';
+export { PackedBatches, splitDocuments, tokenizeDocuments } from './pretrain/packing.ts';
+export type { PackedBatchesOptions, PackedBatchesState, PackingTokenizer } from './pretrain/packing.ts';
+export { makeAllTrainable } from './pretrain/trainable.ts';

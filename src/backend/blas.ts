@@ -54,7 +54,6 @@ let addon: BlasAddon | undefined;
 let loadError: string | undefined;
 let originals: tfc.KernelConfig[] | undefined;
 let active = false;
-let fusedFixed = false;
 
 /** Locate native/blas/build/Release/mor_blas.node from src/backend or dist/backend. */
 function addonPath(): string | undefined {
@@ -130,43 +129,6 @@ export function disableBlas(): void {
   for (const k of originals) swapKernel(k);
   active = false;
   setNativeTranspose(false);
-}
-
-/**
- * Pure-wasm fix, installed once at init (before BLAS may replace the kernel): tfjs-backend-wasm
- * 4.22's `_FusedMatMul` returns wrong values when an operand is transposed (measured here:
- * relative error 0.2–0.6 for 7x13x5). Transpose such operands explicitly, then run the
- * original kernel without flags.
- */
-export function installFusedMatMulFix(): void {
-  if (fusedFixed) return;
-  const original = tfc.getKernel(tfc._FusedMatMul, 'wasm');
-  const transpose = tfc.getKernel(tfc.Transpose, 'wasm');
-  if (!original || !transpose) return;
-  swapKernel({
-    kernelName: tfc._FusedMatMul,
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const { transposeA, transposeB } = args.attrs as unknown as tfc._FusedMatMulAttrs;
-      const inputs = args.inputs as Record<string, tfc.TensorInfo>;
-      if (!transposeA && !transposeB) return original.kernelFunc(args);
-      const swap = (x: tfc.TensorInfo) => {
-        const r = x.shape.length;
-        const perm = [...Array(r - 2).keys(), r - 1, r - 2]; // swap the last two dims
-        return transpose.kernelFunc({ inputs: { x }, backend: args.backend, attrs: { perm } }) as tfc.TensorInfo;
-      };
-      const a = transposeA ? swap(inputs.a) : inputs.a;
-      const b = transposeB ? swap(inputs.b) : inputs.b;
-      const out = original.kernelFunc({
-        ...args, inputs: { ...inputs, a, b }, attrs: { ...args.attrs, transposeA: false, transposeB: false },
-      });
-      const backend = args.backend as unknown as { disposeData(id: object): void };
-      if (transposeA) backend.disposeData(a.dataId);
-      if (transposeB) backend.disposeData(b.dataId);
-      return out;
-    },
-  });
-  fusedFixed = true;
 }
 
 /** True while the OpenBLAS kernels are registered. */

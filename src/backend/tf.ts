@@ -4,7 +4,8 @@
  * We run on `@tensorflow/tfjs-backend-wasm` (SIMD, single-threaded in Node; see
  * shared/design/FACTS.md), loading its .wasm files from node_modules so nothing is
  * fetched. An optional native BLAS kernel (src/backend/blas.ts) replaces the wasm
- * backend's BatchMatMul when the addon is built and loads.
+ * backend's BatchMatMul when the addon is built and loads. Slow or wrong wasm kernels
+ * (Identity, Slice, Unpack, _FusedMatMul) are replaced at init (src/backend/wasmKernels.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Chained ops (`x.square()`) are opt-in in tfjs-core; register them once here.
@@ -15,6 +16,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { installWasmKernelFixes } from './wasmKernels.ts';
 
 export { tf };
 
@@ -68,37 +70,13 @@ async function doInit(options: InitOptions): Promise<BackendInfo> {
   setWasmPaths(path.join(wasmDir, 'dist') + path.sep);
   await tf.setBackend('wasm');
   await tf.ready();
-  shareIdentity();
+  installWasmKernelFixes();
   const requested = options.matmul ?? envMatmul();
   const blasMod = await import('./blas.ts');
-  blasMod.installFusedMatMulFix();
   info = applyMatmulPath(requested, blasMod);
   const announce = options.announce ?? !process.env.MOR_QUIET;
   if (announce) process.stderr.write(`mor: matmul backend: ${describeBackend(info)}\n`);
   return info;
-}
-
-/**
- * tfjs-wasm's Identity kernel copies its input, and the engine runs Identity on every tensor
- * it saves for backprop (`keep(clone(x))`): under a gradient tape each matmul copied its
- * weight matrix, every step. Tensors are immutable in tfjs (variables swap their dataId on
- * assign), so Identity may share the input's memory by reference count, as the CPU backend's
- * Identity and wasm's own Reshape do.
- */
-function shareIdentity(): void {
-  const original = tf.getKernel(tf.Identity, 'wasm');
-  if (!original) return;
-  tf.unregisterKernel(tf.Identity, 'wasm');
-  tf.registerKernel({
-    kernelName: tf.Identity,
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const { x } = args.inputs as { x: tf.TensorInfo };
-      if (x.dtype === 'string') return original.kernelFunc(args);
-      (args.backend as tf.KernelBackend).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-    },
-  });
 }
 
 type BlasModule = typeof import('./blas.ts');

@@ -85,7 +85,7 @@ export async function measureLatency(model: LlamaForCausalLM, tok: Tokenizer, it
   const style = trainingPromptStyle(tok);
   const prompts = items.map((it) => multipleChoicePrompt(it, tok, style).prompt);
   if (prompts.length === 0) return Number.NaN;
-  const opts = { maxNewTokens: o.newTokens, eosTokenIds: [] as number[], addSpecialTokens: !tok.hasChatTemplate };
+  const opts = { maxNewTokens: o.newTokens, eosTokenIds: [] as number[] };
   await generate(model, tok, prompts[0], { ...opts, maxNewTokens: 2 });
   const before = tf.memory().numTensors;
   const t0 = performance.now();

@@ -36,7 +36,7 @@ export const PretrainConfigSchema = z.strictObject({
   /** Seed of the weights' initialisation and of the data order. */
   seed: z.int().nonnegative().default(0),
   /** Optimizer updates (the schedule's length). */
-  steps: z.int().positive().default(420),
+  steps: z.int().positive().default(360),
   /** Stop gracefully (checkpoint + save) after this many minutes of this process; 0 = no limit. */
   minutes: z.number().nonnegative().default(0),
   /** Tokens per sequence. */
@@ -62,7 +62,9 @@ export const PretrainConfigSchema = z.strictObject({
   /** Continue from the latest checkpoint in `runDir/checkpoints`. */
   resume: z.boolean().default(false),
   /** Greedy samples for the README, from these prompts. */
-  samplePrompts: z.array(z.string()).default(['The whale', 'ocean: ', 'happy is the opposite of', '12 + 30 =']),
+  samplePrompts: z
+    .array(z.string())
+    .default(['The whale', 'Fellow-Citizens of the Senate and House of Representatives:', 'ocean:', 'happy is the opposite of', 'water has', '45 + 12 =', 'Mary is a']),
   sampleTokens: z.int().nonnegative().default(32),
 });
 export type PretrainConfig = z.output<typeof PretrainConfigSchema>;

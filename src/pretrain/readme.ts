@@ -18,6 +18,8 @@ export interface PretrainSummary {
   tokensSeen: number;
   finalTrainLoss: number;
   finalValidLoss: number;
+  /** Validation loss of the saved (bf16) weights, when measured after saving. */
+  savedValidLoss?: number;
   /** Wall time of the training process(es), seconds. */
   wallSec: number;
   /** Mean training throughput, tokens per second. */
@@ -52,6 +54,16 @@ it knows the surface form of its corpus, not the world.
 Hugging Face layout: \`config.json\`, \`model.safetensors\` (bf16), \`tokenizer.json\`,
 \`tokenizer_config.json\` (with the default chat template), \`generation_config.json\`;
 \`training_log.jsonl\` (one record per logged update / evaluation) and \`loss.svg\`.
+
+## Use
+
+\`\`\`
+npx mor generate --model models/base --prompt "The whale" --max-new-tokens 32   # greedy
+npx mor inspect models/base                                                      # tensors
+\`\`\`
+
+or from TypeScript: \`loadModel('models/base')\`, \`Tokenizer.fromDir('models/base')\`,
+\`generate(model, tokenizer, prompt)\`. Fine-tune it with an adapter (\`mor train\`).
 
 ## Reproduce
 
@@ -94,7 +106,7 @@ Deterministic given the seed, except where the time budget (\`--minutes\`) cuts 
 
 Final train loss (mean of the last 20 updates): **${s.finalTrainLoss.toFixed(4)}** (perplexity ${Math.exp(s.finalTrainLoss).toFixed(2)}).
 Final validation loss (all validation sequences): **${s.finalValidLoss.toFixed(4)}** (perplexity ${Math.exp(s.finalValidLoss).toFixed(2)}).
-Losses are in nats per token of this tokenizer (about ${s.charsPerToken.toFixed(2)} characters of training text per token).
+${s.savedValidLoss !== undefined ? `Validation loss of the saved bf16 weights (reloaded with \`loadModel\`): ${s.savedValidLoss.toFixed(4)} (perplexity ${Math.exp(s.savedValidLoss).toFixed(2)}).\n` : ''}Losses are in nats per token of this tokenizer (about ${s.charsPerToken.toFixed(2)} characters of training text per token).
 
 ![loss curve](loss.svg)
 

@@ -41,3 +41,24 @@ test('seeded sampling is reproducible and follows the distribution', () => {
   const freq1 = a.filter((t) => t === 1).length / a.length;
   assert.ok(Math.abs(freq1 - e[0] / (e[0] + e[1] + e[2])) < 0.04, `freq ${freq1}`);
 });
+
+test('sampleToken (no full sort) draws from exactly samplingDistribution (reference) for k/p combinations', () => {
+  const rng0 = new Rng(3);
+  const l = Array.from({ length: 40 }, () => rng0.normal(0, 2));
+  l[7] = l[8] = l[9]; // ties
+  for (const o of [{ temperature: 1 }, { temperature: 0.5, topK: 5 }, { temperature: 1.3, topP: 0.6 }, { temperature: 0.9, topK: 12, topP: 0.8 }]) {
+    const ref = samplingDistribution(l, o);
+    const rng = new Rng(11);
+    const counts = new Map<number, number>();
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const t = sampleToken(l, o, rng);
+      counts.set(t, (counts.get(t) ?? 0) + 1);
+    }
+    for (const id of counts.keys()) assert.ok(ref.ids.includes(id), `${JSON.stringify(o)}: drew ${id} outside the support`);
+    ref.ids.forEach((id, i) => {
+      const f = (counts.get(id) ?? 0) / n;
+      assert.ok(Math.abs(f - ref.probs[i]) < 0.015, `${JSON.stringify(o)}: id ${id} freq ${f} vs ${ref.probs[i]}`);
+    });
+  }
+});

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { initBackend } from '../../backend/tf.ts';
 import { UserError } from '../../errors.ts';
 import { generate } from '../../generate/generate.ts';
-import { loadModel } from '../../models/load.ts';
+import { loadConfig, loadModel } from '../../models/load.ts';
 import { loadAdapter } from '../../adapters/load.ts';
 import { Tokenizer } from '../../tokenizer/tokenizer.ts';
 import type { CliIO } from '../main.ts';
@@ -54,6 +54,7 @@ export function registerGenerateCommand(program: Command, io: CliIO): void {
       const seed = num(o.seed, '--seed', Number.isInteger, 'an integer');
       if (o.system !== undefined && !o.chat) throw new UserError('--system needs --chat');
       await initBackend();
+      loadConfig(o.model); // cheap: a bad directory or config.json is reported before anything else
       const tokenizer = Tokenizer.fromDir(o.model);
       const model = await loadModel(o.model);
       try {

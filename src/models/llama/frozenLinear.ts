@@ -1,11 +1,15 @@
 /**
- * Linear layers of a loaded model, with a pure-wasm speed-up: on tfjs-wasm (no native BLAS)
- * `x W^T` with the transpose flag, or with an explicit transpose of W at every call, is very
- * slow (measured: [1,576] x [49152,576]^T took 1.37 s with the transpose vs 43 ms against a
- * stored W^T). Frozen weights never change, so W^T is computed once and kept; the gradient
- * w.r.t. x (`dy W`) needs no transpose either. The cache is dropped when the weight tensor
- * is replaced (identity check) and never used for trainable tf.Variables or on the BLAS path
- * (where transposes are free). `MOR_TRANSPOSE_CACHE=0` disables it (it doubles weight memory).
+ * Linear layers of a loaded model, specialised for frozen weights (the base model under
+ * adapters):
+ *  - the backward pass computes only the input gradient `dy W`: the project matmul's custom
+ *    gradient also computes `dW = x^T dy`, a full-size product wasted on a frozen weight;
+ *  - on the pure-wasm path (no native BLAS) `x W^T` with the transpose flag, or with an
+ *    explicit transpose of W at every call, is very slow (measured: [1,576] x [49152,576]^T
+ *    took 1.37 s with the transpose vs 43 ms against a stored W^T), so W^T is computed once
+ *    and kept. The cache is dropped when the weight tensor is replaced (identity check) and
+ *    never used on the BLAS path (transposes are free there). `MOR_TRANSPOSE_CACHE=0`
+ *    disables it (it doubles weight memory).
+ * A trainable weight (a tf.Variable: full fine-tuning) takes the plain Linear path.
  */
 import { backendInfo, tf } from '../../backend/tf.ts';
 import { matMul2d } from '../../backend/matmul.ts';
@@ -48,22 +52,28 @@ export class TransposeCache {
   }
 }
 
-/** `x [rows, in] -> x W^T` using a stored `W^T`, gradient for x only (W is frozen). */
-function frozenProduct(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D): tf.Tensor2D {
+/** `x [rows, in] -> x W^T` (through a stored `W^T` when given), gradient for x only (W is frozen). */
+function frozenProduct(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefined): tf.Tensor2D {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor2D;
     return {
-      value: matMul2d(input, wT), // [rows, out]
+      value: wT ? matMul2d(input, wT) : matMul2d(input, w, false, true), // [rows, out]
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [matMul2d(dy as tf.Tensor2D, w)], // [rows, in]
     };
   }) as unknown as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
 }
 
-/** `y = x W^T + b` over the last dim of x, through a cached `W^T` when that is faster. */
+/**
+ * `y = x W^T + b` over the last dim of x for a frozen W (input gradient only; cached `W^T` on
+ * pure wasm). Returns undefined for a tf.Variable weight: the caller takes the plain path.
+ */
 export function projectFrozen(x: tf.Tensor, w: tf.Tensor2D, cache: TransposeCache, bias?: tf.Tensor1D): tf.Tensor | undefined {
+  if (w instanceof tf.Variable) {
+    cache.release();
+    return undefined;
+  }
   const wT = cache.get(w);
-  if (!wT) return undefined;
   return tf.tidy(() => {
     const inF = x.shape[x.rank - 1];
     const y = frozenProduct(x.reshape([x.size / inF, inF]), w, wT).reshape([...x.shape.slice(0, -1), w.shape[0]]);

@@ -91,6 +91,7 @@ export class LlamaForCausalLM extends Module {
 
   private forwardInner(inputIds: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
     if (inputIds.rank !== 2) throw new Error(`inputIds must be [B, T], got [${inputIds.shape}]`);
+    if (inputIds.dtype !== 'int32') throw new Error(`inputIds must be int32, got ${inputIds.dtype}`);
     const [b, t] = inputIds.shape;
     const past = opts.cache?.seqLen ?? 0;
     const am = opts.attentionMask;

@@ -1,0 +1,304 @@
+/**
+ * One fine-tuning run, in process, from a base model directory to measured results: load the
+ * base, optionally measure it first, inject the adapter, train on the task mixture, then
+ * measure accuracy per task and generation latency; for routed adapters also the mean routing
+ * per task and layer, and for MoR optionally the static-routing merge per task (each task's
+ * mean routing vector folded into W, that task re-scored and timed).
+ *
+ * Both `mor demo` and `mor experiment` run through {@link fineTune}.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../backend/tf.ts';
+import { getPeftModel, type PeftModel } from '../adapters/inject.ts';
+import type { AdapterConfig } from '../adapters/config.ts';
+import { savePretrained as saveAdapter } from '../adapters/save.ts';
+import { countParameters } from '../adapters/params.ts';
+import { BatchStream, DataMixture, readDataRecords, type BatchStreamState } from '../data/mix.ts';
+import { padIdOf, truncateExample, type Batch } from '../data/batch.ts';
+import { renderRecord, type RenderedExample } from '../data/render.ts';
+import type { MultipleChoiceItem } from '../data/formats.ts';
+import { writeFileAtomicSync } from '../io/atomic.ts';
+import { loadModel } from '../models/load.ts';
+import type { LlamaForCausalLM } from '../models/llama/model.ts';
+import { lossCurveSvg } from '../plot/lossCurve.ts';
+import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
+import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { batchLoss, batchTargets, routingByTask } from '../train/run.ts';
+import { train } from '../train/trainer.ts';
+import type { MetricRecord, TrainRecord } from '../train/metrics.ts';
+import { formulaTrainableParameters, llamaParameterCount } from './budget.ts';
+import { latencyItems, measureAccuracy, measureLatency, type AccuracyResult } from './measure.ts';
+import type { TrainSettings } from './config.ts';
+
+/** Mean routing weight per expert: task -> module path -> `[N]`. */
+export type RoutingByTask = Record<string, Record<string, number[]>>;
+
+/** What {@link fineTune} needs. */
+export interface FineTuneOptions {
+  /** Base model directory (HF layout with tokenizer files). */
+  model: string;
+  /** Adapter config (parsed); its `seed` is replaced by `seed`. */
+  adapter: AdapterConfig;
+  /** Training JSONL (chat records with `task`). */
+  trainData: string;
+  train: TrainSettings;
+  /** Run seed: adapter init, data order, dropout. */
+  seed: number;
+  /** Multiple-choice items scored before (optional) and after training. */
+  evalItems: MultipleChoiceItem[];
+  evalBatchSize: number;
+  evalMaxLength: number;
+  /** Also score the base model before injecting the adapter. */
+  evalBefore?: boolean;
+  /** Generation latency measurement; absent: not measured. */
+  latency?: { newTokens: number; prompts: number };
+  /** Routed adapters: training examples per task for the mean routing vectors. Default 32. */
+  routingExamplesPerTask?: number;
+  /** MoR: merge each task's mean routing vector and re-score that task. */
+  staticRouting?: boolean;
+  /** Output folder for metrics.jsonl, loss.svg, routing.svg/json and (with saveAdapter) adapter/. */
+  outDir?: string;
+  saveAdapter?: boolean;
+  /** Log every N updates to metrics.jsonl / onLog. Default 10. */
+  logEvery?: number;
+  /** Called after each update. */
+  onStep?: (rec: TrainRecord, total: number) => void;
+  /** Phase messages (`evaluating`, `training`, ...). */
+  log?: (line: string) => void;
+  /** Progress of evaluations: (phase, done, total). */
+  onEvalProgress?: (phase: string, done: number, total: number) => void;
+}
+
+/** Static routing of one task: accuracy and latency with that task's mean routing merged into W. */
+export interface StaticRoutingResult {
+  accuracy: number;
+  /** Dynamic (learned router) accuracy of the same items, for comparison. */
+  dynamicAccuracy: number;
+  latencyMsPerToken?: number;
+}
+
+/** What {@link fineTune} returns (plain JSON). */
+export interface FineTuneResult {
+  adapter: AdapterConfig;
+  seed: number;
+  steps: number;
+  /** Counted on the model (`countParameters`). */
+  trainableParams: number;
+  /** By the MoR.md formulas (budget.ts), computed independently. */
+  formulaParams: number;
+  /** Parameters of the base model without adapters. */
+  baseParams: number;
+  /** `100 * trainable / base`. */
+  trainablePercent: number;
+  /** Mean seconds per optimizer update (this run, whole loop). */
+  secPerStep: number;
+  trainSeconds: number;
+  /** Mean training loss over the first and the last 10 % of the updates. */
+  firstLoss: number;
+  lastLoss: number;
+  /** Logged training losses `[step, loss]`. */
+  lossCurve: [number, number][];
+  before?: AccuracyResult;
+  after: AccuracyResult;
+  beforeLatencyMsPerToken?: number;
+  latencyMsPerToken?: number;
+  routing?: RoutingByTask;
+  staticRouting?: Record<string, StaticRoutingResult>;
+  /** Files written (outDir). */
+  files: string[];
+  wallSeconds: number;
+}
+
+function meanOf(xs: number[]): number {
+  return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/**
+ * The first `perTask` training examples of every task in `file`, rendered and truncated like
+ * the training data (only those are tokenized: the routing statistics need no more).
+ */
+export async function firstExamplesPerTask(file: string, tok: Tokenizer, perTask: number, maxLength: number): Promise<RenderedExample[]> {
+  const count = new Map<string, number>();
+  const out: RenderedExample[] = [];
+  for (const rec of await readDataRecords(file)) {
+    const c = count.get(rec.task) ?? 0;
+    if (c >= perTask) continue;
+    const ex = truncateExample(renderRecord(rec, tok), maxLength, 'truncate');
+    if (!ex) continue;
+    count.set(rec.task, c + 1);
+    out.push(ex);
+  }
+  return out;
+}
+
+/** Train, measure, and return the results of one run (see the module comment). */
+export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
+  await initBackend();
+  const t0 = performance.now();
+  const log = o.log ?? (() => {});
+  const files: string[] = [];
+  if (o.outDir) fs.mkdirSync(o.outDir, { recursive: true });
+  const tok = Tokenizer.fromDir(o.model);
+  const base = await loadModel(o.model);
+  const baseParams = llamaParameterCount(base.config);
+  const counted = countParameters(base).all;
+  if (counted !== baseParams) throw new Error(`base model: countParameters() gives ${counted} parameters, the formula ${baseParams}`);
+  const evalOpts = (phase: string) => ({
+    batchSize: o.evalBatchSize,
+    maxLength: o.evalMaxLength,
+    onProgress: (d: number, t: number) => o.onEvalProgress?.(phase, d, t),
+  });
+  const latencyPrompts = o.latency ? latencyItems(o.evalItems, o.latency.prompts) : [];
+
+  let before: AccuracyResult | undefined;
+  let beforeLatency: number | undefined;
+  let peft: PeftModel<LlamaForCausalLM> | undefined;
+  try {
+    if (o.evalBefore) {
+      log(`evaluating the base model on ${o.evalItems.length} items`);
+      before = await measureAccuracy(base, tok, o.evalItems, evalOpts('before'));
+      if (o.latency) beforeLatency = await measureLatency(base, tok, latencyPrompts, o.latency);
+    }
+    const adapter = { ...o.adapter, seed: o.seed } as AdapterConfig;
+    peft = getPeftModel(base, adapter);
+    const model = peft.model;
+    const trainableParams = peft.countParameters().trainable;
+    const formulaParams = formulaTrainableParameters(base.config, adapter);
+    if (formulaParams !== trainableParams) {
+      throw new Error(`${adapter.kind}: countParameters() gives ${trainableParams} trainable parameters, the MoR.md formulas ${formulaParams}`);
+    }
+
+    const mixture = await DataMixture.load([{ path: o.trainData }], tok, { seed: o.seed, maxLength: o.train.maxLength });
+    const stream = new BatchStream(mixture, { batchSize: o.train.batchSize });
+    const metricsFile = o.outDir ? path.join(o.outDir, 'metrics.jsonl') : undefined;
+    log(`training ${adapter.kind}: ${trainableParams.toLocaleString('en-US')} trainable parameters, ${o.train.steps} steps`);
+    const tTrain = performance.now();
+    const result = await train<Batch>({
+      params: peft.trainableParameters(),
+      lossFn: (b, ctx) => batchLoss(model, b, ctx),
+      data: { next: () => stream.next(), getState: () => stream.state(), setState: (s) => stream.restore(s as BatchStreamState) },
+      steps: o.train.steps,
+      schedule: { lr: o.train.lr, warmupSteps: o.train.warmup, kind: o.train.schedule, minLr: 0 },
+      optimizer: { weightDecay: o.train.weightDecay },
+      microBatchWeight: batchTargets,
+      maxGradNorm: o.train.maxGradNorm || undefined,
+      seed: o.seed,
+      logEvery: o.logEvery ?? 10,
+      metricsFile,
+      onStep: o.onStep,
+      info: { model: o.model, adapter: adapter.kind },
+    });
+    const trainSeconds = (performance.now() - tTrain) / 1000;
+    if (metricsFile) files.push(metricsFile);
+    const trainRecs = result.log.filter((r): r is TrainRecord => r.type === 'train');
+    const tenth = Math.max(1, Math.floor(trainRecs.length / 10));
+    const firstLoss = meanOf(trainRecs.slice(0, tenth).map((r) => r.loss));
+    const lastLoss = meanOf(trainRecs.slice(-tenth).map((r) => r.loss));
+    const logEvery = o.logEvery ?? 10;
+    const lossCurve = trainRecs.filter((r) => r.step % logEvery === 0 || r.step === 1 || r.step === o.train.steps).map((r) => [r.step, r.loss] as [number, number]);
+
+    if (o.outDir) {
+      const lossPlot = path.join(o.outDir, 'loss.svg');
+      writeFileAtomicSync(lossPlot, await lossCurveSvg(result.log as MetricRecord[], { title: `${adapter.kind} training loss` }));
+      files.push(lossPlot);
+      if (o.saveAdapter) {
+        const dir = path.join(o.outDir, 'adapter');
+        saveAdapter(peft, dir);
+        files.push(dir);
+      }
+    }
+
+    log(`evaluating the fine-tuned model on ${o.evalItems.length} items`);
+    const after = await measureAccuracy(model, tok, o.evalItems, evalOpts('after'));
+    const latency = o.latency ? await measureLatency(model, tok, latencyPrompts, o.latency) : undefined;
+
+    let routing: RoutingByTask | undefined;
+    let staticRouting: Record<string, StaticRoutingResult> | undefined;
+    if (adapter.kind === 'mor' || adapter.kind === 'moelora') {
+      const perTask = o.routingExamplesPerTask ?? 32;
+      const examples = await firstExamplesPerTask(o.trainData, tok, perTask, o.train.maxLength);
+      const stats = routingByTask(model, examples, o.train.batchSize, padIdOf(tok), perTask);
+      routing = {};
+      for (const task of stats.groups().sort()) {
+        routing[task] = {};
+        for (const [p, v] of stats.means(task)) routing[task][p] = Array.from(v);
+      }
+      if (o.outDir) {
+        const json = path.join(o.outDir, 'routing.json');
+        writeFileAtomicSync(json, JSON.stringify(stats.toJSON(), null, 1) + '\n');
+        const svg = path.join(o.outDir, 'routing.svg');
+        const title = `${adapter.kind}: mean routing weight per expert, by task (training data)`;
+        writeFileAtomicSync(svg, await routingHeatmapSvg(routingCellsFromStats(stats), { title }));
+        files.push(json, svg);
+      }
+      if (o.staticRouting && adapter.kind === 'mor') {
+        staticRouting = {};
+        for (const task of Object.keys(after.tasks)) {
+          const vectors = stats.means(task);
+          if (vectors.size === 0) continue;
+          log(`static routing: ${task}`);
+          const items = o.evalItems.filter((it) => it.task === task);
+          peft.mergeWithRouting(vectors);
+          try {
+            const acc = await measureAccuracy(model, tok, items, evalOpts(`static ${task}`));
+            const lat = o.latency ? await measureLatency(model, tok, items.slice(0, o.latency.prompts), o.latency) : undefined;
+            staticRouting[task] = { accuracy: acc.average, dynamicAccuracy: after.tasks[task], latencyMsPerToken: lat };
+          } finally {
+            peft.unmerge();
+          }
+        }
+      }
+    }
+    return {
+      adapter,
+      seed: o.seed,
+      steps: result.step,
+      trainableParams,
+      formulaParams,
+      baseParams,
+      trainablePercent: (100 * trainableParams) / baseParams,
+      secPerStep: trainSeconds / Math.max(1, result.step - result.resumedFrom),
+      trainSeconds,
+      firstLoss,
+      lastLoss,
+      lossCurve,
+      before,
+      after,
+      beforeLatencyMsPerToken: beforeLatency,
+      latencyMsPerToken: latency,
+      routing,
+      staticRouting,
+      files,
+      wallSeconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    if (peft) peft.dispose();
+    else base.dispose();
+  }
+}
+
+/** Base-model measurements (no adapter): accuracy and latency, for the report's first row. */
+export async function measureBase(o: {
+  model: string;
+  evalItems: MultipleChoiceItem[];
+  evalBatchSize: number;
+  evalMaxLength: number;
+  latency?: { newTokens: number; prompts: number };
+  onEvalProgress?: (phase: string, done: number, total: number) => void;
+}): Promise<{ accuracy: AccuracyResult; latencyMsPerToken?: number; baseParams: number }> {
+  await initBackend();
+  const tok = Tokenizer.fromDir(o.model);
+  const base = await loadModel(o.model);
+  try {
+    const accuracy = await measureAccuracy(base, tok, o.evalItems, {
+      batchSize: o.evalBatchSize,
+      maxLength: o.evalMaxLength,
+      onProgress: (d, t) => o.onEvalProgress?.('base', d, t),
+    });
+    const latencyMsPerToken = o.latency ? await measureLatency(base, tok, latencyItems(o.evalItems, o.latency.prompts), o.latency) : undefined;
+    return { accuracy, latencyMsPerToken, baseParams: llamaParameterCount(base.config) };
+  } finally {
+    base.dispose();
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * The experiment report: `report.md` (the comparison table with mean ± std over seeds,
+ * parameter budgets checked against the MoR.md formulas, the ablations, the static-routing
+ * merge, the status of planned runs), `results.json` (every number), and two SVG plots
+ * (average accuracy vs trainable parameters; MoR's mean routing weight per task and layer).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { TopLevelSpec } from 'vega-lite';
+import { writeFileAtomicSync } from '../io/atomic.ts';
+import { renderVegaLiteSvg } from '../plot/render.ts';
+import { routingHeatmapSvg, type RoutingCell } from '../plot/routingHeatmap.ts';
+import type { AdapterConfig } from '../adapters/config.ts';
+import { formulaText } from './budget.ts';
+import type { ExperimentConfig } from './config.ts';
+import type { RunGroup, RunSpec } from './plan.ts';
+import type { BaseResult, RunRecord } from './runner.ts';
+import { formatInt, formatNum, formatPercentMeanStd, markdownTable, mean } from './stats.ts';
+
+/** Inputs of {@link writeExperimentReport}. */
+export interface ReportInput {
+  config: ExperimentConfig;
+  outDir: string;
+  planned: RunSpec[];
+  done: RunRecord[];
+  base: BaseResult;
+  command: string;
+  machine: string;
+}
+
+/** One row of a table: the runs (seeds) of one label in one group. */
+export interface RowSummary {
+  group: RunGroup;
+  label: string;
+  method: string;
+  adapter: AdapterConfig;
+  seeds: number[];
+  /** Per task: accuracies over seeds. */
+  tasks: Record<string, number[]>;
+  average: number[];
+  trainableParams: number;
+  formulaParams: number;
+  trainablePercent: number;
+  secPerStep: number;
+  latencyMsPerToken: number;
+  budgetNote?: string;
+}
+
+/** Group finished runs into table rows (planned order). */
+export function summarizeRows(planned: RunSpec[], done: RunRecord[], group: RunGroup): RowSummary[] {
+  const byId = new Map(done.map((d) => [d.spec.id, d]));
+  const rows = new Map<string, RowSummary>();
+  for (const spec of planned) {
+    for (const m of spec.memberships) {
+      if (m.group !== group) continue;
+      let row = rows.get(m.label);
+      if (!row) {
+        row = {
+          group, label: m.label, method: spec.method, adapter: spec.adapter, seeds: [], tasks: {}, average: [],
+          trainableParams: Number.NaN, formulaParams: Number.NaN, trainablePercent: Number.NaN,
+          secPerStep: Number.NaN, latencyMsPerToken: Number.NaN, budgetNote: spec.budgetNote,
+        };
+        rows.set(m.label, row);
+      }
+      const d = byId.get(spec.id);
+      if (!d) continue;
+      row.seeds.push(spec.seed);
+      for (const [t, v] of Object.entries(d.result.after.tasks)) (row.tasks[t] ??= []).push(v);
+      row.average.push(d.result.after.average);
+      row.trainableParams = d.result.trainableParams;
+      row.formulaParams = d.result.formulaParams;
+      row.trainablePercent = d.result.trainablePercent;
+    }
+  }
+  // Time and latency: means over the finished seeds.
+  for (const row of rows.values()) {
+    const runs = done.filter((d) => d.spec.memberships.some((m) => m.group === group && m.label === row.label));
+    row.secPerStep = mean(runs.map((d) => d.result.secPerStep));
+    row.latencyMsPerToken = mean(runs.map((d) => d.result.latencyMsPerToken ?? Number.NaN).filter(Number.isFinite));
+  }
+  return [...rows.values()];
+}
+
+/** A short description of an adapter config for table cells. */
+export function describeAdapter(a: AdapterConfig): string {
+  const t = a.targetModules === undefined ? '' : ` on ${Array.isArray(a.targetModules) ? a.targetModules.join('/') : a.targetModules}`;
+  switch (a.kind) {
+    case 'full':
+      return `full${t}`;
+    case 'lora':
+    case 'dora':
+      return `${a.kind} r=${a.r} alpha=${a.alpha}${t}`;
+    case 'moelora':
+      return `moelora N=${a.numExperts} r_e=${a.r} alpha=${a.alpha}${a.topK ? ` top${a.topK}` : ''}${a.loadBalance ? ' +lb' : ''}${t}`;
+    case 'mor':
+      return `mor N=${a.numExperts} r=${a.r} alpha=${a.alpha} router=${a.routerMode}${t}`;
+  }
+}
+
+function taskNames(input: ReportInput): string[] {
+  return Object.keys(input.base.accuracy.tasks).sort();
+}
+
+function mainTable(input: ReportInput, rows: RowSummary[]): string {
+  const tasks = taskNames(input);
+  const header = ['method', 'trainable params', '% of model', 'seeds', ...tasks, 'average', 's/step', 'ms/token'];
+  const b = input.base;
+  const out: string[][] = [[
+    'base (no fine-tuning)', '0', '0', '-',
+    ...tasks.map((t) => formatPercentMeanStd([b.accuracy.tasks[t]])), formatPercentMeanStd([b.accuracy.average]), '-', formatNum(b.latencyMsPerToken),
+  ]];
+  for (const r of rows) {
+    out.push([
+      r.label, formatInt(r.trainableParams), formatNum(r.trainablePercent, 3), r.seeds.length ? r.seeds.join(',') : 'not run',
+      ...tasks.map((t) => formatPercentMeanStd(r.tasks[t] ?? [])), `**${formatPercentMeanStd(r.average)}**`,
+      formatNum(r.secPerStep), formatNum(r.latencyMsPerToken),
+    ]);
+  }
+  return markdownTable(header, out);
+}
+
+function budgetTable(rows: RowSummary[]): string {
+  const header = ['method', 'adapter', 'formula per layer (MoR.md)', 'formula total', 'countParameters()', 'equal'];
+  return markdownTable(header, rows.map((r) => [
+    r.label, describeAdapter(r.adapter), formulaText(r.adapter), formatInt(r.formulaParams), formatInt(r.trainableParams),
+    Number.isNaN(r.trainableParams) ? 'not run' : r.formulaParams === r.trainableParams ? 'yes' : '**NO**',
+  ]));
+}
+
+function ablationTable(rows: RowSummary[], what: string): string {
+  const header = [what, 'adapter', 'trainable params', 'seeds', 'average accuracy (%)', 's/step'];
+  return markdownTable(header, rows.map((r) => [
+    r.label, describeAdapter(r.adapter), formatInt(r.trainableParams), r.seeds.length ? r.seeds.join(',') : 'not run',
+    formatPercentMeanStd(r.average), formatNum(r.secPerStep),
+  ]));
+}
+
+function staticTable(input: ReportInput, run: RunRecord): string {
+  const s = run.result.staticRouting ?? {};
+  const header = ['task', 'dynamic routing acc (%)', 'static merged acc (%)', 'delta (points)', 'ms/token dynamic', 'ms/token static (merged)', 'ms/token base'];
+  const rows = Object.keys(s).sort().map((t) => [
+    t, formatNum(100 * s[t].dynamicAccuracy), formatNum(100 * s[t].accuracy), formatNum(100 * (s[t].accuracy - s[t].dynamicAccuracy)),
+    formatNum(run.result.latencyMsPerToken), formatNum(s[t].latencyMsPerToken), formatNum(input.base.latencyMsPerToken),
+  ]);
+  const accs = Object.values(s);
+  rows.push([
+    '**average**', formatNum(100 * mean(accs.map((a) => a.dynamicAccuracy))), formatNum(100 * mean(accs.map((a) => a.accuracy))),
+    formatNum(100 * (mean(accs.map((a) => a.accuracy)) - mean(accs.map((a) => a.dynamicAccuracy)))),
+    formatNum(run.result.latencyMsPerToken), formatNum(mean(accs.map((a) => a.latencyMsPerToken ?? Number.NaN).filter(Number.isFinite))),
+    formatNum(input.base.latencyMsPerToken),
+  ]);
+  return markdownTable(header, rows);
+}
+
+/** Vega-Lite spec: average accuracy vs trainable parameters (log x), one point per row. */
+export function accuracyVsParamsSpec(points: { label: string; group: string; params: number; accuracy: number }[]): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Average 0-shot accuracy vs trainable parameters',
+    width: 560,
+    height: 340,
+    background: 'white',
+    data: { values: points },
+    layer: [
+      {
+        mark: { type: 'point', filled: true, size: 90 },
+        encoding: {
+          x: { field: 'params', type: 'quantitative', title: 'trainable parameters (log scale)', scale: { type: 'log' } },
+          y: { field: 'accuracy', type: 'quantitative', title: 'average accuracy (%)', scale: { zero: false } },
+          color: { field: 'group', type: 'nominal', title: 'table' },
+          shape: { field: 'group', type: 'nominal' },
+        },
+      },
+      {
+        mark: { type: 'text', dx: 6, align: 'left', fontSize: 10 },
+        encoding: {
+          x: { field: 'params', type: 'quantitative', scale: { type: 'log' } },
+          y: { field: 'accuracy', type: 'quantitative' },
+          text: { field: 'label' },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** Heatmap cells from a run's routing (task -> module path -> mean weights). */
+export function routingCells(routing: Record<string, Record<string, number[]>>): RoutingCell[] {
+  const cells: RoutingCell[] = [];
+  for (const [task, byPath] of Object.entries(routing)) {
+    for (const [p, w] of Object.entries(byPath)) {
+      const layer = p.replace(/^base_model\.model\./, '').replace(/^model\./, '');
+      w.forEach((weight, expert) => cells.push({ layer, task, expert, weight }));
+    }
+  }
+  return cells;
+}
+
+/** Write report.md, results.json and the plots; returns the report and results paths. */
+export async function writeExperimentReport(input: ReportInput): Promise<{ reportFile: string; resultsFile: string }> {
+  const { config: c, outDir, planned, done } = input;
+  fs.mkdirSync(outDir, { recursive: true });
+  const main = summarizeRows(planned, done, 'main');
+  const ablations = (['experts', 'ranks', 'routers'] as const).map((g) => ({ group: g, rows: summarizeRows(planned, done, g) }));
+  const staticRun = done.find((d) => d.result.staticRouting && Object.keys(d.result.staticRouting).length > 0);
+  const routingRun = staticRun ?? done.find((d) => d.spec.adapter.kind === 'mor' && d.result.routing && d.spec.memberships.some((m) => m.group === 'main'));
+
+  const points = [
+    ...main.filter((r) => r.average.length).map((r) => ({ label: r.label, group: 'main', params: r.trainableParams, accuracy: 100 * mean(r.average) })),
+    ...ablations.flatMap((a) => a.rows.filter((r) => r.average.length).map((r) => ({ label: `MoR ${r.label}`, group: `ablation: ${a.group}`, params: r.trainableParams, accuracy: 100 * mean(r.average) }))),
+  ];
+  const plots: string[] = [];
+  if (points.length > 0) {
+    writeFileAtomicSync(path.join(outDir, 'accuracy_vs_params.svg'), await renderVegaLiteSvg(accuracyVsParamsSpec(points)));
+    plots.push('accuracy_vs_params.svg');
+  }
+  if (routingRun?.result.routing) {
+    const title = `MoR (${describeAdapter(routingRun.spec.adapter)}, seed ${routingRun.spec.seed}): mean routing weight per expert, by task and layer`;
+    writeFileAtomicSync(path.join(outDir, 'routing_heatmap.svg'), await routingHeatmapSvg(routingCells(routingRun.result.routing), { title }));
+    plots.push('routing_heatmap.svg');
+  }
+
+  const doneIds = new Set(done.map((d) => d.spec.id));
+  const missing = planned.filter((p) => !doneIds.has(p.id));
+  const tasks = taskNames(input);
+  const anyRun = done[0]?.result;
+  const L: string[] = [];
+  L.push(`# Experiment \`${c.name}\`: full fine-tuning, LoRA, DoRA, MoELoRA and MoR on the task suite`, '');
+  if (c.description) L.push(c.description.trim(), '');
+  L.push(
+    `- **Command:** \`${input.command}\``,
+    `- **Machine:** ${input.machine}`,
+    `- **Model:** \`${c.model}\` (${formatInt(input.base.baseParams)} parameters)`,
+    `- **Training data:** \`${c.trainData}\`${c.tasks ? ` (tasks: ${c.tasks.join(', ')})` : ''}; ${c.train.steps} steps (unless a method overrides), batch ${c.train.batchSize}, max length ${c.train.maxLength}, lr ${c.train.lr} (${c.train.schedule}, warmup ${c.train.warmup}), AdamW, grad clip ${c.train.maxGradNorm}`,
+    `- **Evaluation:** 0-shot multiple choice on \`${c.evalData}\`${c.evalLimitPerTask ? ` (first ${c.evalLimitPerTask} items per task)` : ''}: ${Object.values(input.base.accuracy.n).reduce((a, b) => a + b, 0)} items, ${tasks.length} tasks; accuracy = argmax of the summed log-likelihood of each choice given the chat-formatted question (lm-eval-harness \`acc\`); the average is the unweighted mean over tasks.`,
+    `- **Seeds:** main comparison ${c.seeds.join(', ')}; cells are mean ± sample std over the finished seeds (one value: no ±).`,
+    `- **Timing:** s/step = wall seconds per optimizer update on this machine; ms/token = greedy generation, batch 1, KV cache, ${c.latency.newTokens} tokens after each of ${c.latency.prompts} eval prompts, prefill included.`,
+    `- **Status:** ${done.length} of ${planned.length} planned runs finished${missing.length ? `; not run yet: ${missing.map((m) => `${m.memberships.map((x) => `${x.group}:${x.label}`).join('/')} seed ${m.seed}`).join(', ')}. Rerun the same command to continue: finished runs are cached in \`runs/\` and skipped` : ''}.`,
+    '',
+  );
+  L.push('## Main comparison (accuracy %, per task and average)', '', mainTable(input, main));
+  L.push(
+    '## Trainable-parameter budgets', '',
+    'Every count below is computed twice: from the formulas of `shared/design/MoR.md` (`src/experiment/budget.ts`, from the model config alone) and by `countParameters()` on the model with the adapter injected; a run fails if they differ. "% of model" is relative to the base model\'s parameters.',
+    '',
+    budgetTable(main),
+  );
+  const notes = main.filter((r) => r.budgetNote).map((r) => `- **${r.label}**: rank chosen for the closest budget: ${r.budgetNote}.`);
+  if (notes.length) L.push('How budgets were matched:', '', ...notes, '');
+  for (const a of ablations) {
+    if (a.rows.length === 0) continue;
+    const title = { experts: 'Number of experts N', ranks: 'Rank r', routers: 'Router: learned softmax vs uniform mean vs softmax + load-balance loss' }[a.group];
+    L.push(`## Ablation (MoR): ${title}`, '', ablationTable(a.rows, a.group === 'experts' ? 'N' : a.group === 'ranks' ? 'r' : 'router'));
+  }
+  if (staticRun) {
+    L.push(
+      `## MoR static-routing merge (seed ${staticRun.spec.seed})`, '',
+      `For each task, the mean routing vector of every MoR layer over ${c.staticRouting?.examplesPerTask ?? 32} of that task's training examples is folded into W (\`mergeWithRouting\`), and that task is re-scored and timed: the merged model has the base model's cost per token.`,
+      '',
+      staticTable(input, staticRun),
+    );
+  }
+  if (plots.length) {
+    L.push('## Plots', '');
+    for (const p of plots) L.push(`![${p}](${p})`, '');
+  }
+  L.push('## Runs', '', markdownTable(
+    ['run id', 'tables', 'adapter', 'seed', 'steps', 'first/last loss', 'train s', 'wall s'],
+    done.map((d) => [
+      d.spec.id, d.spec.memberships.map((m) => `${m.group}:${m.label}`).join(', '), describeAdapter(d.spec.adapter), String(d.spec.seed),
+      String(d.result.steps), `${formatNum(d.result.firstLoss, 3)} / ${formatNum(d.result.lastLoss, 3)}`, formatNum(d.result.trainSeconds, 0), formatNum(d.result.wallSeconds, 0),
+    ]),
+  ));
+  if (!anyRun) L.push('No fine-tuning run has finished yet.', '');
+
+  const reportFile = path.join(outDir, 'report.md');
+  const resultsFile = path.join(outDir, 'results.json');
+  writeFileAtomicSync(reportFile, L.join('\n'));
+  const results = {
+    name: c.name,
+    command: input.command,
+    machine: input.machine,
+    config: c,
+    base: input.base,
+    planned: planned.map((p) => ({ id: p.id, memberships: p.memberships, seed: p.seed, done: doneIds.has(p.id) })),
+    main: main.map(stripRow),
+    ablations: Object.fromEntries(ablations.map((a) => [a.group, a.rows.map(stripRow)])),
+    staticRouting: staticRun ? { run: staticRun.spec.id, tasks: staticRun.result.staticRouting } : null,
+    runs: done.map((d) => ({ spec: d.spec, result: { ...d.result, files: undefined } })),
+  };
+  writeFileAtomicSync(resultsFile, JSON.stringify(results, null, 1) + '\n');
+  return { reportFile, resultsFile };
+}
+
+function stripRow(r: RowSummary): Record<string, unknown> {
+  return { ...r, meanAverage: mean(r.average) };
+}

@@ -1,0 +1,217 @@
+/**
+ * `mergeAdapter(options)`: the library call behind `mor merge`. Folds an adapter into its base
+ * model and writes a plain model directory (HF layout: `config.json`, `model.safetensors`, the
+ * base model's tokenizer / generation files, and `merge_info.json` saying what was merged),
+ * loadable by `loadModel` or transformers without any adapter code: zero added latency.
+ *
+ * Which adapters merge:
+ * - LoRA, DoRA, full: always (the adapter is a fixed weight delta).
+ * - MoR with a `uniform` router: always (g = 1/N for every token).
+ * - MoR with a learned router: only under a FIXED routing vector per layer, the mean routing
+ *   of the real (non-padding) tokens of some data: `routingFrom` files, optionally only the
+ *   examples of `task`; with `task` alone, the training data recorded next to the adapter
+ *   (`train_config.json` in the adapter directory or its parent, as `mor train` writes it).
+ *   The merged model equals the adapter with its router pinned to those vectors.
+ * - MoELoRA: never (its routing picks different experts per token).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { initBackend } from '../backend/tf.ts';
+import { UserError } from '../errors.ts';
+import { loadModel } from '../models/load.ts';
+import { savePretrained } from '../models/save.ts';
+import { loadAdapter, readAdapterConfig } from '../adapters/load.ts';
+import { meanRoutingVectors } from '../adapters/routing.ts';
+import type { PeftModel } from '../adapters/inject.ts';
+import type { AdapterConfig } from '../adapters/config.ts';
+import type { LlamaForCausalLM } from '../models/llama/model.ts';
+import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { batchesOf, padIdOf } from '../data/batch.ts';
+import type { DataSource } from '../data/mix.ts';
+import { DataFileSchema } from '../train/config.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { loadRoutingExamples } from '../routing/routingTable.ts';
+
+/** Files of a model directory that are copied unchanged next to the merged weights. */
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'chat_template.jinja',
+  'chat_template.json',
+  'generation_config.json',
+] as const;
+
+/** Name of the provenance file written into the merged directory. */
+export const MERGE_INFO_NAME = 'merge_info.json';
+
+/** Options of {@link mergeAdapter}. */
+export interface MergeAdapterOptions {
+  /** Base model directory. */
+  model: string;
+  /** Adapter directory (`adapter_config.json` + `adapter_model.safetensors`). */
+  adapter: string;
+  /** Output model directory (created; must differ from `model`). */
+  out: string;
+  /** MoR: data whose mean routing (over real tokens) is folded into the weights. */
+  routingFrom?: (string | DataSource)[];
+  /** MoR: only the examples of this task (of `routingFrom`, or of the recorded training data). */
+  task?: string;
+  /** Storage dtype of the merged weights. Default F32. */
+  dtype?: 'F32' | 'F16' | 'BF16';
+  /** MoR: sequences per forward while measuring routing. Default 8. */
+  batchSize?: number;
+  /** MoR: at most this many examples per task. Default: all. */
+  maxExamples?: number;
+  /** MoR: longest sequence. Default: the training config's `maxLength`, else the model's max positions. */
+  maxLength?: number;
+  /** Informational lines (default: none). */
+  log?: (line: string) => void;
+}
+
+/** What {@link mergeAdapter} returns. */
+export interface MergeAdapterResult {
+  outDir: string;
+  kind: AdapterConfig['kind'];
+  /** MoR: the routing vector folded into each module (module path -> `[N]`). */
+  routing?: Map<string, Float32Array>;
+  /** MoR: where the routing came from (`uniform`, or the data files and task). */
+  routingSource?: string;
+  /** Files written. */
+  files: string[];
+}
+
+/** Training data and max length recorded by `mor train` next to an adapter, if any. */
+export function recordedTrainingData(adapterDir: string): { file: string; data: DataSource[]; maxLength?: number } | undefined {
+  const candidates = [path.join(adapterDir, 'train_config.json'), path.join(path.dirname(path.resolve(adapterDir)), 'train_config.json')];
+  for (const file of candidates) {
+    if (!fs.existsSync(file)) continue;
+    let json: { data?: unknown; maxLength?: unknown };
+    try {
+      json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
+    }
+    const r = z.array(DataFileSchema).min(1).safeParse(json?.data);
+    if (!r.success) throw new UserError(`${file}: "data" is not a list of training files ({path, weight?, task?})`);
+    for (const d of r.data) {
+      if (!fs.existsSync(d.path)) throw new UserError(`${file}: training data file ${d.path} not found (give --routing-from instead)`);
+    }
+    const maxLength = typeof json.maxLength === 'number' ? json.maxLength : undefined;
+    return { file, data: r.data.map((d) => ({ path: d.path, task: d.task })), maxLength };
+  }
+  return undefined;
+}
+
+/** The routing data of a MoR merge, or the reason it cannot be merged (checked before loading the model). */
+function resolveRoutingData(opts: MergeAdapterOptions, config: AdapterConfig): { data: (string | DataSource)[]; maxLength?: number; source: string } | undefined {
+  if (config.kind !== 'mor') {
+    if (opts.routingFrom?.length || opts.task !== undefined) {
+      throw new UserError(`--routing-from / --task apply to MoR adapters only; ${opts.adapter} holds a ${config.kind} adapter`);
+    }
+    if (config.kind === 'moelora') {
+      throw new UserError(
+        `${opts.adapter}: a MoELoRA adapter routes every token to different experts and cannot be merged into the base weights; ` +
+          'use it unmerged (mor eval / mor generate --adapter)',
+      );
+    }
+    return undefined;
+  }
+  const taskNote = opts.task !== undefined ? `, task "${opts.task}"` : '';
+  if (opts.routingFrom?.length) {
+    const names = opts.routingFrom.map((f) => (typeof f === 'string' ? f : f.path)).join(', ');
+    return { data: opts.routingFrom, source: `mean routing over ${names}${taskNote}` };
+  }
+  if (opts.task !== undefined) {
+    const rec = recordedTrainingData(opts.adapter);
+    if (!rec) {
+      throw new UserError(
+        `--task "${opts.task}" needs data: no train_config.json with the training data next to ${opts.adapter}; give --routing-from DATA.jsonl`,
+      );
+    }
+    const names = rec.data.map((d) => d.path).join(', ');
+    return { data: rec.data, maxLength: rec.maxLength, source: `mean routing over the training data (${names})${taskNote}` };
+  }
+  if (config.routerMode === 'uniform') return undefined;
+  throw new UserError(
+    `${opts.adapter}: MoR adapter with a learned router (routerMode ${config.routerMode}) mixes its experts differently for every token, ` +
+      'so it cannot be merged without a fixed routing vector: give --routing-from DATA.jsonl (mean routing over that data) ' +
+      'and/or --task NAME (only that task\'s examples; without --routing-from, of the recorded training data)',
+  );
+}
+
+/** Merge the adapter into the model and write the merged directory (see the module comment). */
+export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdapterResult> {
+  const log = opts.log ?? (() => {});
+  if (path.resolve(opts.out) === path.resolve(opts.model)) {
+    throw new UserError(`--out ${opts.out} is the base model directory; choose a new directory for the merged model`);
+  }
+  if (opts.maxExamples !== undefined && (!Number.isInteger(opts.maxExamples) || opts.maxExamples < 1)) {
+    throw new UserError(`maxExamples must be a positive integer, got ${opts.maxExamples}`);
+  }
+  const config = readAdapterConfig(opts.adapter);
+  const routingData = resolveRoutingData(opts, config);
+  await initBackend();
+  const base = await loadModel(opts.model);
+  let peft: PeftModel<LlamaForCausalLM> | undefined;
+  let merged: LlamaForCausalLM | undefined;
+  try {
+    peft = loadAdapter(base, opts.adapter);
+    let routing: Map<string, Float32Array> | undefined;
+    let routingSource: string | undefined;
+    if (routingData) {
+      const tokenizer = Tokenizer.fromDir(opts.model);
+      const maxLength = opts.maxLength ?? routingData.maxLength ?? base.config.maxPositionEmbeddings;
+      const examples = await loadRoutingExamples(routingData.data, tokenizer, { maxLength, task: opts.task, perTask: opts.maxExamples });
+      log(`routing: ${examples.length} examples (${routingData.source})`);
+      const batches = batchesOf(examples, opts.batchSize ?? 8, { padId: padIdOf(tokenizer), bucket: true });
+      routing = meanRoutingVectors(peft, batches);
+      routingSource = routingData.source;
+    } else if (config.kind === 'mor') {
+      routingSource = 'uniform router (1/N)';
+    }
+    merged = peft.mergeAndUnload(routing ? { routing } : {});
+    peft = undefined; // the wrappers are gone; `merged` owns every tensor now
+    const files = await writeMerged(merged, opts, config, routing, routingSource);
+    log(`merged ${config.kind} adapter into ${opts.out}`);
+    return { outDir: opts.out, kind: config.kind, routing, routingSource, files };
+  } finally {
+    (merged ?? peft ?? base).dispose();
+  }
+}
+
+async function writeMerged(
+  model: LlamaForCausalLM,
+  opts: MergeAdapterOptions,
+  config: AdapterConfig,
+  routing: Map<string, Float32Array> | undefined,
+  routingSource: string | undefined,
+): Promise<string[]> {
+  const out = opts.out;
+  await savePretrained(model, out, { dtype: opts.dtype ?? 'F32' });
+  const files = [path.join(out, 'config.json'), path.join(out, 'model.safetensors')];
+  for (const name of TOKENIZER_FILES) {
+    const src = path.join(opts.model, name);
+    if (!fs.existsSync(src)) continue;
+    await writeFileAtomic(path.join(out, name), fs.readFileSync(src));
+    files.push(path.join(out, name));
+  }
+  const info = {
+    base_model: opts.model,
+    adapter: opts.adapter,
+    adapter_kind: config.kind,
+    dtype: opts.dtype ?? 'F32',
+    ...(routingSource ? { routing_source: routingSource } : {}),
+    ...(opts.task !== undefined ? { task: opts.task } : {}),
+    ...(routing ? { routing: Object.fromEntries([...routing].map(([k, v]) => [k, Array.from(v)])) } : {}),
+  };
+  const infoFile = path.join(out, MERGE_INFO_NAME);
+  await writeFileAtomic(infoFile, JSON.stringify(info, null, 2) + '\n');
+  files.push(infoFile);
+  return files;
+}

@@ -1,0 +1,181 @@
+/**
+ * `routingTable(options)`: the library call behind `mor routing`. Loads a base model and a routed
+ * adapter (MoR or MoELoRA), runs it in inference mode over data files (one task per batch) and
+ * reports the mean routing weight per expert for every adapted module and task: a Markdown
+ * table, the numbers as JSON and a heatmap SVG (the paper's evidence that experts specialise
+ * by task).
+ *
+ * Files written to `outDir` (when given):
+ * ```
+ * routing.json   { [module]: { [task]: { tokens, mean: number[N] } } }  (as `mor train` writes)
+ * routing.svg    heatmap: expert (x) by task (y), one panel per module
+ * routing.md     the Markdown table printed by the CLI
+ * ```
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../backend/tf.ts';
+import { UserError } from '../errors.ts';
+import { loadModel } from '../models/load.ts';
+import { loadAdapter, readAdapterConfig } from '../adapters/load.ts';
+import type { RoutingStats } from '../adapters/routing.ts';
+import type { PeftModel } from '../adapters/inject.ts';
+import type { LlamaForCausalLM } from '../models/llama/model.ts';
+import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { loadExamples, type DataSource } from '../data/mix.ts';
+import { padIdOf } from '../data/batch.ts';
+import type { RenderedExample, TokenizerLike } from '../data/render.ts';
+import { routingByTask } from '../train/run.ts';
+import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+
+/** Options of {@link routingTable}. */
+export interface RoutingTableOptions {
+  /** Base model directory (HF layout with tokenizer files). */
+  model: string;
+  /** Adapter directory of a MoR or MoELoRA adapter. */
+  adapter: string;
+  /** Data files (JSONL: chat, prompt/completion or text records; `task` field or file name = task). */
+  data: (string | DataSource)[];
+  /** Where to write routing.json, routing.svg and routing.md. */
+  outDir?: string;
+  /** At most this many examples per task (in file order). Default 256. */
+  maxExamples?: number;
+  /** Sequences per forward. Default 8. */
+  batchSize?: number;
+  /** Longest sequence (longer examples are truncated). Default: the model's max positions. */
+  maxLength?: number;
+  /** Heatmap title. */
+  title?: string;
+}
+
+/** One row of the table: a module and a task. */
+export interface RoutingRow {
+  /** Module path in the base model (`model.layers.0.mlp.up_proj`). */
+  module: string;
+  task: string;
+  /** Real (non-padding) tokens observed. */
+  tokens: number;
+  /** Mean routing weight per expert `[N]`. */
+  mean: number[];
+}
+
+/** What {@link routingTable} returns. */
+export interface RoutingTableResult {
+  /** Adapter kind (`mor` or `moelora`). */
+  kind: string;
+  /** Number of experts. */
+  numExperts: number;
+  /** Tasks in the order first seen in the data. */
+  tasks: string[];
+  rows: RoutingRow[];
+  /** `{ [module]: { [task]: { tokens, mean } } }`. */
+  json: Record<string, Record<string, { tokens: number; mean: number[] }>>;
+  markdown: string;
+  /** Heatmap SVG. */
+  svg: string;
+  /** Files written (when `outDir`). */
+  files: string[];
+}
+
+/**
+ * Read `files` and render them as the trainer does: the examples, in file order, truncated to
+ * `maxLength`, optionally only those of `task` and at most `perTask` of each task.
+ * @throws UserError when `task` matches no example (naming the tasks present).
+ */
+export async function loadRoutingExamples(
+  files: (string | DataSource)[],
+  tokenizer: TokenizerLike,
+  opts: { maxLength: number; task?: string; perTask?: number },
+): Promise<RenderedExample[]> {
+  if (files.length === 0) throw new UserError('no data files given');
+  const all = await loadExamples(files, tokenizer, { maxLength: opts.maxLength });
+  const count = new Map<string, number>();
+  const out: RenderedExample[] = [];
+  for (const ex of all) {
+    if (opts.task !== undefined && ex.task !== opts.task) continue;
+    const n = count.get(ex.task) ?? 0;
+    if (opts.perTask !== undefined && n >= opts.perTask) continue;
+    count.set(ex.task, n + 1);
+    out.push(ex);
+  }
+  if (out.length === 0) {
+    const tasks = [...new Set(all.map((e) => e.task))];
+    const names = files.map((f) => (typeof f === 'string' ? f : f.path)).join(', ');
+    throw new UserError(`task "${opts.task}" has no example in ${names} (tasks there: ${tasks.join(', ')})`);
+  }
+  return out;
+}
+
+const fmt = (x: number): string => x.toFixed(3);
+
+/** The Markdown table: one row per module and task, one column per expert; the top expert in bold. */
+export function formatRoutingMarkdown(rows: RoutingRow[], numExperts: number, title?: string): string {
+  const experts = Array.from({ length: numExperts }, (_, i) => `e${i}`);
+  const lines: string[] = [];
+  if (title) lines.push(`### ${title}`, '');
+  lines.push(`| module | task | tokens | ${experts.join(' | ')} |`);
+  lines.push(`|---|---|---:|${experts.map(() => '---:').join('|')}|`);
+  for (const r of rows) {
+    const top = r.mean.indexOf(Math.max(...r.mean));
+    const cells = r.mean.map((w, i) => (i === top ? `**${fmt(w)}**` : fmt(w)));
+    lines.push(`| ${r.module} | ${r.task} | ${r.tokens} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Rows of the table from routing statistics grouped by task (modules in model order). */
+export function routingRows(stats: RoutingStats, tasks: string[]): RoutingRow[] {
+  const rows: RoutingRow[] = [];
+  for (const module of stats.modulePaths()) {
+    for (const task of tasks) {
+      const tokens = stats.tokens(module, task);
+      if (tokens === 0) continue;
+      rows.push({ module, task, tokens, mean: Array.from(stats.mean(module, task)) });
+    }
+  }
+  return rows;
+}
+
+/** Run the adapter over the data and report its routing (see the module comment). */
+export async function routingTable(opts: RoutingTableOptions): Promise<RoutingTableResult> {
+  const config = readAdapterConfig(opts.adapter);
+  if (config.kind !== 'mor' && config.kind !== 'moelora') {
+    throw new UserError(`${opts.adapter}: a ${config.kind} adapter has no router; routing tables need a MoR or MoELoRA adapter`);
+  }
+  if (opts.maxExamples !== undefined && (!Number.isInteger(opts.maxExamples) || opts.maxExamples < 1)) {
+    throw new UserError(`maxExamples must be a positive integer, got ${opts.maxExamples}`);
+  }
+  await initBackend();
+  const tokenizer = Tokenizer.fromDir(opts.model);
+  const base = await loadModel(opts.model);
+  let peft: PeftModel<LlamaForCausalLM> | undefined;
+  try {
+    const maxLength = opts.maxLength ?? base.config.maxPositionEmbeddings;
+    const examples = await loadRoutingExamples(opts.data, tokenizer, { maxLength, perTask: opts.maxExamples ?? 256 });
+    peft = loadAdapter(base, opts.adapter);
+    const stats = routingByTask(peft.model, examples, opts.batchSize ?? 8, padIdOf(tokenizer), opts.maxExamples ?? 256);
+    const tasks = [...new Set(examples.map((e) => e.task))];
+    const rows = routingRows(stats, tasks);
+    const kindName = config.kind === 'mor' ? 'MoR' : 'MoELoRA';
+    const title = opts.title ?? `${kindName}: mean routing weight per expert, by task`;
+    const markdown = formatRoutingMarkdown(rows, config.numExperts, title);
+    const json = stats.toJSON();
+    const svg = await routingHeatmapSvg(routingCellsFromStats(stats), { title });
+    const files: string[] = [];
+    if (opts.outDir) {
+      fs.mkdirSync(opts.outDir, { recursive: true });
+      const write = async (name: string, text: string): Promise<void> => {
+        const f = path.join(opts.outDir!, name);
+        await writeFileAtomic(f, text);
+        files.push(f);
+      };
+      await write('routing.json', JSON.stringify(json, null, 1) + '\n');
+      await write('routing.svg', svg);
+      await write('routing.md', markdown);
+    }
+    return { kind: config.kind, numExperts: config.numExperts, tasks, rows, json, markdown, svg, files };
+  } finally {
+    (peft ?? base).dispose();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * `mor experiment --config experiments/smoke.yaml` end to end, in process, on a tiny random
+ * checkpoint: exit 0; the report has the main table (base, mor, lora rows), the budget table
+ * with every count equal, the ablation and static-routing tables and both plots; every run's
+ * trainable count equals the MoR.md formula written out here for this model; a second call
+ * reuses every cached run (resumable); `mor demo` writes its outputs and table.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { initBackend } from '../../src/backend/tf.ts';
+import { main } from '../../src/cli/main.ts';
+import { makeTinyCheckpoint } from '../../scripts/make-tiny-checkpoint.ts';
+
+await initBackend({ announce: false });
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-experiment-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+const modelDir = path.join(root, 'model');
+// hidden 64, intermediate 128, 2 layers (the script's defaults).
+await makeTinyCheckpoint(modelDir, { seed: 3 });
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; } });
+  return { code, out, err };
+}
+
+/** MoR.md per-layer formulas for the tiny model's FFN: gate/up [128, 64], down [64, 128]. */
+function morFfn(r: number, n: number): number {
+  const layer = (dIn: number, dOut: number): number => r * (dIn + dOut) + n * (r + dOut) + n * dIn;
+  return 2 * (2 * layer(64, 128) + layer(128, 64));
+}
+function loraFfn(r: number): number {
+  return 2 * 3 * r * (64 + 128);
+}
+
+test('mor experiment: smoke config end to end, then resumed from the cache', async () => {
+  const out = path.join(root, 'smoke');
+  const t0 = performance.now();
+  const first = await run(['experiment', '--config', 'experiments/smoke.yaml', '--model', modelDir, '--out', out]);
+  assert.equal(first.code, 0, first.err);
+  assert.match(first.out, /3 of 3 runs finished \(3 in this call\)/);
+  assert.match(first.err, /\[1\/3\] main:mor seed 0/);
+
+  const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  for (const heading of [
+    '## Main comparison',
+    '## Trainable-parameter budgets',
+    '## Ablation (MoR): Number of experts N',
+    '## MoR static-routing merge (seed 0)',
+    '![accuracy_vs_params.svg](accuracy_vs_params.svg)',
+    '![routing_heatmap.svg](routing_heatmap.svg)',
+  ]) assert.ok(report.includes(heading), `report lacks ${heading}`);
+  assert.match(report, /^\| base \(no fine-tuning\) \| 0 \| 0 \|/m);
+  assert.match(report, /3 of 3 planned runs finished/);
+  const fmt = (n: number): string => n.toLocaleString('en-US');
+  // Main rows: MoR r=4 N=2, LoRA rank matched to it.
+  const mor = morFfn(4, 2);
+  let bestR = 1;
+  for (let r = 1; r < 50; r++) if (Math.abs(loraFfn(r) - mor) < Math.abs(loraFfn(bestR) - mor)) bestR = r;
+  assert.match(report, new RegExp(`^\\| mor \\| ${fmt(mor)} \\|`, 'm'));
+  assert.match(report, new RegExp(`^\\| lora \\| ${fmt(loraFfn(bestR))} \\|`, 'm'));
+  assert.ok(!report.includes('**NO**'));
+  assert.match(report, new RegExp(`^\\| N=3 \\| mor N=3 r=4 .*\\| ${fmt(morFfn(4, 3))} \\| 0 \\|`, 'm'));
+  for (const svg of ['accuracy_vs_params.svg', 'routing_heatmap.svg']) {
+    assert.match(fs.readFileSync(path.join(out, svg), 'utf8'), /^<svg/);
+  }
+
+  const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+  const expected: Record<string, number> = { mor: mor, lora: loraFfn(bestR), 'N=3': morFfn(4, 3) };
+  assert.equal(results.runs.length, 3);
+  for (const r of results.runs) {
+    const label = r.spec.memberships[0].label;
+    assert.equal(r.result.trainableParams, expected[label], label);
+    assert.equal(r.result.formulaParams, expected[label], label);
+    assert.equal(r.result.steps, 3);
+    assert.deepEqual(Object.keys(r.result.after.tasks).sort(), ['arithmetic', 'name_gender']);
+    assert.equal(r.result.after.n.arithmetic, 6);
+  }
+  const statics = results.staticRouting.tasks;
+  assert.deepEqual(Object.keys(statics).sort(), ['arithmetic', 'name_gender']);
+  for (const s of Object.values(statics) as { accuracy: number }[]) assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
+
+  // Rerun: everything is cached, nothing trains again.
+  const second = await run(['experiment', '--config', 'experiments/smoke.yaml', '--model', modelDir, '--out', out]);
+  assert.equal(second.code, 0, second.err);
+  assert.match(second.out, /3 of 3 runs finished \(0 in this call\)/);
+  assert.match(second.err, /3 runs planned, 3 cached, 0 to run/);
+  assert.ok(performance.now() - t0 < 120_000, 'the smoke experiment must stay under 2 minutes');
+});
+
+test('mor experiment: a bad config is one error line, exit 1', async () => {
+  const bad = path.join(root, 'bad.yaml');
+  fs.writeFileSync(bad, 'name: x\nmodel: m\ntrainData: a\nevalData: b\nseeds: [0]\ntrain: {steps: 1}\nmethods: []\n');
+  const r = await run(['experiment', '--config', bad]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^error: .*bad\.yaml: methods: /);
+  const seeds = await run(['experiment', '--config', 'experiments/smoke.yaml', '--seeds', '1,x']);
+  assert.equal(seeds.code, 1);
+  assert.match(seeds.err, /--seeds must be/);
+});
+
+test('mor demo: fine-tunes, prints before/after per task, writes its outputs', async () => {
+  const out = path.join(root, 'demo');
+  const r = await run([
+    'demo', '--model', modelDir, '--out', out, '--steps', '2', '--eval-data', 'data/suite/validation.mc.jsonl', '--eval-limit', '2',
+    '--batch-size', '2', '--max-length', '48',
+  ]);
+  assert.equal(r.code, 0, r.err);
+  const tasks = JSON.parse(fs.readFileSync('data/suite/manifest.json', 'utf8')).tasks.map((t: { name: string }) => t.name);
+  for (const t of tasks) assert.match(r.out, new RegExp(`^\\| ${t} \\| 2 \\| `, 'm'));
+  assert.match(r.out, /^\| \*\*average\*\* \| \d+ \| /m);
+  for (const f of ['adapter/adapter_config.json', 'adapter/adapter_model.safetensors', 'metrics.jsonl', 'loss.svg', 'routing.svg', 'eval_before.json', 'eval_after.json', 'eval.md', 'demo.json']) {
+    assert.ok(fs.existsSync(path.join(out, f)), `missing ${f}`);
+  }
+  const demo = JSON.parse(fs.readFileSync(path.join(out, 'demo.json'), 'utf8'));
+  assert.equal(demo.trainableParams, morFfn(8, 8));
+  const before = JSON.parse(fs.readFileSync(path.join(out, 'eval_before.json'), 'utf8'));
+  assert.equal(before.average.n_tasks, tasks.length);
+  const missing = await run(['demo', '--model', path.join(root, 'nope')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /^error: --model .*nope: not found/);
+});

@@ -145,3 +145,17 @@ export type { PretrainConfig, PretrainConfigInput, Architecture } from './pretra
 export { PackedBatches, splitDocuments, tokenizeDocuments } from './pretrain/packing.ts';
 export type { PackedBatchesOptions, PackedBatchesState, PackingTokenizer } from './pretrain/packing.ts';
 export { makeAllTrainable } from './pretrain/trainable.ts';
+export { runExperiment, machineDescription } from './experiment/runner.ts';
+export type { RunExperimentOptions, RunExperimentResult, RunRecord, BaseResult } from './experiment/runner.ts';
+export { ExperimentConfigSchema, parseExperimentConfig, loadExperimentConfig } from './experiment/config.ts';
+export type { ExperimentConfig, ExperimentConfigInput, MethodSpec, TrainSettings } from './experiment/config.ts';
+export { planRuns, resolveMethods } from './experiment/plan.ts';
+export type { RunSpec, RunGroup } from './experiment/plan.ts';
+export { fineTune, measureBase } from './experiment/fineTune.ts';
+export type { FineTuneOptions, FineTuneResult, StaticRoutingResult, RoutingByTask } from './experiment/fineTune.ts';
+export { measureAccuracy, measureLatency } from './experiment/measure.ts';
+export type { AccuracyResult } from './experiment/measure.ts';
+export { formulaTrainableParameters, llamaParameterCount, matchRank, targetedLayers, layerFormula } from './experiment/budget.ts';
+export { runDemo, DEMO_DEFAULTS, beforeAfterTable } from './experiment/demo.ts';
+export type { DemoOptions, DemoResult } from './experiment/demo.ts';
+export { writeExperimentReport } from './experiment/report.ts';

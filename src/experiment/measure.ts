@@ -78,8 +78,9 @@ export interface LatencyOptions {
 }
 
 /**
- * Greedy generation latency in milliseconds per generated token, prompts one at a time (batch
- * 1, KV cache), prefill included; one short warm-up generation first.
+ * Greedy generation latency in milliseconds per generated token: the median over prompts of
+ * (time of one generation / tokens generated), batch 1, KV cache, prefill included; one short
+ * warm-up generation first.
  */
 export async function measureLatency(model: LlamaForCausalLM, tok: Tokenizer, items: MultipleChoiceItem[], o: LatencyOptions): Promise<number> {
   const style = trainingPromptStyle(tok);
@@ -88,15 +89,17 @@ export async function measureLatency(model: LlamaForCausalLM, tok: Tokenizer, it
   const opts = { maxNewTokens: o.newTokens, eosTokenIds: [] as number[] };
   await generate(model, tok, prompts[0], { ...opts, maxNewTokens: 2 });
   const before = tf.memory().numTensors;
-  const t0 = performance.now();
-  let tokens = 0;
+  const rates: number[] = [];
   for (const p of prompts) {
+    const t0 = performance.now();
     const r = await generate(model, tok, p, opts);
-    tokens += r.tokenIds[0].length;
+    rates.push((performance.now() - t0) / Math.max(1, r.tokenIds[0].length));
   }
-  const ms = performance.now() - t0;
   if (tf.memory().numTensors > before) throw new Error(`generation leaked ${tf.memory().numTensors - before} tensors`);
-  return ms / Math.max(1, tokens);
+  // Median over prompts: robust to a prompt slowed down by other processes.
+  rates.sort((a, b) => a - b);
+  const mid = rates.length >> 1;
+  return rates.length % 2 ? rates[mid] : (rates[mid - 1] + rates[mid]) / 2;
 }
 
 /** Items of each task: at most `limit` per task (file order), optionally only `tasks`. */

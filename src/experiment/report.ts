@@ -232,8 +232,8 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     `- **Model:** \`${c.model}\` (${formatInt(input.base.baseParams)} parameters)`,
     `- **Training data:** \`${c.trainData}\`${c.tasks ? ` (tasks: ${c.tasks.join(', ')})` : ''}; ${c.train.steps} steps (unless a method overrides), batch ${c.train.batchSize}, max length ${c.train.maxLength}, lr ${c.train.lr} (${c.train.schedule}, warmup ${c.train.warmup}), AdamW, grad clip ${c.train.maxGradNorm}`,
     `- **Evaluation:** 0-shot multiple choice on \`${c.evalData}\`${c.evalLimitPerTask ? ` (first ${c.evalLimitPerTask} items per task)` : ''}: ${Object.values(input.base.accuracy.n).reduce((a, b) => a + b, 0)} items, ${tasks.length} tasks; accuracy = argmax of the summed log-likelihood of each choice given the chat-formatted question (lm-eval-harness \`acc\`); the average is the unweighted mean over tasks.`,
-    `- **Seeds:** main comparison ${c.seeds.join(', ')}; cells are mean ± sample std over the finished seeds (one value: no ±).`,
-    `- **Timing:** s/step = wall seconds per optimizer update on this machine; ms/token = greedy generation, batch 1, KV cache, ${c.latency.newTokens} tokens after each of ${c.latency.prompts} eval prompts, prefill included.`,
+    `- **Seeds:** main comparison ${[...new Set(planned.filter((p) => p.memberships.some((m) => m.group === 'main')).map((p) => p.seed))].join(', ')}; cells are mean ± sample std over the finished seeds (one value: no ±).`,
+    `- **Timing:** s/step = wall seconds per optimizer update on this machine; ms/token = greedy generation, batch 1, KV cache, ${c.latency.newTokens} tokens after each of ${c.latency.prompts} eval prompts (median over prompts), prefill included.`,
     `- **Status:** ${done.length} of ${planned.length} planned runs finished${missing.length ? `; not run yet: ${missing.map((m) => `${m.memberships.map((x) => `${x.group}:${x.label}`).join('/')} seed ${m.seed}`).join(', ')}. Rerun the same command to continue: finished runs are cached in \`runs/\` and skipped` : ''}.`,
     '',
   );

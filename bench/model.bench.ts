@@ -4,7 +4,8 @@
  * SmolLM-135M-shaped LLaMA (hidden 576, intermediate 1536, 30 layers, 9 heads, 3 KV heads,
  * vocab 49152, tied embeddings), next to the same workload in PyTorch
  * (bench/model_torch.py, run as a child process) when `/usr/bin/python3 -c "import torch"`
- * works; the ratio column is ours / PyTorch.
+ * works (PyTorch tried with 1 and all threads, best kept: under load its multi-threaded
+ * element-wise ops slow down ~10x); the ratio column is ours / PyTorch.
  *
  * Env: BENCH_REPS (timed forwards, default 2), BENCH_NEW (new tokens, default 64),
  * MOR_MATMUL=wasm|blas to pick the matmul path.
@@ -59,7 +60,7 @@ const genTokS = out.tokenIds[0].length / genS;
 model.dispose();
 
 // PyTorch
-let torch: { forward_tok_s: number; generate_tok_s: number; threads: number; torch: string } | undefined;
+let torch: { forward_tok_s: number; generate_tok_s: number; forward_threads: number; generate_threads: number; torch: string } | undefined;
 const py = '/usr/bin/python3';
 if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'model_torch.py');
@@ -71,10 +72,10 @@ if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) {
 }
 
 const ratio = (a: number, b?: number) => (b ? fmt(a / b, 2) : '-');
-const headers = ['workload', `mor (${info.matmulPath}) tok/s`, ...(torch ? [`torch ${torch.torch} (${torch.threads} thr) tok/s`, 'ratio'] : [])];
+const headers = ['workload', `mor (${info.matmulPath}, ${info.threads} thr) tok/s`, ...(torch ? [`torch ${torch.torch} tok/s (best thread count)`, 'ratio mor/torch'] : [])];
 const rows = [
-  [`forward ${BATCH}x${SEQ}`, fmt(fwdTokS), ...(torch ? [fmt(torch.forward_tok_s), ratio(fwdTokS, torch.forward_tok_s)] : [])],
-  [`generate 1x${NEW} (prompt ${PROMPT})`, fmt(genTokS, 2), ...(torch ? [fmt(torch.generate_tok_s, 2), ratio(genTokS, torch.generate_tok_s)] : [])],
+  [`forward ${BATCH}x${SEQ}`, fmt(fwdTokS), ...(torch ? [`${fmt(torch.forward_tok_s)} (${torch.forward_threads} thr)`, ratio(fwdTokS, torch.forward_tok_s)] : [])],
+  [`generate 1x${NEW} (prompt ${PROMPT})`, fmt(genTokS, 2), ...(torch ? [`${fmt(torch.generate_tok_s, 2)} (${torch.generate_threads} thr)`, ratio(genTokS, torch.generate_tok_s)] : [])],
 ];
 process.stdout.write(formatTable(headers, rows) + '\n');
 if (!torch) process.stdout.write('(PyTorch column skipped: /usr/bin/python3 with torch not available)\n');

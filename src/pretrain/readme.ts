@@ -118,7 +118,10 @@ ${curve}
 
 ## Greedy samples
 
-Greedy decoding, ${c.sampleTokens} new tokens, \`<s>\` prepended:
+Greedy decoding, ${c.sampleTokens} new tokens, \`<s>\` prepended. A model this small and this briefly
+trained loops under greedy decoding; the samples show which surface formats of the corpus it
+picked up (the \`word: gloss.\`, \`X has N syllables.\`, \`NAME is a female name.\` lines, prose),
+not knowledge: a fact is right only by chance.
 
 ${samples}
 

@@ -3,7 +3,15 @@
 # the npm dependencies. Without OpenBLAS everything still works on the pure-wasm path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-have_openblas() { ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q libopenblas; }
+have_openblas() {
+  local h l
+  for h in /usr/include/cblas.h /usr/include/*/cblas.h; do
+    for l in /usr/lib/libopenblas.so /usr/lib/*/libopenblas.so; do
+      [ -e "$h" ] && [ -e "$l" ] && return 0
+    done
+  done
+  return 1
+}
 if ! have_openblas; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing libopenblas-dev (optional; the pure-wasm path is used if this fails)"

@@ -14,6 +14,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { main } from '../../src/cli/main.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -31,7 +33,7 @@ const outDir = path.join(root, 'run');
 const adapterDir = path.join(outDir, 'adapter');
 const TARGETS = ['q_proj', 'v_proj', 'up_proj', 'down_proj'];
 const LAYERS = 2;
-const STEPS = 8;
+const STEPS = 10;
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -85,10 +87,10 @@ test('mor train: MoR from a YAML config with flag overrides; loss decreases; PEF
   for (const x of trainRecs) assert.ok(Number.isFinite(x.loss), `loss ${x.loss}`);
   // The training loss (different batches each step) falls, and so does the eval loss on fixed data.
   const trainLoss = trainRecs.map((x) => x.loss!);
-  assert.ok(mean(trainLoss.slice(-2)) < mean(trainLoss.slice(0, 2)) - 0.1, `train loss ${trainLoss.map((l) => l.toFixed(3))}`);
+  assert.ok(mean(trainLoss.slice(-2)) < mean(trainLoss.slice(0, 2)) - 0.3, `train loss ${trainLoss.map((l) => l.toFixed(3))}`);
   assert.equal(evalRecs.length, STEPS);
   const evalLoss = evalRecs.map((x) => x.metrics!.loss);
-  assert.ok(evalLoss[STEPS - 1] < evalLoss[0] - 0.1, `eval loss ${evalLoss.map((l) => l.toFixed(3))}`);
+  assert.ok(evalLoss[STEPS - 1] < evalLoss[0] - 0.3, `eval loss ${evalLoss.map((l) => l.toFixed(3))}`);
 
   // The adapter: PEFT layout, peft_type MOR, every adapted module's mor_* tensors and nothing else.
   const ac = JSON.parse(fs.readFileSync(path.join(adapterDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
@@ -111,9 +113,11 @@ test('mor eval --adapter: per-task acc/acc_norm for both tasks (table and eval.j
   const evalOut = path.join(root, 'eval-adapter');
   const r = await run(['eval', '--model', setup.modelDir, '--adapter', adapterDir, '--data', setup.mc, '--out', evalOut]);
   assert.equal(r.code, 0, r.err);
-  // The table: header, one row per task (4 items each), the average row.
+  // The table: a title naming the prompt style (the tokenizer has a chat template), the header,
+  // one row per task (4 items each), the average row.
   const lines = r.out.trim().split('\n');
-  assert.match(lines[0], /^\| task +\| +n \| +acc \(%\) \| +acc_norm \(%\) \|$/);
+  assert.match(lines[0], /^Multiple choice \(0-shot, prompt style `chat`\)$/);
+  assert.ok(lines.some((l) => /^\| task +\| +n \| +acc \(%\) \| +acc_norm \(%\) \|$/.test(l)), r.out);
   for (const task of setup.tasks) {
     assert.ok(lines.some((l) => new RegExp(`^\\| ${task} +\\| +4 \\| +\\d+\\.\\d\\d \\| +\\d+\\.\\d\\d \\|$`).test(l)), `${task} row in\n${r.out}`);
   }
@@ -239,3 +243,13 @@ function findNumbers(rec: Record<string, unknown>): number[] {
   assert.ok(Array.isArray(ll), `no log-likelihoods in ${JSON.stringify(rec)}`);
   return ll as number[];
 }
+
+test('the real `mor` binary (child process) inspects the trained adapter', () => {
+  const bin = fileURLToPath(new URL('../../bin/mor.js', import.meta.url));
+  const r = spawnSync(process.execPath, [bin, 'inspect', path.join(adapterDir, 'adapter_model.safetensors'), '--filter', 'layers.1.mlp.down_proj'],
+    { encoding: 'utf8', env: { ...process.env, MOR_QUIET: '1' }, timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, /base_model\.model\.model\.layers\.1\.mlp\.down_proj\.mor_omega_B +F32 +\[4, 32\] +128\n/);
+  assert.match(r.stdout, /total: 5 tensors \(matching "layers\.1\.mlp\.down_proj", of 40\)/);
+});

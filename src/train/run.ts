@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { initBackend, tf } from '../backend/tf.ts';
 import { loadModel } from '../models/load.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { getPeftModel } from '../adapters/inject.ts';
+import { getPeftModel, type PeftModel } from '../adapters/inject.ts';
 import { BatchStream, DataMixture, loadExamples, type BatchStreamState } from '../data/mix.ts';
 import { batchesOf, countTargets, padIdOf, type Batch } from '../data/batch.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
@@ -89,13 +89,26 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
   await initBackend();
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const outDir = config.outDir;
-  fs.mkdirSync(outDir, { recursive: true });
-  writeFileAtomicSync(path.join(outDir, 'train_config.json'), JSON.stringify(config, null, 2) + '\n');
 
+  // Validate all input (tokenizer, data) before loading the model or writing anything, so a
+  // bad file fails fast with one line and never touches an existing run directory.
   const tokenizer = Tokenizer.fromDir(config.model);
+  const mixture = await DataMixture.load(config.data, tokenizer, { seed: config.seed, maxLength: config.maxLength });
+  const evalExamples = config.evalData
+    ? await loadExamples(config.evalData, tokenizer, { maxLength: config.maxLength })
+    : undefined;
+
   const base = await loadModel(config.model);
-  const peft = getPeftModel(base, config.adapter);
+  let peft: PeftModel<LlamaForCausalLM>;
   try {
+    peft = getPeftModel(base, config.adapter);
+  } catch (e) {
+    base.dispose(); // e.g. target modules that match nothing: free the loaded weights
+    throw e;
+  }
+  try {
+    fs.mkdirSync(outDir, { recursive: true });
+    writeFileAtomicSync(path.join(outDir, 'train_config.json'), JSON.stringify(config, null, 2) + '\n');
     const model = peft.model;
     const params = peft.trainableParameters();
     const counts = peft.countParameters();
@@ -104,7 +117,6 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
         ` || trainable%: ${counts.trainablePercent.toFixed(4)}`,
     );
 
-    const mixture = await DataMixture.load(config.data, tokenizer, { seed: config.seed, maxLength: config.maxLength });
     const stream = new BatchStream(mixture, { batchSize: config.batchSize });
     const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
     const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
@@ -116,9 +128,8 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     };
 
     let evalFn: ((step: number) => Record<string, number>) | undefined;
-    if (config.evalData) {
-      const examples = await loadExamples(config.evalData, tokenizer, { maxLength: config.maxLength });
-      const evalBatches = batchesOf(examples, config.batchSize, { padId: padIdOf(tokenizer), bucket: false });
+    if (evalExamples) {
+      const evalBatches = batchesOf(evalExamples, config.batchSize, { padId: padIdOf(tokenizer), bucket: false });
       evalFn = () => {
         let sum = 0;
         let count = 0;

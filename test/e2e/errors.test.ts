@@ -110,13 +110,8 @@ for (const [what, argv, re] of CASES) {
     const r = await run(argv);
     assert.equal(r.code, 1, `exit code (stderr: ${r.err})`);
     const lines = r.err.split('\n').filter((l) => l !== '');
-    // KNOWN DEVIATION (reported): `mor train` logs the parameter count before it reads the data,
-    // so a bad data file is preceded by that one informational line. Nothing else is allowed.
-    const prelude = argv[0] === 'train' ? lines.filter((l) => /^trainable params: [\d,]+ \|\| all params: /.test(l)) : [];
-    assert.ok(prelude.length <= 1);
-    const errors = lines.slice(prelude.length);
-    assert.equal(errors.length, 1, `exactly one error line, got:\n${r.err}`);
-    assert.match(errors[0], re);
+    assert.equal(lines.length, 1, `exactly one error line, got:\n${r.err}`);
+    assert.match(lines[0], re);
     assert.equal(r.out, '', 'nothing on stdout');
   });
 }

@@ -16,8 +16,8 @@ function tempPathFor(target: string): string {
   return path.join(dir, `.${base}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
-/** fsync a directory so the rename is durable; some platforms refuse, which is harmless. */
-function fsyncDirSync(dir: string): void {
+/** fsync a directory (or file) so a rename is durable; some platforms refuse, which is harmless. */
+export function fsyncDirSync(dir: string): void {
   let fd: number | undefined;
   try {
     fd = fs.openSync(dir, 'r');

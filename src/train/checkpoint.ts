@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safetensors.ts';
-import { writeFileAtomicSync } from '../io/atomic.ts';
+import { fsyncDirSync, writeFileAtomicSync } from '../io/atomic.ts';
 import { UserError } from '../errors.ts';
 import type { AdamWState, MomentArray } from './adamw.ts';
 import type { MetricRecord } from './metrics.ts';
@@ -63,18 +63,6 @@ export function checkpointName(step: number): string {
   return `checkpoint-${step}`;
 }
 
-function fsyncPath(p: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(p, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Directories cannot be fsynced on some platforms: best effort.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
 function moment(a: MomentArray): HostTensor {
   return { dtype: 'F32', shape: [...a.shape], data: a.data };
 }
@@ -108,11 +96,11 @@ export async function saveCheckpoint(dir: string, data: CheckpointData, keep = 3
   };
   // Written last: a directory without it is never a checkpoint.
   writeFileAtomicSync(path.join(tmp, STATE_FILE), JSON.stringify(state));
-  fsyncPath(tmp);
+  fsyncDirSync(tmp);
 
   fs.rmSync(final, { recursive: true, force: true });
   fs.renameSync(tmp, final);
-  fsyncPath(dir);
+  fsyncDirSync(dir);
   writeFileAtomicSync(path.join(dir, 'latest'), name + '\n');
   pruneCheckpoints(dir, keep, name);
   return final;

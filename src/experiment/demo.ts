@@ -30,11 +30,11 @@ export const DEMO_DEFAULTS = {
   data: 'data/suite/train.mix.jsonl',
   evalData: 'data/suite/test.mc.jsonl',
   out: 'runs/demo',
-  steps: 300,
+  steps: 400,
   seed: 0,
   batchSize: 8,
   maxLength: 128,
-  lr: 2e-3,
+  lr: 5e-3,
   evalLimitPerTask: 100,
   adapter: { kind: 'mor', r: 8, alpha: 16, numExperts: 8, targetModules: ['gate_proj', 'up_proj', 'down_proj'] } as AdapterConfigInput,
 };

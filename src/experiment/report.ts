@@ -3,6 +3,8 @@
  * parameter budgets checked against the MoR.md formulas, the ablations, the static-routing
  * merge, the status of planned runs), `results.json` (every number), and two SVG plots
  * (average accuracy vs trainable parameters; MoR's mean routing weight per task and layer).
+ * A hand-written `<outDir>/NOTES.md` (how and where the runs were executed, caveats) is
+ * included verbatim under "Notes on this run".
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -26,6 +28,8 @@ export interface ReportInput {
   base: BaseResult;
   command: string;
   machine: string;
+  /** First hex digits of the sha256 of the model weights (which model the numbers are for). */
+  modelHash?: string;
 }
 
 /** One row of a table: the runs (seeds) of one label in one group. */
@@ -229,7 +233,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
   L.push(
     `- **Command:** \`${input.command}\``,
     `- **Machine:** ${input.machine}`,
-    `- **Model:** \`${c.model}\` (${formatInt(input.base.baseParams)} parameters)`,
+    `- **Model:** \`${c.model}\` (${formatInt(input.base.baseParams)} parameters${input.modelHash ? `; model.safetensors sha256 ${input.modelHash}...` : ''})`,
     `- **Training data:** \`${c.trainData}\`${c.tasks ? ` (tasks: ${c.tasks.join(', ')})` : ''}; ${c.train.steps} steps (unless a method overrides), batch ${c.train.batchSize}, max length ${c.train.maxLength}, lr ${c.train.lr} (${c.train.schedule}, warmup ${c.train.warmup}), AdamW, grad clip ${c.train.maxGradNorm}`,
     `- **Evaluation:** 0-shot multiple choice on \`${c.evalData}\`${c.evalLimitPerTask ? ` (first ${c.evalLimitPerTask} items per task)` : ''}: ${Object.values(input.base.accuracy.n).reduce((a, b) => a + b, 0)} items, ${tasks.length} tasks; accuracy = argmax of the summed log-likelihood of each choice given the chat-formatted question (lm-eval-harness \`acc\`); the average is the unweighted mean over tasks.`,
     `- **Seeds:** main comparison ${[...new Set(planned.filter((p) => p.memberships.some((m) => m.group === 'main')).map((p) => p.seed))].join(', ')}; cells are mean ± sample std over the finished seeds (one value: no ±).`,
@@ -237,6 +241,8 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     `- **Status:** ${done.length} of ${planned.length} planned runs finished${missing.length ? `; not run yet: ${missing.map((m) => `${m.memberships.map((x) => `${x.group}:${x.label}`).join('/')} seed ${m.seed}`).join(', ')}. Rerun the same command to continue: finished runs are cached in \`runs/\` and skipped` : ''}.`,
     '',
   );
+  const notesFile = path.join(outDir, 'NOTES.md');
+  if (fs.existsSync(notesFile)) L.push('## Notes on this run', '', fs.readFileSync(notesFile, 'utf8').trim(), '');
   L.push('## Main comparison (accuracy %, per task and average)', '', mainTable(input, main));
   L.push(
     '## Trainable-parameter budgets', '',

@@ -127,6 +127,8 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
 
   const modelConfig = loadConfig(c.model);
   const fingerprint = fingerprintOf(c);
+  const weights = path.join(c.model, 'model.safetensors');
+  const modelHash = fs.existsSync(weights) ? sha256File(weights).slice(0, 16) : undefined;
   const planned = planRuns(c, modelConfig, fingerprint, { seeds: opts.seeds });
   const trainData = await filteredTrainData(c, outDir);
   const evalItems = selectItems(await readMultipleChoice([c.evalData]), { tasks: c.tasks, limitPerTask: c.evalLimitPerTask });
@@ -160,6 +162,7 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
       base: base!,
       command: opts.command ?? `mor experiment --config <file> --out ${outDir}`,
       machine: machineDescription(),
+      modelHash,
     });
   let files = await report();
 

@@ -69,6 +69,7 @@ or from TypeScript: \`loadModel('models/base')\`, \`Tokenizer.fromDir('models/ba
 
 \`\`\`
 ${s.command}
+npm run pretrain:base -- --check     # reload the saved bf16 model: validation loss, greedy samples, this README
 \`\`\`
 
 Deterministic given the seed, except where the time budget (\`--minutes\`) cuts the run

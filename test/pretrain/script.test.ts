@@ -41,6 +41,13 @@ test('scripts/pretrain-base.ts --dry-run-steps: model dir, README with the comma
     assert.equal(summary.tokensSeen, 2 * 2 * 16);
     assert.ok(fs.statSync(path.join(out, 'model.safetensors')).size > 0);
 
+    // --check reloads the saved bf16 model: its validation loss matches the run's (f32) one.
+    execFileSync(process.execPath, ['--import', 'tsx', 'scripts/pretrain-base.ts', '--check', '--run-dir', path.join(dir, 'run')], { env: { ...process.env, MOR_QUIET: '1' }, stdio: 'pipe' });
+    const checked = JSON.parse(fs.readFileSync(path.join(dir, 'run', 'summary.json'), 'utf8'));
+    assert.ok(Math.abs(checked.savedValidLoss - summary.finalValidLoss) < 0.02, `${checked.savedValidLoss} vs ${summary.finalValidLoss}`);
+    assert.equal(checked.samples.length, checked.config.samplePrompts.length);
+    assert.match(fs.readFileSync(path.join(out, 'README.md'), 'utf8'), /Validation loss of the saved bf16 weights/);
+
     const bad = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/pretrain-base.ts', '--steps', 'x'], { env: { ...process.env, MOR_QUIET: '1' }, encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^error: --steps must be an integer \(got 'x'\)/m);

@@ -60,6 +60,8 @@ export interface FineTuneOptions {
   /** Output folder for metrics.jsonl, loss.svg, routing.svg/json and (with saveAdapter) adapter/. */
   outDir?: string;
   saveAdapter?: boolean;
+  /** Write `routing.svg` (routed adapters) to outDir. Default true; `routing.json` is always written. */
+  routingPlot?: boolean;
   /** Log every N updates to metrics.jsonl / onLog. Default 10. */
   logEvery?: number;
   /** Called after each update. */
@@ -227,10 +229,13 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
       if (o.outDir) {
         const json = path.join(o.outDir, 'routing.json');
         writeFileAtomicSync(json, JSON.stringify(stats.toJSON(), null, 1) + '\n');
-        const svg = path.join(o.outDir, 'routing.svg');
-        const title = `${adapter.kind}: mean routing weight per expert, by task (training data)`;
-        writeFileAtomicSync(svg, await routingHeatmapSvg(routingCellsFromStats(stats), { title }));
-        files.push(json, svg);
+        files.push(json);
+        if (o.routingPlot ?? true) {
+          const svg = path.join(o.outDir, 'routing.svg');
+          const title = `${adapter.kind}: mean routing weight per expert, by task (training data)`;
+          writeFileAtomicSync(svg, await routingHeatmapSvg(routingCellsFromStats(stats), { title }));
+          files.push(svg);
+        }
       }
       if (o.staticRouting && adapter.kind === 'mor') {
         staticRouting = {};

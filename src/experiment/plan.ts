@@ -93,7 +93,9 @@ export function planRuns(c: ExperimentConfig, model: LlamaConfig, fingerprint: s
   };
   const seeds = opts.seeds ?? c.seeds;
   const staticOf = c.staticRouting?.of;
-  const staticSeeds = new Set(c.staticRouting?.seeds ?? [seeds[0]]);
+  // From the config, not from a --seeds override: a partial call on other seeds never owes the
+  // static-routing measurements of the configured seed.
+  const staticSeeds = new Set(c.staticRouting?.seeds ?? [c.seeds[0]]);
   for (const seed of seeds) {
     for (const m of c.methods) {
       const r = methods.get(m.name)!;

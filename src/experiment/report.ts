@@ -105,19 +105,38 @@ function taskNames(input: ReportInput): string[] {
   return Object.keys(input.base.accuracy.tasks).sort();
 }
 
+/** `<outDir>/latency.json` written by the runner's latency pass, if any. */
+interface LatencyPass {
+  rounds: number;
+  baseMsPerToken: number;
+  msPerToken: Record<string, number>;
+}
+
+function readLatencyPass(outDir: string): LatencyPass | undefined {
+  const f = path.join(outDir, 'latency.json');
+  if (!fs.existsSync(f)) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(f, 'utf8')) as LatencyPass;
+  } catch {
+    return undefined;
+  }
+}
+
 function mainTable(input: ReportInput, rows: RowSummary[]): string {
+  const lat = readLatencyPass(input.outDir);
   const tasks = taskNames(input);
   const header = ['method', 'trainable params', '% of model', 'seeds', ...tasks, 'average', 's/step', 'ms/token'];
   const b = input.base;
   const out: string[][] = [[
     'base (no fine-tuning)', '0', '0', '-',
-    ...tasks.map((t) => formatPercentMeanStd([b.accuracy.tasks[t]])), formatPercentMeanStd([b.accuracy.average]), '-', formatNum(b.latencyMsPerToken),
+    ...tasks.map((t) => formatPercentMeanStd([b.accuracy.tasks[t]])), formatPercentMeanStd([b.accuracy.average]), '-',
+    formatNum(lat ? lat.baseMsPerToken : b.latencyMsPerToken),
   ]];
   for (const r of rows) {
     out.push([
       r.label, formatInt(r.trainableParams), formatNum(r.trainablePercent, 3), r.seeds.length ? r.seeds.join(',') : 'not run',
       ...tasks.map((t) => formatPercentMeanStd(r.tasks[t] ?? [])), `**${formatPercentMeanStd(r.average)}**`,
-      formatNum(r.secPerStep), formatNum(r.latencyMsPerToken),
+      formatNum(r.secPerStep), formatNum(lat?.msPerToken[r.label] ?? r.latencyMsPerToken),
     ]);
   }
   return markdownTable(header, out);
@@ -139,20 +158,16 @@ function ablationTable(rows: RowSummary[], what: string): string {
   ]));
 }
 
-function staticTable(input: ReportInput, run: RunRecord): string {
+function staticTable(run: RunRecord): string {
   const s = run.result.staticRouting ?? {};
-  const header = ['task', 'dynamic routing acc (%)', 'static merged acc (%)', 'delta (points)', 'ms/token dynamic', 'ms/token static (merged)', 'ms/token base'];
+  const header = ['task', 'dynamic routing acc (%)', 'static merged acc (%)', 'delta (points)', 'ms/token merged (this task\'s prompts)'];
   const rows = Object.keys(s).sort().map((t) => [
-    t, formatNum(100 * s[t].dynamicAccuracy), formatNum(100 * s[t].accuracy), formatNum(100 * (s[t].accuracy - s[t].dynamicAccuracy)),
-    formatNum(run.result.latencyMsPerToken), formatNum(s[t].latencyMsPerToken), formatNum(input.base.latencyMsPerToken),
+    t, formatNum(100 * s[t].dynamicAccuracy), formatNum(100 * s[t].accuracy), formatNum(100 * (s[t].accuracy - s[t].dynamicAccuracy)), formatNum(s[t].latencyMsPerToken),
   ]);
   const accs = Object.values(s);
-  rows.push([
-    '**average**', formatNum(100 * mean(accs.map((a) => a.dynamicAccuracy))), formatNum(100 * mean(accs.map((a) => a.accuracy))),
-    formatNum(100 * (mean(accs.map((a) => a.accuracy)) - mean(accs.map((a) => a.dynamicAccuracy)))),
-    formatNum(run.result.latencyMsPerToken), formatNum(mean(accs.map((a) => a.latencyMsPerToken ?? Number.NaN).filter(Number.isFinite))),
-    formatNum(input.base.latencyMsPerToken),
-  ]);
+  const dyn = mean(accs.map((a) => a.dynamicAccuracy));
+  const stat = mean(accs.map((a) => a.accuracy));
+  rows.push(['**average**', formatNum(100 * dyn), formatNum(100 * stat), formatNum(100 * (stat - dyn)), formatNum(mean(accs.map((a) => a.latencyMsPerToken ?? Number.NaN).filter(Number.isFinite)))]);
   return markdownTable(header, rows);
 }
 
@@ -205,7 +220,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
   fs.mkdirSync(outDir, { recursive: true });
   const main = summarizeRows(planned, done, 'main');
   const ablations = (['experts', 'ranks', 'routers'] as const).map((g) => ({ group: g, rows: summarizeRows(planned, done, g) }));
-  const staticRun = done.find((d) => d.result.staticRouting && Object.keys(d.result.staticRouting).length > 0);
+  const staticRun = done.find((d) => d.spec.staticRouting && d.result.staticRouting) ?? done.find((d) => d.result.staticRouting && Object.keys(d.result.staticRouting).length > 0);
   const routingRun = staticRun ?? done.find((d) => d.spec.adapter.kind === 'mor' && d.result.routing && d.spec.memberships.some((m) => m.group === 'main'));
 
   const points = [
@@ -237,7 +252,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     `- **Training data:** \`${c.trainData}\`${c.tasks ? ` (tasks: ${c.tasks.join(', ')})` : ''}; ${c.train.steps} steps (unless a method overrides), batch ${c.train.batchSize}, max length ${c.train.maxLength}, lr ${c.train.lr} (${c.train.schedule}, warmup ${c.train.warmup}), AdamW, grad clip ${c.train.maxGradNorm}`,
     `- **Evaluation:** 0-shot multiple choice on \`${c.evalData}\`${c.evalLimitPerTask ? ` (first ${c.evalLimitPerTask} items per task)` : ''}: ${Object.values(input.base.accuracy.n).reduce((a, b) => a + b, 0)} items, ${tasks.length} tasks; accuracy = argmax of the summed log-likelihood of each choice given the chat-formatted question (lm-eval-harness \`acc\`); the average is the unweighted mean over tasks.`,
     `- **Seeds:** main comparison ${[...new Set(planned.filter((p) => p.memberships.some((m) => m.group === 'main')).map((p) => p.seed))].join(', ')}; cells are mean ± sample std over the finished seeds (one value: no ±).`,
-    `- **Timing:** s/step = wall seconds per optimizer update on this machine; ms/token = greedy generation, batch 1, KV cache, ${c.latency.newTokens} tokens after each of ${c.latency.prompts} eval prompts (median over prompts), prefill included.`,
+    `- **Timing:** s/step = wall seconds per optimizer update on this machine; ms/token = greedy generation, batch 1, KV cache, ${c.latency.newTokens} tokens after each of ${c.latency.prompts} eval prompts (median over prompts), prefill included${readLatencyPass(outDir) ? `; in the main table measured back to back in one process after the runs (base model and each method's adapter, median of ${readLatencyPass(outDir)!.rounds} interleaved rounds)` : ', measured at the end of each run'}.`,
     `- **Status:** ${done.length} of ${planned.length} planned runs finished${missing.length ? `; not run yet: ${missing.map((m) => `${m.memberships.map((x) => `${x.group}:${x.label}`).join('/')} seed ${m.seed}`).join(', ')}. Rerun the same command to continue: finished runs are cached in \`runs/\` and skipped` : ''}.`,
     '',
   );
@@ -257,13 +272,19 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     const title = { experts: 'Number of experts N', ranks: 'Rank r', routers: 'Router: learned softmax vs uniform mean vs softmax + load-balance loss' }[a.group];
     L.push(`## Ablation (MoR): ${title}`, '', ablationTable(a.rows, a.group === 'experts' ? 'N' : a.group === 'ranks' ? 'r' : 'router'));
   }
-  if (staticRun) {
+  const staticRuns = done.filter((d) => d.result.staticRouting && Object.keys(d.result.staticRouting).length > 0).sort((a, b) => a.spec.seed - b.spec.seed);
+  if (staticRuns.length > 0) {
+    const lat = readLatencyPass(outDir);
+    const morLabel = c.staticRouting?.of;
     L.push(
-      `## MoR static-routing merge (seed ${staticRun.spec.seed})`, '',
-      `For each task, the mean routing vector of every MoR layer over ${c.staticRouting?.examplesPerTask ?? 32} of that task's training examples is folded into W (\`mergeWithRouting\`), and that task is re-scored and timed: the merged model has the base model's cost per token.`,
+      '## MoR static-routing merge', '',
+      `For each task, the mean routing vector of every MoR layer over ${c.staticRouting?.examplesPerTask ?? 32} of that task's training examples is folded into W (\`mergeWithRouting\`) and that task is re-scored and timed. The merged model is architecturally the base model, so its per-token cost is the base model's` +
+        (lat && morLabel && lat.msPerToken[morLabel] !== undefined
+          ? `: in the latency pass (same prompts, back to back) ${formatNum(lat.baseMsPerToken)} ms/token merged (= base) vs ${formatNum(lat.msPerToken[morLabel])} ms/token with dynamic routing.`
+          : '.'),
       '',
-      staticTable(input, staticRun),
     );
+    for (const run of staticRuns) L.push(`### ${run.spec.method}, seed ${run.spec.seed}`, '', staticTable(run));
   }
   if (plots.length) {
     L.push('## Plots', '');
@@ -290,7 +311,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     planned: planned.map((p) => ({ id: p.id, memberships: p.memberships, seed: p.seed, done: doneIds.has(p.id) })),
     main: main.map(stripRow),
     ablations: Object.fromEntries(ablations.map((a) => [a.group, a.rows.map(stripRow)])),
-    staticRouting: staticRun ? { run: staticRun.spec.id, tasks: staticRun.result.staticRouting } : null,
+    staticRouting: staticRuns.map((r) => ({ run: r.spec.id, seed: r.spec.seed, tasks: r.result.staticRouting })),
     runs: done.map((d) => ({ spec: d.spec, result: { ...d.result, files: undefined } })),
   };
   writeFileAtomicSync(resultsFile, JSON.stringify(results, null, 1) + '\n');

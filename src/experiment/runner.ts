@@ -24,7 +24,11 @@ import { loadConfig } from '../models/load.ts';
 import { UserError } from '../errors.ts';
 import type { ExperimentConfig } from './config.ts';
 import { fineTune, measureBase, type FineTuneResult } from './fineTune.ts';
-import { selectItems, type AccuracyResult } from './measure.ts';
+import { latencyItems, measureLatency, selectItems, type AccuracyResult } from './measure.ts';
+import { getPeftModel } from '../adapters/inject.ts';
+import { Tokenizer } from '../tokenizer/tokenizer.ts';
+import { loadModel } from '../models/load.ts';
+import type { MultipleChoiceItem } from '../data/formats.ts';
 import { planRuns, runHash, type RunSpec } from './plan.ts';
 import { writeExperimentReport } from './report.ts';
 
@@ -53,6 +57,12 @@ export interface RunExperimentOptions {
   maxRuns?: number;
   /** Only the main comparison (no ablations). */
   mainOnly?: boolean;
+  /**
+   * After the runs, re-measure the generation latency of the base model and of every main
+   * method's adapter (freshly initialised: the cost does not depend on the weights) back to back
+   * in this process, median of 3 rounds, into `<outDir>/latency.json` (the report prefers it).
+   */
+  latencyPass?: boolean;
   /** The command line shown in the report. */
   command?: string;
   /** Progress lines. Default: stderr. */
@@ -190,6 +200,7 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
       staticRouting: spec.staticRouting,
       routingExamplesPerTask: c.staticRouting?.examplesPerTask ?? 32,
       outDir: runDir,
+      routingPlot: false, // the report draws one heatmap; routing.json keeps every run's numbers
       onStep: (rec, total) => {
         if (rec.step % every === 0 || rec.step === total) {
           log(`${tag}: step ${rec.step}/${total} loss ${rec.loss.toFixed(4)} (${(rec.elapsedSec / rec.step).toFixed(2)} s/step)`);
@@ -203,5 +214,49 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
     log(`${tag}: done in ${result.wallSeconds.toFixed(0)} s, average accuracy ${(100 * result.after.average).toFixed(2)}%`);
     files = await report();
   }
+  if (opts.latencyPass) {
+    log('latency pass: base model and every main method, 3 rounds');
+    const methods = new Map<string, RunSpec['adapter']>();
+    for (const p of planned) for (const m of p.memberships) if (m.group === 'main' && !methods.has(m.label)) methods.set(m.label, p.adapter);
+    const lat = await latencyPass(c.model, methods, evalItems, c.latency);
+    writeFileAtomicSync(path.join(outDir, 'latency.json'), JSON.stringify({ ...lat, machine: machineDescription() }, null, 2) + '\n');
+    files = await report();
+  }
   return { outDir, planned, done, base, ...files, executed };
+}
+
+/** Latency of the base model and of each adapter config, median over `rounds` interleaved rounds. */
+async function latencyPass(
+  modelDir: string,
+  adapters: Map<string, RunSpec['adapter']>,
+  items: MultipleChoiceItem[],
+  latency: { newTokens: number; prompts: number },
+  rounds = 3,
+): Promise<{ rounds: number; baseMsPerToken: number; msPerToken: Record<string, number> }> {
+  const tok = Tokenizer.fromDir(modelDir);
+  let model = await loadModel(modelDir);
+  const prompts = latencyItems(items, latency.prompts);
+  const samples = new Map<string, number[]>([['base', []], ...[...adapters.keys()].map((k) => [k, []] as [string, number[]])]);
+  try {
+    for (let r = 0; r < rounds; r++) {
+      samples.get('base')!.push(await measureLatency(model, tok, prompts, latency));
+      for (const [label, adapter] of adapters) {
+        const peft = getPeftModel(model, adapter);
+        try {
+          samples.get(label)!.push(await measureLatency(peft.model, tok, prompts, latency));
+        } finally {
+          model = peft.unload();
+        }
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const msPerToken: Record<string, number> = {};
+  for (const label of adapters.keys()) msPerToken[label] = median(samples.get(label)!);
+  return { rounds, baseMsPerToken: median(samples.get('base')!), msPerToken };
 }

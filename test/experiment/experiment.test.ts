@@ -3,14 +3,15 @@
  * checkpoint: exit 0; the report has the main table (base, mor, lora rows), the budget table
  * with every count equal, the ablation and static-routing tables and both plots; every run's
  * trainable count equals the MoR.md formula written out here for this model; a second call
- * reuses every cached run (resumable); `mor demo` writes its outputs and table.
+ * reuses every cached run (resumable) and re-measures latency back to back; no tensor outlives the runs; `mor demo` writes its
+ * outputs and table.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { initBackend } from '../../src/backend/tf.ts';
+import { initBackend, tf } from '../../src/backend/tf.ts';
 import { main } from '../../src/cli/main.ts';
 import { makeTinyCheckpoint } from '../../scripts/make-tiny-checkpoint.ts';
 
@@ -40,8 +41,10 @@ function loraFfn(r: number): number {
 test('mor experiment: smoke config end to end, then resumed from the cache', async () => {
   const out = path.join(root, 'smoke');
   const t0 = performance.now();
+  const tensorsBefore = tf.memory().numTensors;
   const first = await run(['experiment', '--config', 'experiments/smoke.yaml', '--model', modelDir, '--out', out]);
   assert.equal(first.code, 0, first.err);
+  assert.equal(tf.memory().numTensors, tensorsBefore, 'runs leak no tensors');
   assert.match(first.out, /3 of 3 runs finished \(3 in this call\)/);
   assert.match(first.err, /\[1\/3\] main:mor seed 0/);
 
@@ -50,7 +53,8 @@ test('mor experiment: smoke config end to end, then resumed from the cache', asy
     '## Main comparison',
     '## Trainable-parameter budgets',
     '## Ablation (MoR): Number of experts N',
-    '## MoR static-routing merge (seed 0)',
+    '## MoR static-routing merge',
+    '### mor, seed 0',
     '![accuracy_vs_params.svg](accuracy_vs_params.svg)',
     '![routing_heatmap.svg](routing_heatmap.svg)',
   ]) assert.ok(report.includes(heading), `report lacks ${heading}`);
@@ -80,13 +84,20 @@ test('mor experiment: smoke config end to end, then resumed from the cache', asy
     assert.deepEqual(Object.keys(r.result.after.tasks).sort(), ['arithmetic', 'name_gender']);
     assert.equal(r.result.after.n.arithmetic, 6);
   }
-  const statics = results.staticRouting.tasks;
+  assert.equal(results.staticRouting.length, 1);
+  const statics = results.staticRouting[0].tasks;
   assert.deepEqual(Object.keys(statics).sort(), ['arithmetic', 'name_gender']);
   for (const s of Object.values(statics) as { accuracy: number }[]) assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
 
   // Rerun: everything is cached, nothing trains again.
-  const second = await run(['experiment', '--config', 'experiments/smoke.yaml', '--model', modelDir, '--out', out]);
+  const tensorsMid = tf.memory().numTensors;
+  const second = await run(['experiment', '--config', 'experiments/smoke.yaml', '--model', modelDir, '--out', out, '--latency-pass']);
   assert.equal(second.code, 0, second.err);
+  assert.equal(tf.memory().numTensors, tensorsMid, 'the latency pass leaks no tensors');
+  const lat = JSON.parse(fs.readFileSync(path.join(out, 'latency.json'), 'utf8'));
+  assert.deepEqual(Object.keys(lat.msPerToken).sort(), ['lora', 'mor']);
+  assert.ok(lat.baseMsPerToken > 0 && lat.rounds === 3);
+  assert.match(fs.readFileSync(path.join(out, 'report.md'), 'utf8'), /measured back to back in one process/);
   assert.match(second.out, /3 of 3 runs finished \(0 in this call\)/);
   assert.match(second.err, /3 runs planned, 3 cached, 0 to run/);
   assert.ok(performance.now() - t0 < 120_000, 'the smoke experiment must stay under 2 minutes');

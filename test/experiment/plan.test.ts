@@ -78,6 +78,9 @@ test('plan: ids are stable and change with the model/data fingerprint, settings 
   // --seeds override: main at those seeds, ablations at the first.
   const seeds = planRuns(c, model, 'fp', { seeds: [7] });
   assert.deepEqual(seeds.map((r) => r.seed), [7, 7, 7, 7, 7]);
+  // The static-routing seed comes from the config (its first seed), not from the override.
+  assert.ok(seeds.every((r) => !r.staticRouting));
+  assert.equal(planRuns(c, model, 'fp', { seeds: [1, 0] }).find((r) => r.seed === 0 && r.method === 'mor')?.staticRouting, true);
 });
 
 test('config: errors name the field', () => {

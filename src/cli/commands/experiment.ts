@@ -19,6 +19,7 @@ interface ExperimentCliOptions {
   maxRuns?: string;
   mainOnly?: boolean;
   model?: string;
+  latencyPass?: boolean;
 }
 
 function parseSeeds(v: string): number[] {
@@ -49,6 +50,7 @@ export function registerExperimentCommand(program: Command, io: CliIO): void {
     .option('--max-runs <n>', 'run at most this many new runs')
     .option('--main-only', 'skip the ablations')
     .option('--model <dir>', 'base model directory (overrides the config)')
+    .option('--latency-pass', 'after the runs, re-measure generation latency of the base model and every main method back to back (latency.json)')
     .action(async (o: ExperimentCliOptions) => {
       const file = loadExperimentConfig(o.config);
       const config = o.model ? { ...file, model: o.model } : file;
@@ -59,6 +61,7 @@ export function registerExperimentCommand(program: Command, io: CliIO): void {
         timeBudgetMinutes: positive(o.timeBudget, '--time-budget', false),
         maxRuns: positive(o.maxRuns, '--max-runs', true),
         mainOnly: o.mainOnly,
+        latencyPass: o.latencyPass,
         command: args.startsWith('experiment') ? `mor ${args}` : `mor experiment --config ${o.config}${o.out ? ` --out ${o.out}` : ''}`,
         log: (l) => io.stderr(l + '\n'),
       });

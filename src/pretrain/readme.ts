@@ -2,31 +2,25 @@
  * The model card (`README.md`) of a pretrained base model, from the run's summary.
  */
 import type { PretrainConfig } from './config.ts';
+import type { PretrainResult } from './run.ts';
 
-/** What the model card reports; saved as `summary.json` next to the model. */
-export interface PretrainSummary {
+/**
+ * What the model card reports; saved as `summary.json` next to the model. The run's own
+ * numbers are those of {@link PretrainResult}; the rest is recorded by the script.
+ */
+export interface PretrainSummary extends Omit<PretrainResult, 'train' | 'outDir' | 'stopReason'> {
   command: string;
   machine: string;
   config: PretrainConfig;
+  /** Why training stopped (a resumed run may record an older reason). */
   stopReason: string;
   steps: number;
-  numParameters: number;
-  trainTokens: number;
-  validTokens: number;
-  /** Characters of the training text per token of the stream. */
-  charsPerToken: number;
-  tokensSeen: number;
-  finalTrainLoss: number;
-  finalValidLoss: number;
   /** Validation loss of the saved (bf16) weights, when measured after saving. */
   savedValidLoss?: number;
-  /** Wall time of the training process(es), seconds. */
-  wallSec: number;
   /** Mean training throughput, tokens per second. */
   tokensPerSec: number;
   /** Validation loss at each evaluation. */
   validCurve: { step: number; loss: number }[];
-  samples: { prompt: string; completion: string }[];
   date: string;
 }
 

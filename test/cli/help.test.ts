@@ -5,14 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildProgram, main } from '../../src/cli/main.ts';
+import { buildProgram } from '../../src/cli/main.ts';
+import { runCli as run } from './runCli.ts';
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 const commands = buildProgram({ stdout: () => {}, stderr: () => {} }).commands;
 

@@ -7,17 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { main, type CliIO } from '../../src/cli/main.ts';
+import { main } from '../../src/cli/main.ts';
 import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { tempDir } from '../io/helpers.ts';
+import { runCli as run } from './runCli.ts';
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { stdout: (s) => void (out += s), stderr: (s) => void (err += s) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 const fixture = new URL('../fixtures/safetensors/torch_all_dtypes.safetensors', import.meta.url).pathname;
 const expected = JSON.parse(

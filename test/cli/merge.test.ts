@@ -11,7 +11,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend, tf } from '../../src/backend/tf.ts';
-import { main } from '../../src/cli/main.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
@@ -25,6 +24,7 @@ import { renderRecord } from '../../src/data/render.ts';
 import { readDataRecords } from '../../src/data/mix.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { makeTinySetup } from '../fixtures/train/tinyLlama.ts';
+import { runCli as run } from './runCli.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-cli-merge-'));
@@ -32,12 +32,6 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 const setup = await makeTinySetup(root);
 const TARGETS = ['q_proj', 'v_proj', 'up_proj', 'down_proj'];
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 /** Save an adapter of `config` with every tensor random (LoRA's B starts at 0: a no-op otherwise). */
 async function makeAdapter(name: string, config: AdapterConfigInput, seed: number): Promise<string> {

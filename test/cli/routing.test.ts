@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend, tf } from '../../src/backend/tf.ts';
-import { main } from '../../src/cli/main.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
@@ -22,18 +21,13 @@ import { renderRecord } from '../../src/data/render.ts';
 import { readDataRecords } from '../../src/data/mix.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { makeTinySetup } from '../fixtures/train/tinyLlama.ts';
+import { runCli as run } from './runCli.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-cli-routing-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 const setup = await makeTinySetup(root);
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 async function makeAdapter(name: string, config: AdapterConfigInput, seed: number): Promise<string> {
   const dir = path.join(root, name);

@@ -24,6 +24,7 @@ import { generate } from '../../src/generate/generate.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { makeE2eSetup } from '../fixtures/e2e/setup.ts';
+import { runCli as run } from '../cli/runCli.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-e2e-'));
@@ -35,12 +36,6 @@ const TARGETS = ['q_proj', 'v_proj', 'up_proj', 'down_proj'];
 const LAYERS = 2;
 const STEPS = 10;
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 

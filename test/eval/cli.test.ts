@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend, tf } from '../../src/backend/tf.ts';
-import { main } from '../../src/cli/main.ts';
 import { parseHfConfig } from '../../src/models/llama/config.ts';
 import { createRandomModel } from '../../src/models/random.ts';
 import { savePretrained } from '../../src/models/save.ts';
@@ -18,6 +17,7 @@ import { savePretrained as saveAdapter } from '../../src/adapters/save.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { evaluateMultipleChoice, readMultipleChoice } from '../../src/eval/multipleChoice.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { runCli as run } from '../cli/runCli.ts';
 
 await initBackend();
 
@@ -51,11 +51,6 @@ const config = parseHfConfig({
   model.dispose();
 }
 
-function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  return main(argv, { stdout: (s) => (out += s), stderr: (s) => (err += s) }).then((code) => ({ code, out, err }));
-}
 
 test('mor eval prints the per-task table and writes eval.json equal to the library evaluation', async () => {
   const outDir = path.join(root, 'out');

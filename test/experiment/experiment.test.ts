@@ -12,8 +12,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend, tf } from '../../src/backend/tf.ts';
-import { main } from '../../src/cli/main.ts';
 import { makeTinyCheckpoint } from '../../scripts/make-tiny-checkpoint.ts';
+import { runCli as run } from '../cli/runCli.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-experiment-'));
@@ -22,12 +22,6 @@ const modelDir = path.join(root, 'model');
 // hidden 64, intermediate 128, 2 layers (the script's defaults).
 await makeTinyCheckpoint(modelDir, { seed: 3 });
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 /** MoR.md per-layer formulas for the tiny model's FFN: gate/up [128, 64], down [64, 128]. */
 function morFfn(r: number, n: number): number {

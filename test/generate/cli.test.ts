@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { initBackend } from '../../src/backend/tf.ts';
-import { main } from '../../src/cli/main.ts';
 import { generate } from '../../src/generate/generate.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
@@ -16,17 +15,12 @@ import { loadAdapter } from '../../src/adapters/load.ts';
 import { savePretrained as saveAdapter } from '../../src/adapters/save.ts';
 import { makeTinyCheckpoint } from '../../scripts/make-tiny-checkpoint.ts';
 import { tempDir } from '../models/helpers.ts';
+import { runCli as run } from '../cli/runCli.ts';
 
 await initBackend();
 const dir = path.join(tempDir('mor-gen-cli-'), 'tiny');
 await makeTinyCheckpoint(dir, { hidden: 32, intermediate: 48, layers: 2, heads: 4, kvHeads: 2, initStd: 0.5, seed: 4 });
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => (out += s), stderr: (s) => (err += s) });
-  return { code, out, err };
-}
 
 test('mor generate streams the greedy continuation', async () => {
   const r = await run(['generate', '--model', dir, '--prompt', 'Hello', '--max-new-tokens', '6']);

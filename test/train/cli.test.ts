@@ -6,20 +6,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../../src/backend/tf.ts';
-import { main } from '../../src/cli/main.ts';
 import { makeTinySetup } from '../fixtures/train/tinyLlama.ts';
+import { runCli as run } from '../cli/runCli.ts';
 
 await initBackend({ announce: false });
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-cli-train-'));
 const setup = await makeTinySetup(root);
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; } });
-  return { code, out, err };
-}
 
 test('mor train --config FILE (YAML) with flag overrides trains and saves the adapter', async () => {
   const cfgFile = path.join(root, 'run.yaml');

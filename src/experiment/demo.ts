@@ -54,7 +54,12 @@ export interface DemoOptions {
   batchSize?: number;
   maxLength?: number;
   lr?: number;
-  adapter?: AdapterConfigInput;
+  /**
+   * Adapter config. Without `kind`, or with `kind: 'mor'`, its fields override those of the
+   * default MoR adapter (e.g. `{ targetModules: ['gate_proj', 'up_proj', 'down_proj'] }`);
+   * with another kind it replaces the default.
+   */
+  adapter?: Partial<AdapterConfigInput>;
   /** Progress and result lines. Default: stderr. */
   log?: (line: string) => void;
 }
@@ -70,15 +75,28 @@ export interface DemoResult {
   wallSeconds: number;
 }
 
-/** Before / after / delta per task, then the average row (percent). */
-export function beforeAfterTable(before: AccuracyResult, after: AccuracyResult): string {
+/** The demo's adapter: `override` merged over the default MoR adapter (see {@link DemoOptions.adapter}). */
+export function demoAdapterInput(override?: Partial<AdapterConfigInput>): AdapterConfigInput {
+  if (!override) return DEMO_DEFAULTS.adapter;
+  if (override.kind === undefined || override.kind === 'mor') return { ...DEMO_DEFAULTS.adapter, ...override } as AdapterConfigInput;
+  return override as AdapterConfigInput;
+}
+
+/** Display name of an adapter kind in tables ("MoR", "LoRA", ...). */
+export function adapterLabel(kind: string): string {
+  const labels: Record<string, string> = { mor: 'MoR', lora: 'LoRA', dora: 'DoRA', moelora: 'MoELoRA', full: 'full fine-tuning' };
+  return labels[kind] ?? kind;
+}
+
+/** Before / after / delta per task, then the average row (percent); `label` names the fine-tuned model. */
+export function beforeAfterTable(before: AccuracyResult, after: AccuracyResult, label = 'MoR'): string {
   const tasks = Object.keys(after.tasks).sort();
   const pct = (v: number): string => (100 * v).toFixed(2);
   const delta = (v: number): string => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(2)}`;
   const rows = tasks.map((t) => [t, String(after.n[t]), pct(before.tasks[t]), pct(after.tasks[t]), delta(after.tasks[t] - before.tasks[t])]);
   const n = Object.values(after.n).reduce((a, b) => a + b, 0);
   rows.push(['**average**', String(n), pct(before.average), pct(after.average), delta(after.average - before.average)]);
-  return markdownTable(['task', 'n', 'before (%)', 'after MoR (%)', 'delta (points)'], rows);
+  return markdownTable(['task', 'n', 'before (%)', `after ${label} (%)`, 'delta (points)'], rows);
 }
 
 function accuracyJson(a: AccuracyResult): Record<string, unknown> {
@@ -103,7 +121,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     lr: o.lr ?? d.lr,
     warmup: Math.min(20, Math.floor((o.steps ?? d.steps) / 10)),
   });
-  const adapter = parseAdapterConfig(o.adapter ?? d.adapter, 'demo adapter');
+  const adapter = parseAdapterConfig(demoAdapterInput(o.adapter), 'demo adapter');
   const evalData = o.evalData ?? d.evalData;
   const limit = o.evalLimitPerTask === undefined ? d.evalLimitPerTask : o.evalLimitPerTask || undefined;
   const evalItems = selectItems(await readMultipleChoice([evalData]), { limitPerTask: limit });
@@ -140,12 +158,13 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   });
   const before = result.before!;
   const after = result.after;
-  const table = beforeAfterTable(before, after);
+  const label = adapterLabel(adapter.kind);
+  const table = beforeAfterTable(before, after, label);
   const wallSeconds = (performance.now() - t0) / 1000;
 
   writeFileAtomicSync(path.join(outDir, 'eval_before.json'), JSON.stringify(accuracyJson(before), null, 2) + '\n');
   writeFileAtomicSync(path.join(outDir, 'eval_after.json'), JSON.stringify(accuracyJson(after), null, 2) + '\n');
-  const title = `0-shot multiple-choice accuracy, ${evalData}${limit ? ` (first ${limit} items per task)` : ''}: base model vs MoR fine-tuned (${train.steps} steps)`;
+  const title = `0-shot multiple-choice accuracy, ${evalData}${limit ? ` (first ${limit} items per task)` : ''}: base model vs ${label} fine-tuned (${train.steps} steps)`;
   writeFileAtomicSync(path.join(outDir, 'eval.md'), `${title}\n\n${table}`);
   writeFileAtomicSync(
     path.join(outDir, 'demo.json'),

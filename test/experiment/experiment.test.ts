@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { makeTinyCheckpoint } from '../../scripts/make-tiny-checkpoint.ts';
 import { runCli as run } from '../cli/runCli.ts';
+import { adapterLabel, DEMO_DEFAULTS, demoAdapterInput } from '../../src/experiment/demo.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-experiment-'));
@@ -112,7 +113,7 @@ test('mor demo: fine-tunes, prints before/after per task, writes its outputs', a
   const out = path.join(root, 'demo');
   const r = await run([
     'demo', '--model', modelDir, '--out', out, '--steps', '2', '--eval-data', 'data/suite/validation.mc.jsonl', '--eval-limit', '2',
-    '--batch-size', '2', '--max-length', '48',
+    '--batch-size', '2', '--max-length', '48', '--adapter', '{"targetModules":["gate_proj","up_proj","down_proj"]}',
   ]);
   assert.equal(r.code, 0, r.err);
   const tasks = JSON.parse(fs.readFileSync('data/suite/manifest.json', 'utf8')).tasks.map((t: { name: string }) => t.name);
@@ -128,4 +129,17 @@ test('mor demo: fine-tunes, prints before/after per task, writes its outputs', a
   const missing = await run(['demo', '--model', path.join(root, 'nope')]);
   assert.equal(missing.code, 1);
   assert.match(missing.err, /^error: --model .*nope: not found/);
+  for (const [arg, message] of [['{"r":', /^error: --adapter: invalid JSON/], ['[1]', /^error: --adapter must be a JSON object/], ['{"rank":4}', /rank/]] as const) {
+    const bad = await run(['demo', '--model', modelDir, '--out', path.join(root, 'demo-bad'), '--adapter', arg]);
+    assert.equal(bad.code, 1, bad.err);
+    assert.match(bad.err, message);
+  }
+});
+
+test('demo adapter: fields merge over the default MoR adapter; another kind replaces it', () => {
+  assert.deepEqual(demoAdapterInput(), DEMO_DEFAULTS.adapter);
+  assert.deepEqual(demoAdapterInput({ r: 4 }), { ...DEMO_DEFAULTS.adapter, r: 4 });
+  assert.deepEqual(demoAdapterInput({ kind: 'mor', numExperts: 2 }), { ...DEMO_DEFAULTS.adapter, numExperts: 2 });
+  assert.deepEqual(demoAdapterInput({ kind: 'lora', r: 16 }), { kind: 'lora', r: 16 });
+  assert.equal(adapterLabel('moelora'), 'MoELoRA');
 });

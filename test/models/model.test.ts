@@ -8,6 +8,7 @@ import type { LlamaForCausalLM } from '../../src/models/llama/model.ts';
 import { Linear, type LinearLike } from '../../src/nn/linear.ts';
 import { Module } from '../../src/nn/module.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
+import { causalLmLoss, labelledPositions, maskUnpredictable } from '../../src/models/llama/loss.ts';
 
 await initBackend();
 
@@ -164,6 +165,57 @@ test('loss: HF shift, -100 ignored, mean over counted tokens; sum reduction; pad
   assert.equal(none.dataSync()[0], 0, 'no counted token: 0, not NaN');
   tf.dispose([ids, lab, logits, mean, total, am, masked, lm, none]);
   m.dispose();
+});
+
+test('loss on few labelled positions (head on those rows only) equals the full-logits loss, value and gradients', () => {
+  for (const tied of [true, false]) {
+    const m = createRandomModel(makeConfig({ ...small, initializerRange: 0.3, tieWordEmbeddings: tied }), 6);
+    // 3 of 24 positions counted (<= 1/4: the label-position path); row 1 is left-padded.
+    const ids = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [3, 3, 3, 6, 7, 8, 9, 1, 2, 4, 5, 6]], undefined, 'int32');
+    const labels = [
+      [-100, -100, -100, -100, -100, -100, -100, -100, -100, 10, 11, -100],
+      [-100, -100, -100, -100, -100, -100, -100, -100, -100, -100, -100, 6],
+    ];
+    const lab = tf.tensor2d(labels, undefined, 'int32');
+    const am = tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]], undefined, 'int32');
+    const logits = m.forward(ids, { attentionMask: am });
+    const ref = naiveLoss(logits.dataSync() as Float32Array, labels, 20);
+    assert.equal(ref.n, 3);
+    const mean = m.loss(ids, lab, { attentionMask: am });
+    const total = m.loss(ids, lab, { attentionMask: am, reduction: 'sum' });
+    assert.ok(Math.abs(mean.dataSync()[0] - ref.sum / ref.n) < 1e-5, `mean ${mean.dataSync()[0]} vs ${ref.sum / ref.n}`);
+    assert.ok(Math.abs(total.dataSync()[0] - ref.sum) < 1e-4, `sum ${total.dataSync()[0]} vs ${ref.sum}`);
+    // Gradients w.r.t. a layer weight and the (tied or input) embedding vs the full-logits loss.
+    const vs = ['model.layers.0.mlp.up_proj', 'model.embed_tokens'].map((name) => {
+      const mod = m.getModule(name);
+      const v = tf.variable(mod.param('weight'), true);
+      mod.replaceParam('weight', v).dispose();
+      return v;
+    });
+    const full = () => tf.tidy(() => {
+      const lg = m.forward(ids, { attentionMask: am });
+      return causalLmLoss(lg, maskUnpredictable(lab, am));
+    });
+    const fast = tf.variableGrads(() => m.loss(ids, lab, { attentionMask: am }), vs);
+    const slow = tf.variableGrads(full, vs);
+    assert.ok(Math.abs(fast.value.dataSync()[0] - slow.value.dataSync()[0]) < 1e-6);
+    for (const v of vs) {
+      const a = fast.grads[v.name].dataSync();
+      const b = slow.grads[v.name].dataSync();
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < a.length; i++) { diff = Math.max(diff, Math.abs(a[i] - b[i])); scale = Math.max(scale, Math.abs(b[i])); }
+      assert.ok(scale > 0 && diff <= 1e-5 * scale, `${v.name} (tied ${tied}): max |diff| ${diff}, max |grad| ${scale}`);
+    }
+    tf.dispose([ids, lab, am, logits, mean, total, fast.value, slow.value, ...Object.values(fast.grads), ...Object.values(slow.grads)]);
+    m.dispose();
+  }
+});
+
+test('labelledPositions: predicting rows and targets after the shift', () => {
+  const p = labelledPositions([-100, 5, -100, 7, /* row 1 */ 9, -100, 4, -100], 2, 4);
+  assert.deepEqual(Array.from(p.rows), [0, 2, 5]);
+  assert.deepEqual(Array.from(p.targets), [5, 7, 4]);
 });
 
 /** Central finite differences of `m.loss(ids, ids)` w.r.t. entries `ks` of `v`, vs autodiff. */

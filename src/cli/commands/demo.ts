@@ -7,7 +7,9 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { UserError } from '../../errors.ts';
-import { DEMO_DEFAULTS, runDemo } from '../../experiment/demo.ts';
+import { adapterLabel, DEMO_DEFAULTS, runDemo } from '../../experiment/demo.ts';
+import type { AdapterConfigInput } from '../../adapters/config.ts';
+import { jsonArg } from '../jsonArg.ts';
 import type { CliIO } from '../main.ts';
 
 interface DemoCliOptions {
@@ -21,6 +23,7 @@ interface DemoCliOptions {
   lr: string;
   batchSize: string;
   maxLength: string;
+  adapter?: unknown;
 }
 
 function int(value: string, flag: string, min: number): number {
@@ -53,11 +56,21 @@ export function registerDemoCommand(program: Command, io: CliIO): void {
     .option('--lr <x>', 'peak learning rate', String(d.lr))
     .option('--batch-size <n>', 'sequences per update', String(d.batchSize))
     .option('--max-length <n>', 'truncate training sequences to this many tokens', String(d.maxLength))
+    .option(
+      '--adapter <json>',
+      `adapter fields over the default ${JSON.stringify(d.adapter)}, e.g. '{"targetModules":["gate_proj","up_proj","down_proj"]}'; ` +
+        'another "kind" replaces it',
+      jsonArg('--adapter'),
+    )
     .action(async (o: DemoCliOptions) => {
       for (const [flag, p] of [['--model', o.model], ['--data', o.data], ['--eval-data', o.evalData]] as const) {
         if (!fs.existsSync(p)) throw new UserError(`${flag} ${p}: not found${flag === '--model' ? ' (the bundled base model lives in models/base)' : ''}`);
       }
+      if (o.adapter !== undefined && (typeof o.adapter !== 'object' || o.adapter === null || Array.isArray(o.adapter))) {
+        throw new UserError('--adapter must be a JSON object, e.g. \'{"r":16}\'');
+      }
       const r = await runDemo({
+        adapter: o.adapter as Partial<AdapterConfigInput> | undefined,
         out: o.out,
         steps: int(o.steps, '--steps', 1),
         seed: int(o.seed, '--seed', 0),
@@ -72,7 +85,7 @@ export function registerDemoCommand(program: Command, io: CliIO): void {
       });
       io.stdout(`\n${r.table}\n`);
       io.stdout(
-        `MoR: ${r.result.trainableParams.toLocaleString('en-US')} trainable parameters (${r.result.trainablePercent.toFixed(3)}% of the model), ` +
+        `${adapterLabel(r.result.adapter.kind)}: ${r.result.trainableParams.toLocaleString('en-US')} trainable parameters (${r.result.trainablePercent.toFixed(3)}% of the model), ` +
           `${r.result.steps} steps in ${r.result.trainSeconds.toFixed(0)} s; total ${r.wallSeconds.toFixed(0)} s\n`,
       );
       io.stdout(`wrote ${r.outDir}/ (adapter/, metrics.jsonl, loss.svg, routing.svg, eval_before.json, eval_after.json, eval.md, demo.json)\n`);

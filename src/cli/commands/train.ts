@@ -8,6 +8,7 @@
 import { Command, Option } from 'commander';
 import { Writable } from 'node:stream';
 import { UserError } from '../../errors.ts';
+import { jsonArg } from '../jsonArg.ts';
 import type { CliIO } from '../main.ts';
 import { loadTrainConfig, parseTrainConfig } from '../../train/config.ts';
 import { runTraining } from '../../train/run.ts';
@@ -28,16 +29,6 @@ function dataFile(flag: string) {
     if (w !== undefined && w !== '') entry.weight = num(`${flag} ${v}`)(w);
     if (task) entry.task = task;
     return [...(prev ?? []), entry];
-  };
-}
-
-function jsonArg(flag: string) {
-  return (v: string): unknown => {
-    try {
-      return JSON.parse(v);
-    } catch (e) {
-      throw new UserError(`${flag}: invalid JSON (${(e as Error).message})`);
-    }
   };
 }
 

@@ -33,7 +33,7 @@ export function causalLmLossSum(logits: tf.Tensor3D, labels: tf.Tensor2D): { sum
  * Equal (the max's gradient) that took ~2 s for [512, 49152] on tfjs-wasm, and tf.gather's
  * gradient needs UnsortedSegmentSum, which tfjs-wasm lacks.
  */
-function crossEntropyRows(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+export function crossEntropyRows(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
   const [n, v] = logits.shape;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const x = args[0] as tf.Tensor2D;
@@ -76,4 +76,28 @@ export function maskUnpredictable(labels: tf.Tensor2D, attentionMask: tf.Tensor2
     const prev = tf.concat([tf.ones([b, 1], 'int32'), m.slice([0, 0], [b, t - 1])], 1); // mask of t - 1
     return tf.where(tf.equal(prev, 0), tf.fill([b, t], IGNORE_INDEX, 'int32'), labels) as tf.Tensor2D;
   });
+}
+
+/** Where the loss is counted: flat row `b * T + t` of the positions whose logits predict `labels[b, t + 1]`. */
+export interface LabelledPositions {
+  /** Flat indices into `[B * T]` of the predicting positions, in row-major order. */
+  rows: Int32Array;
+  /** The label each of those positions predicts. */
+  targets: Int32Array;
+}
+
+/** The positions that {@link causalLmLossSum} counts, read on the host from labels `[B, T]`. */
+export function labelledPositions(labels: Int32Array | number[], b: number, t: number): LabelledPositions {
+  const rows: number[] = [];
+  const targets: number[] = [];
+  for (let i = 0; i < b; i++) {
+    for (let j = 0; j + 1 < t; j++) {
+      const y = labels[i * t + j + 1];
+      if (y !== IGNORE_INDEX) {
+        rows.push(i * t + j);
+        targets.push(y);
+      }
+    }
+  }
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets) };
 }

@@ -13,7 +13,9 @@ import { LlamaDecoderLayer, ModuleList } from './block.ts';
 import { RMSNorm } from './rmsnorm.ts';
 import { ropeCosSin, ropeInvFreq } from './rope.ts';
 import { buildAttentionMask, positionIdsFromMask } from './mask.ts';
-import { causalLmLoss, causalLmLossSum, maskUnpredictable } from './loss.ts';
+import { causalLmLoss, causalLmLossSum, crossEntropyRows, labelledPositions, maskUnpredictable } from './loss.ts';
+import { FrozenLinear } from './frozenLinear.ts';
+import { matMul } from '../../backend/matmul.ts';
 import type { KVCache } from './kvCache.ts';
 import { buildLinear, type WeightSource } from './weights.ts';
 import { savePretrained, type SaveOptions } from '../save.ts';
@@ -90,6 +92,15 @@ export class LlamaForCausalLM extends Module {
   }
 
   private forwardInner(inputIds: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
+    const { hidden, ctx } = this.hiddenStates(inputIds, opts);
+    const [b, t, c] = hidden.shape;
+    const keep = opts.logitsToKeep;
+    const h = keep !== undefined && keep > 0 && keep < t ? hidden.slice([0, t - keep, 0], [b, keep, c]) : hidden; // [B, keep, hidden]
+    return this.lmHead.forward(this.model.norm.forward(h), ctx) as tf.Tensor3D;
+  }
+
+  /** Hidden states `[B, T, hidden]` of the last decoder layer (before the final norm), and the context the layers saw. */
+  private hiddenStates(inputIds: tf.Tensor2D, opts: ForwardOptions): { hidden: tf.Tensor3D; ctx?: ForwardContext } {
     if (inputIds.rank !== 2) throw new Error(`inputIds must be [B, T], got [${inputIds.shape}]`);
     if (inputIds.dtype !== 'int32') throw new Error(`inputIds must be int32, got ${inputIds.dtype}`);
     const [b, t] = inputIds.shape;
@@ -114,9 +125,7 @@ export class LlamaForCausalLM extends Module {
       h.dispose();
       h = next;
     }
-    const keep = opts.logitsToKeep;
-    if (keep !== undefined && keep > 0 && keep < t) h = h.slice([0, t - keep, 0], [b, keep, h.shape[2]]); // [B, keep, hidden]
-    return this.lmHead.forward(this.model.norm.forward(h), ctx) as tf.Tensor3D;
+    return { hidden: h as tf.Tensor3D, ctx };
   }
 
   /**
@@ -124,13 +133,33 @@ export class LlamaForCausalLM extends Module {
    * ignored; mean over counted tokens (or their sum with `reduction: 'sum'`). With an attention
    * mask, a label predicted from a padding position (the first token after left padding) is
    * ignored too: padding logits are undefined (HF counts them; they are garbage there).
+   *
+   * When at most a quarter of the positions carry a label (instruction data with the loss on
+   * the answers only) and the output head is a plain frozen or tied projection, the final norm
+   * and the head run on those positions only (selected by a one-hot matrix product, whose
+   * gradient needs no gather kernel): the same loss, without the `[B, T, vocab]` logits.
    */
   loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, opts: LossOptions = {}): tf.Scalar {
     const aux0 = opts.ctx?.auxLosses.length ?? 0;
     const out = tf.tidy(() => {
-      const logits = this.forwardInner(inputIds, opts);
       const lb = opts.attentionMask ? maskUnpredictable(labels, opts.attentionMask) : labels;
-      const l = opts.reduction === 'sum' ? causalLmLossSum(logits, lb).sum : causalLmLoss(logits, lb);
+      const [b, t] = lb.shape;
+      const plainHead = this.lmHead instanceof TiedLinear || this.lmHead.constructor === FrozenLinear;
+      const positions = plainHead ? labelledPositions(lb.dataSync() as Int32Array, b, t) : undefined;
+      let l: tf.Scalar;
+      if (positions && positions.rows.length > 0 && positions.rows.length * 4 <= b * t) {
+        const { hidden, ctx } = this.hiddenStates(inputIds, opts);
+        const k = positions.rows.length;
+        const select = new Float32Array(k * b * t);
+        positions.rows.forEach((row, i) => { select[i * b * t + row] = 1; });
+        const picked = matMul(tf.tensor2d(select, [k, b * t]), hidden.reshape([b * t, hidden.shape[2]])); // [K, hidden]
+        const logits = this.lmHead.forward(this.model.norm.forward(picked), ctx) as tf.Tensor2D; // [K, vocab]
+        const sum: tf.Scalar = tf.sum(crossEntropyRows(logits, tf.tensor1d(positions.targets, 'int32')));
+        l = opts.reduction === 'sum' ? sum : (tf.div(sum, k) as tf.Scalar);
+      } else {
+        const logits = this.forwardInner(inputIds, opts);
+        l = opts.reduction === 'sum' ? causalLmLossSum(logits, lb).sum : causalLmLoss(logits, lb);
+      }
       return [l, ...(opts.ctx?.auxLosses.slice(aux0) ?? [])];
     });
     return out[0] as tf.Scalar;

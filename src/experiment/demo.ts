@@ -56,7 +56,7 @@ export interface DemoOptions {
   lr?: number;
   /**
    * Adapter config. Without `kind`, or with `kind: 'mor'`, its fields override those of the
-   * default MoR adapter (e.g. `{ targetModules: ['gate_proj', 'up_proj', 'down_proj'] }`);
+   * default MoR adapter (e.g. `{ targetModules: 'all-linear' }`);
    * with another kind it replaces the default.
    */
   adapter?: Partial<AdapterConfigInput>;

@@ -36,7 +36,7 @@ export const PretrainConfigSchema = z.strictObject({
   /** Seed of the weights' initialisation and of the data order. */
   seed: z.int().nonnegative().default(0),
   /** Optimizer updates (the schedule's length). */
-  steps: z.int().positive().default(500),
+  steps: z.int().positive().default(2000),
   /** Stop gracefully (checkpoint + save) after this many minutes of this process; 0 = no limit. */
   minutes: z.number().nonnegative().default(0),
   /** Tokens per sequence. */

@@ -46,7 +46,9 @@ fine-tuning examples: small enough to train adapters on a 2-core CPU in minutes.
 it knows the surface form of its corpus, not the world.
 
 Hugging Face layout: \`config.json\`, \`model.safetensors\` (bf16), \`tokenizer.json\`,
-\`tokenizer_config.json\` (with the default chat template), \`generation_config.json\`;
+\`tokenizer_config.json\` (with a chat template: \`<|user|>\\n {content}</s>\\n<|assistant|>\\n {content}</s>\\n\`, one space before
+each message so that answers tokenize as words do in running text, see src/pretrain/chatTemplate.ts),
+\`generation_config.json\`;
 \`training_log.jsonl\` (one record per logged update / evaluation) and \`loss.svg\`.
 
 ## Use

@@ -7,6 +7,7 @@
  * Layout of `runDir` (resumable state, not committed): `tokenizer/`, `checkpoints/`,
  * `training_log.jsonl`. `outDir` receives the finished model.
  */
+import { BASE_MODEL_CHAT_TEMPLATE } from './chatTemplate.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend, backendInfo, describeBackend, tf } from '../backend/tf.ts';
@@ -95,6 +96,7 @@ function prepareTokenizer(cfg: PretrainConfig, docs: string[], log: (l: string) 
     padToken: '<pad>',
     unkToken: '<unk>',
     modelMaxLength: cfg.architecture.maxPositionEmbeddings,
+    chatTemplate: BASE_MODEL_CHAT_TEMPLATE,
   });
   writeTokenizerFiles(dir, trained);
   log(`tokenizer: byte-level BPE, ${trained.stats.vocabSize} tokens (${trained.stats.merges} merges) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -113,7 +113,7 @@ test('mor demo: fine-tunes, prints before/after per task, writes its outputs', a
   const out = path.join(root, 'demo');
   const r = await run([
     'demo', '--model', modelDir, '--out', out, '--steps', '2', '--eval-data', 'data/suite/validation.mc.jsonl', '--eval-limit', '2',
-    '--batch-size', '2', '--max-length', '48', '--adapter', '{"targetModules":["gate_proj","up_proj","down_proj"]}',
+    '--batch-size', '2', '--max-length', '48', '--adapter', '{"numExperts":4}',
   ]);
   assert.equal(r.code, 0, r.err);
   const tasks = JSON.parse(fs.readFileSync('data/suite/manifest.json', 'utf8')).tasks.map((t: { name: string }) => t.name);
@@ -123,7 +123,7 @@ test('mor demo: fine-tunes, prints before/after per task, writes its outputs', a
     assert.ok(fs.existsSync(path.join(out, f)), `missing ${f}`);
   }
   const demo = JSON.parse(fs.readFileSync(path.join(out, 'demo.json'), 'utf8'));
-  assert.equal(demo.trainableParams, morFfn(8, 8));
+  assert.equal(demo.trainableParams, morFfn(8, 4), 'default MoR adapter (r=8 on gate/up/down) with N=4 from --adapter');
   const before = JSON.parse(fs.readFileSync(path.join(out, 'eval_before.json'), 'utf8'));
   assert.equal(before.average.n_tasks, tasks.length);
   const missing = await run(['demo', '--model', path.join(root, 'nope')]);

@@ -113,6 +113,10 @@ test('runPretrain: a 3-step run writes a loadable HF model directory whose weigh
     assert.deepEqual(tok.eosTokenIds.slice(0, 1), [hf.eos_token_id]);
     assert.equal(gen.eos_token_id, hf.eos_token_id);
     assert.ok(tok.hasChatTemplate);
+    // The base model's template: one space before each message's content, so answers tokenize as in running text.
+    const chat = [{ role: 'user' as const, content: 'Is Mary a female name?' }, { role: 'assistant' as const, content: 'female' }];
+    assert.equal(tok.applyChatTemplate(chat, { addGenerationPrompt: false }), '<|user|>\n Is Mary a female name?</s>\n<|assistant|>\n female</s>\n');
+    assert.equal(tok.applyChatTemplate(chat.slice(0, 1), { addGenerationPrompt: true }), '<|user|>\n Is Mary a female name?</s>\n<|assistant|>\n ');
     assert.equal(tok.decode(tok.encode('whale: a large sea mammal.', { addSpecialTokens: false })), 'whale: a large sea mammal.');
 
     const model = await loadModel(cfg.outDir);

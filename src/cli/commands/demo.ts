@@ -58,7 +58,7 @@ export function registerDemoCommand(program: Command, io: CliIO): void {
     .option('--max-length <n>', 'truncate training sequences to this many tokens', String(d.maxLength))
     .option(
       '--adapter <json>',
-      `adapter fields over the default ${JSON.stringify(d.adapter)}, e.g. '{"targetModules":["gate_proj","up_proj","down_proj"]}'; ` +
+      `adapter fields over the default ${JSON.stringify(d.adapter)}, e.g. '{"targetModules":"all-linear"}'; ` +
         'another "kind" replaces it',
       jsonArg('--adapter'),
     )

@@ -7,7 +7,6 @@
  * Layout of `runDir` (resumable state, not committed): `tokenizer/`, `checkpoints/`,
  * `training_log.jsonl`. `outDir` receives the finished model.
  */
-import { BASE_MODEL_CHAT_TEMPLATE } from './chatTemplate.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend, backendInfo, describeBackend, tf } from '../backend/tf.ts';
@@ -27,6 +26,7 @@ import type { PretrainConfig } from './config.ts';
 import { toArchitectureJson } from './config.ts';
 import { numSequences, PackedBatches, sequenceAt, splitDocuments, tokenizeDocuments } from './packing.ts';
 import { makeAllTrainable } from './trainable.ts';
+import { BASE_MODEL_CHAT_TEMPLATE } from './chatTemplate.ts';
 
 /** Special tokens of the bundled tokenizer (BOS/EOS/PAD/UNK first, then the chat markers). */
 export const PRETRAIN_SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>', '<|system|>', '<|user|>', '<|assistant|>'];

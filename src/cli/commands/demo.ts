@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { UserError } from '../../errors.ts';
 import { adapterLabel, DEMO_DEFAULTS, runDemo } from '../../experiment/demo.ts';
 import type { AdapterConfigInput } from '../../adapters/config.ts';
-import { jsonArg } from '../jsonArg.ts';
+import { jsonArg } from '../flags.ts';
 import type { CliIO } from '../main.ts';
 
 interface DemoCliOptions {

@@ -8,6 +8,7 @@ import { UserError } from '../../errors.ts';
 import { evaluate } from '../../eval/evaluate.ts';
 import type { PromptStyle } from '../../eval/multipleChoice.ts';
 import type { ExactMatchPromptStyle } from '../../eval/exactMatch.ts';
+import { positiveInt } from '../flags.ts';
 import type { CliIO } from '../main.ts';
 
 interface EvalCliOptions {
@@ -26,13 +27,6 @@ interface EvalCliOptions {
 
 const PROMPT_STYLES = ['auto', 'chat', 'plain-chat', 'qa'];
 const GEN_STYLES = ['raw', 'chat', 'plain-chat'];
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer (got "${value}")`);
-  return n;
-}
 
 function oneOf<T extends string>(value: string, flag: string, allowed: string[]): T {
   if (!allowed.includes(value)) throw new UserError(`${flag} must be one of ${allowed.join(', ')} (got "${value}")`);

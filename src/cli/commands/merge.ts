@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { mergeAdapter } from '../../merge/mergeAdapter.ts';
+import { positiveInt } from '../flags.ts';
 import type { CliIO } from '../main.ts';
 
 interface MergeCliOptions {
@@ -22,13 +23,6 @@ interface MergeCliOptions {
 }
 
 const DTYPES = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer (got "${value}")`);
-  return n;
-}
 
 /** Register `mor merge`. */
 export function registerMergeCommand(program: Command, io: CliIO): void {

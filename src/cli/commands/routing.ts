@@ -5,8 +5,8 @@
  * Parse -> validate -> call `routingTable` (src/routing/routingTable.ts).
  */
 import type { Command } from 'commander';
-import { UserError } from '../../errors.ts';
 import { routingTable } from '../../routing/routingTable.ts';
+import { positiveInt } from '../flags.ts';
 import type { CliIO } from '../main.ts';
 
 interface RoutingCliOptions {
@@ -18,13 +18,6 @@ interface RoutingCliOptions {
   batchSize: string;
   maxLength?: string;
   json?: boolean;
-}
-
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer (got "${value}")`);
-  return n;
 }
 
 /** Register `mor routing`. */

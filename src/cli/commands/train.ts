@@ -8,7 +8,7 @@
 import { Command, Option } from 'commander';
 import { Writable } from 'node:stream';
 import { UserError } from '../../errors.ts';
-import { jsonArg } from '../jsonArg.ts';
+import { jsonArg } from '../flags.ts';
 import type { CliIO } from '../main.ts';
 import { loadTrainConfig, parseTrainConfig } from '../../train/config.ts';
 import { runTraining } from '../../train/run.ts';

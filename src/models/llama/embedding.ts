@@ -71,7 +71,7 @@ export class TiedLinear extends Module implements LinearLike {
  * built-in gradient needs UnsortedSegmentSum, which tfjs-wasm lacks): a scatter-add of the
  * row gradients (duplicate ids accumulate).
  */
-const gatherRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+export const gatherRows = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const weight = args[0] as tf.Tensor2D;
   const ids = args[1] as tf.Tensor1D;
   (args[2] as tf.GradSaveFunc)([ids]);

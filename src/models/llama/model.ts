@@ -8,14 +8,13 @@ import { Module } from '../../nn/module.ts';
 import type { LinearLike } from '../../nn/linear.ts';
 import type { ForwardContext } from '../../nn/context.ts';
 import type { LlamaConfig } from './config.ts';
-import { Embedding, TiedLinear } from './embedding.ts';
+import { Embedding, gatherRows, TiedLinear } from './embedding.ts';
 import { LlamaDecoderLayer, ModuleList } from './block.ts';
 import { RMSNorm } from './rmsnorm.ts';
 import { ropeCosSin, ropeInvFreq } from './rope.ts';
 import { buildAttentionMask, positionIdsFromMask } from './mask.ts';
 import { causalLmLoss, causalLmLossSum, crossEntropyRows, labelledPositions, maskUnpredictable } from './loss.ts';
 import { FrozenLinear } from './frozenLinear.ts';
-import { matMul } from '../../backend/matmul.ts';
 import type { KVCache } from './kvCache.ts';
 import { buildLinear, type WeightSource } from './weights.ts';
 import { savePretrained, type SaveOptions } from '../save.ts';
@@ -136,8 +135,8 @@ export class LlamaForCausalLM extends Module {
    *
    * When at most a quarter of the positions carry a label (instruction data with the loss on
    * the answers only) and the output head is a plain frozen or tied projection, the final norm
-   * and the head run on those positions only (selected by a one-hot matrix product, whose
-   * gradient needs no gather kernel): the same loss, without the `[B, T, vocab]` logits.
+   * and the head run on those positions only (rows picked by `gatherRows`, whose gradient is a
+   * scatter): the same loss, without the `[B, T, vocab]` logits.
    */
   loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, opts: LossOptions = {}): tf.Scalar {
     const aux0 = opts.ctx?.auxLosses.length ?? 0;
@@ -150,9 +149,7 @@ export class LlamaForCausalLM extends Module {
       if (positions && positions.rows.length > 0 && positions.rows.length * 4 <= b * t) {
         const { hidden, ctx } = this.hiddenStates(inputIds, opts);
         const k = positions.rows.length;
-        const select = new Float32Array(k * b * t);
-        positions.rows.forEach((row, i) => { select[i * b * t + row] = 1; });
-        const picked = matMul(tf.tensor2d(select, [k, b * t]), hidden.reshape([b * t, hidden.shape[2]])); // [K, hidden]
+        const picked = gatherRows(hidden.reshape([b * t, hidden.shape[2]]) as tf.Tensor2D, tf.tensor1d(positions.rows, 'int32')); // [K, hidden]
         const logits = this.lmHead.forward(this.model.norm.forward(picked), ctx) as tf.Tensor2D; // [K, vocab]
         const sum: tf.Scalar = tf.sum(crossEntropyRows(logits, tf.tensor1d(positions.targets, 'int32')));
         l = opts.reduction === 'sum' ? sum : (tf.div(sum, k) as tf.Scalar);

@@ -85,11 +85,23 @@ export function dropout(x: tf.Tensor2D, p: number, ctx: ForwardContext | undefin
 
 /** Router probabilities `softmax(x W_g^T + b)`: x `[T, dIn]`, W_g `[N, dIn]` -> `[T, N]`. */
 export function routerProbs(x: tf.Tensor2D, wg: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
-  return tf.tidy(() => {
-    let logits = matMul(x, wg, false, true) as tf.Tensor2D; // [T, N]
-    if (bias) logits = tf.add(logits, bias);
-    return tf.softmax(logits) as tf.Tensor2D;
-  });
+  return tf.tidy(() => routerSoftmax(matMul(x, wg, false, true) as tf.Tensor2D, bias));
+}
+
+/**
+ * `x Aᵀ` `[T, r]` and the router logits `x W_gᵀ` `[T, N]` from ONE product `x [A; W_g]ᵀ`: when
+ * there is no dropout the adapter and its router read the same input, and one product means one
+ * dx product and one fewer gradient sum in the backward.
+ */
+export function projectWithRouter(x: tf.Tensor2D, a: tf.Tensor, wg: tf.Tensor): { h: tf.Tensor2D; logits: tf.Tensor2D } {
+  const r = a.shape[0];
+  const both = matMul(x, tf.concat([a, wg], 0), false, true) as tf.Tensor2D; // [T, r+N]
+  return { h: both.slice([0, 0], [-1, r]), logits: both.slice([0, r], [-1, -1]) };
+}
+
+/** `softmax(logits + b)` for router logits `x W_g^T` `[T, N]` computed elsewhere. */
+export function routerSoftmax(logits: tf.Tensor2D, bias?: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => tf.softmax(bias ? tf.add(logits, bias) : logits) as tf.Tensor2D);
 }
 
 /**

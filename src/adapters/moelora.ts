@@ -23,7 +23,7 @@ import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
 import { loraScaling } from './config.ts';
 import {
   argmaxAssignment, derivedRng, dropout, flatten2d, initLowRankPair, loadBalanceLoss, pushAuxLoss,
-  recordRouting, routerProbs, topKRenormalize, variable,
+  projectWithRouter, recordRouting, routerProbs, routerSoftmax, topKRenormalize, variable,
 } from './lowRank.ts';
 
 /** Per-layer MoELoRA settings. `r` is the per-expert rank r_e. */
@@ -97,9 +97,13 @@ export class MoeLoraLinear extends AdapterLayer<MoeLoraState> {
     });
   }
 
-  /** Gates `[T, N]` (top-k renormalised when set); reports routing and the aux loss. */
-  routing(s: MoeLoraState, x2: tf.Tensor2D, ctx: ForwardContext | undefined): tf.Tensor2D {
-    const probs = routerProbs(x2, s.tensors.get('moelora_router.weight')!, s.tensors.get('moelora_router.bias'));
+  /**
+   * Gates `[T, N]` (top-k renormalised when set); reports routing and the aux loss. `logits`
+   * `x W_g^T`, when the caller already has them, saves the router product.
+   */
+  routing(s: MoeLoraState, x2: tf.Tensor2D, ctx: ForwardContext | undefined, logits?: tf.Tensor2D): tf.Tensor2D {
+    const [wg, bias] = [s.tensors.get('moelora_router.weight')!, s.tensors.get('moelora_router.bias')];
+    const probs = logits ? routerSoftmax(logits, bias) : routerProbs(x2, wg, bias);
     let g = probs;
     let assigned: tf.Tensor2D | undefined;
     if (s.spec.topK !== undefined && s.spec.topK < s.spec.numExperts) {
@@ -118,8 +122,15 @@ export class MoeLoraLinear extends AdapterLayer<MoeLoraState> {
     const y = this.baseLayer.forward(x, ctx); // [..., out]
     const x2 = flatten2d(x); // [T, in]
     const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
-    const g = this.routing(s, x2, ctx); // [T, N]
-    const d = moeLoraDelta(xd, s.tensors.get('moelora_A.weight')!, s.tensors.get('moelora_B.weight')!, g, s.scaling);
+    const [a, b] = [s.tensors.get('moelora_A.weight')!, s.tensors.get('moelora_B.weight')!];
+    let d: tf.Tensor2D;
+    if (xd === x2) {
+      // No dropout: the stacked A_i and the router share one product (see projectWithRouter).
+      const { h, logits } = projectWithRouter(x2, a.reshape([-1, a.shape[2]!]), s.tensors.get('moelora_router.weight')!);
+      d = moeLoraDeltaFromRank(h, b, this.routing(s, x2, ctx, logits), s.scaling);
+    } else {
+      d = moeLoraDelta(xd, a, b, this.routing(s, x2, ctx), s.scaling);
+    }
     return tf.add(y, d.reshape(y.shape));
   }
 
@@ -137,9 +148,15 @@ export class MoeLoraLinear extends AdapterLayer<MoeLoraState> {
 export function moeLoraDelta(xd: tf.Tensor2D, a: tf.Tensor, b: tf.Tensor, g: tf.Tensor2D, scaling: number): tf.Tensor2D {
   return tf.tidy(() => {
     const [n, r, dIn] = a.shape as [number, number, number];
-    const dOut = b.shape[1] as number;
-    const t = xd.shape[0];
-    const h = matMul(xd, a.reshape([n * r, dIn]), false, true); // [T, N*r]
+    return moeLoraDeltaFromRank(matMul(xd, a.reshape([n * r, dIn]), false, true) as tf.Tensor2D, b, g, scaling);
+  });
+}
+
+/** {@link moeLoraDelta} from the stacked expert inputs `h = x [A_1; ...; A_N]ᵀ` `[T, N*r]`. */
+function moeLoraDeltaFromRank(h: tf.Tensor2D, b: tf.Tensor, g: tf.Tensor2D, scaling: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [n, dOut, r] = b.shape as [number, number, number];
+    const t = h.shape[0];
     const z = tf.mul(h.reshape([t, n, r]), tf.mul(g, scaling).reshape([t, n, 1])).reshape([t, n * r]);
     const bT = tf.transpose(b, [0, 2, 1]).reshape([n * r, dOut]); // [N*r, out]
     return matMul(z, bT) as tf.Tensor2D;

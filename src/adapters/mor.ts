@@ -8,7 +8,8 @@
  *
  * Fast path: the rank-expansion form. `z[(i,k)] = g_i Omega_A[i,k] h_k` `[T, N r]` and
  * `Bexp^T[(i,k), :] = Omega_B[i, :] ⊙ B[:, k]` `[N r, out]` (built once per forward), then ONE
- * matmul `z Bexp^T`. {@link morDeltaNaive} (N small products) is kept as the test oracle.
+ * matmul `z Bexp^T`, as one op with its own gradient (rankExpansion.ts). {@link morDeltaNaive}
+ * (N small products, autodiff) is kept as the test oracle.
  *
  * Router modes: `softmax` (learned, default), `uniform` (g = 1/N, no router tensor), and
  * `balanced` (softmax + load-balance loss pushed to `ctx.auxLosses` while training).
@@ -23,8 +24,9 @@ import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
 import { loraScaling, type MorConfig } from './config.ts';
 import {
   argmaxAssignment, derivedRng, dropout, flatten2d, initLowRankPair, loadBalanceLoss, pushAuxLoss,
-  recordRouting, routerProbs, variable,
+  projectWithRouter, recordRouting, routerProbs, routerSoftmax, variable,
 } from './lowRank.ts';
+import { rankExpansion } from './rankExpansion.ts';
 
 /** Per-layer MoR settings (config after rank/alpha patterns). */
 export interface MorLayerSpec {
@@ -84,16 +86,14 @@ export interface MorParams {
  * for the A path) and routing g `[T, N]` (or `[1, N]`, broadcast).
  */
 export function morDeltaFast(xd: tf.Tensor2D, p: MorParams, g: tf.Tensor2D, scaling: number): tf.Tensor2D {
+  return tf.tidy(() => morDeltaFromRank(matMul(xd, p.a, false, true) as tf.Tensor2D, p, g, scaling));
+}
+
+/** {@link morDeltaFast} from `h = A x` `[T, r]`: ONE product `[T, N*r] x [N*r, out]`. */
+function morDeltaFromRank(h: tf.Tensor2D, p: MorParams, g: tf.Tensor2D, scaling: number): tf.Tensor2D {
   return tf.tidy(() => {
-    const [n, r] = p.omegaA.shape;
-    const dOut = p.b.shape[0];
-    const t = xd.shape[0];
-    const h = matMul(xd, p.a, false, true); // [T, r]
-    const gA = tf.mul(g.reshape([-1, n, 1]), tf.mul(p.omegaA, scaling).reshape([1, n, r])); // [T|1, N, r]
-    const z = tf.mul(gA, h.reshape([t, 1, r])).reshape([t, n * r]); // [T, N*r]
-    const bT = tf.transpose(p.b).reshape([1, r, dOut]); // [1, r, out]
-    const bexpT = tf.mul(p.omegaB.reshape([n, 1, dOut]), bT).reshape([n * r, dOut]); // [N*r, out]
-    return matMul(z, bexpT) as tf.Tensor2D; // ONE product [T, N*r] x [N*r, out]
+    const om = tf.mul(p.omegaA, scaling) as tf.Tensor2D; // [N, r]
+    return rankExpansion(h, g, om, p.b as tf.Tensor2D, p.omegaB as tf.Tensor2D);
   });
 }
 
@@ -165,15 +165,19 @@ export class MorLinear extends AdapterLayer<MorState> {
     return { a: t.get('mor_A.weight')!, b: t.get('mor_B.weight')!, omegaA: t.get('mor_omega_A')!, omegaB: t.get('mor_omega_B')! };
   }
 
-  /** Routing weights `[T, N]` (or `[1, N]` when fixed/uniform) for x `[T, in]`; reports stats and aux loss. */
-  routing(s: MorState, x2: tf.Tensor2D, ctx: ForwardContext | undefined): tf.Tensor2D {
+  /**
+   * Routing weights `[T, N]` (or `[1, N]` when fixed/uniform) for x `[T, in]`; reports stats and
+   * aux loss. `logits` `x W_g^T`, when the caller already has them, saves the router product.
+   */
+  routing(s: MorState, x2: tf.Tensor2D, ctx: ForwardContext | undefined, logits?: tf.Tensor2D): tf.Tensor2D {
     const n = s.spec.numExperts;
-    if (s.fixedRouting || s.spec.routerMode === 'uniform') {
+    if (!this.learnedRouter(s)) {
       const g = s.fixedRouting ? tf.tensor2d(s.fixedRouting, [1, n]) : tf.fill([1, n], 1 / n) as tf.Tensor2D;
       if (ctx?.routing) recordRouting(ctx, this.modulePath, tf.tile(g, [x2.shape[0], 1]) as tf.Tensor2D);
       return g;
     }
-    const g = routerProbs(x2, s.tensors.get('mor_router.weight')!, s.tensors.get('mor_router.bias'));
+    const [wg, bias] = [s.tensors.get('mor_router.weight')!, s.tensors.get('mor_router.bias')];
+    const g = logits ? routerSoftmax(logits, bias) : routerProbs(x2, wg, bias);
     recordRouting(ctx, this.modulePath, g);
     if (s.spec.routerMode === 'balanced' && ctx?.training) {
       pushAuxLoss(ctx, loadBalanceLoss(g, argmaxAssignment(g), ctx.tokenMask), s.spec.loadBalanceCoef);
@@ -181,12 +185,23 @@ export class MorLinear extends AdapterLayer<MorState> {
     return g;
   }
 
+  /** True when adapter `s` routes with its learned router (not pinned, not uniform). */
+  private learnedRouter(s: MorState): boolean {
+    return !s.fixedRouting && s.spec.routerMode !== 'uniform';
+  }
+
   protected adapterForward(s: MorState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
     const y = this.baseLayer.forward(x, ctx); // [..., out]
     const x2 = flatten2d(x); // [T, in]
     const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
-    const g = this.routing(s, x2, ctx);
-    const d = morDeltaFast(xd, this.params(s), g, s.scaling);
+    const p = this.params(s);
+    let d: tf.Tensor2D;
+    if (xd === x2 && this.learnedRouter(s)) {
+      const { h, logits } = projectWithRouter(x2, p.a, s.tensors.get('mor_router.weight')!);
+      d = morDeltaFromRank(h, p, this.routing(s, x2, ctx, logits), s.scaling);
+    } else {
+      d = morDeltaFast(xd, p, this.routing(s, x2, ctx), s.scaling);
+    }
     return tf.add(y, d.reshape(y.shape));
   }
 

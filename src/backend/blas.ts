@@ -8,6 +8,7 @@
  * `_FusedMatMul` kernel (`tf.fused.matMul`: bias + linear/relu fused in C; other activations
  * run the wasm activation kernel on the product). Transposes are sgemm flags, batches loop inside C (a
  * batch-1 operand is broadcast with stride 0; general batch broadcasts run one call per slice).
+ * The same addon carries MoR's rank-expansion loops, registered as kernels by rankKernels.ts.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import * as tfc from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import { setNativeTranspose } from './matmul.ts';
+import { heapOffset as offset, type WasmBackend } from './wasmHeap.ts';
+import { registerRankKernels } from './rankKernels.ts';
 
 /** Result of {@link enableBlas}. */
 export type BlasStatus = { ok: true; threads: number; config: string } | { ok: false; reason: string };
@@ -39,13 +42,14 @@ export interface BlasAddon {
   getThreads(): number;
   /** OpenBLAS build string and core name. */
   config(): string;
-}
-
-/** The subset of tfjs-backend-wasm's BackendWasm that the kernels touch. */
-interface WasmBackend {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): tfc.TensorInfo;
+  /** MoR rank-expansion loops on the heap (native/blas/src/mor_rank.cc; see rankKernels.ts). */
+  rankZ(heap: ArrayBuffer, t: number, n: number, r: number, gRows: number, hOff: number, gOff: number,
+    omOff: number, zOff: number): void;
+  rankBexp(heap: ArrayBuffer, n: number, r: number, dOut: number, bOff: number, omegaBOff: number, outOff: number): void;
+  rankZGrad(heap: ArrayBuffer, t: number, n: number, r: number, gRows: number, dzOff: number, hOff: number,
+    gOff: number, omOff: number, dhOff: number, dgOff: number, domOff: number): void;
+  rankBexpGrad(heap: ArrayBuffer, n: number, r: number, dOut: number, dbexpOff: number, bOff: number,
+    omegaBOff: number, dbOff: number, domegaBOff: number): void;
 }
 
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
@@ -117,6 +121,7 @@ export function enableBlas(): BlasStatus {
     const [origBmm, origFused] = originals;
     swapKernel({ kernelName: tfc.BatchMatMul, backendName: 'wasm', kernelFunc: (args) => batchMatMul(lib, args, origBmm) });
     swapKernel({ kernelName: tfc._FusedMatMul, backendName: 'wasm', kernelFunc: (args) => fusedMatMul(lib, args, origFused) });
+    registerRankKernels(lib);
     active = true;
     setNativeTranspose(true);
   }
@@ -242,8 +247,4 @@ function fusedMatMul(lib: BlasAddon, args: KernelArgs, original: tfc.KernelConfi
   const out = kernel.kernelFunc({ inputs, backend: args.backend, attrs: { alpha: leakyreluAlpha ?? 0.2 } }) as tfc.TensorInfo;
   (args.backend as unknown as { disposeData(id: object): void }).disposeData(z.dataId);
   return out;
-}
-
-function offset(backend: WasmBackend, t: tfc.TensorInfo): number {
-  return backend.dataIdMap.get(t.dataId).memoryOffset;
 }

@@ -12,15 +12,7 @@
  *    error 0.2–0.6 measured on 7x13x5); transposed operands are now materialised first.
  */
 import * as tfc from '@tensorflow/tfjs-core';
-
-/** The subset of tfjs-backend-wasm's BackendWasm used here. */
-interface WasmBackend {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tfc.DataType): tfc.TensorInfo;
-  incRef(dataId: object): void;
-  disposeData(dataId: object): boolean;
-}
+import { heapOffset, type WasmBackend } from './wasmHeap.ts';
 
 let installed = false;
 
@@ -100,8 +92,8 @@ function sliceInHeap(backend: WasmBackend, x: tfc.TensorInfo, begin: number[], s
   const bpe = tfc.util.bytesPerElement(x.dtype);
   // Read the heap after makeOutput: a malloc may grow (and detach) the wasm memory.
   const heap = backend.wasm.HEAPU8;
-  const src = backend.dataIdMap.get(x.dataId).memoryOffset;
-  let dst = backend.dataIdMap.get(out.dataId).memoryOffset;
+  const src = heapOffset(backend, x);
+  let dst = heapOffset(backend, out);
   if (rank === 0) {
     heap.copyWithin(dst, src, src + bpe);
     return out;

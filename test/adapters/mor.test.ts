@@ -90,6 +90,36 @@ test('MoR layer forward = base + oracle delta with the router softmax computed o
   layer.dispose();
 });
 
+test('MoR layer gradients (one [A; W_g] product without dropout) equal autodiff of base + oracle delta', () => {
+  for (const routerBias of [false, true]) {
+    const rng = new Rng(routerBias ? 12 : 11);
+    const base = randLinear(rng, 7, 6, true);
+    const layer = new MorLinear(base, 'm');
+    layer.addAdapter('default', spec({ routerBias, numExperts: 4 }));
+    layer.setActiveAdapter('default');
+    const s = layer.state('default');
+    const x = tf.variable(randTensor(rng, [5, 6]));
+    const w = randTensor(rng, [5, 7]);
+    const vars = [...s.tensors.values(), x];
+    const grads = (f: () => tf.Tensor) => {
+      const { value, grads: gs } = tf.variableGrads(() => tf.sum(tf.mul(f(), w)) as tf.Scalar, vars);
+      value.dispose();
+      return vars.map((v) => gs[v.name]);
+    };
+    const got = grads(() => layer.forward(x, { training: true, auxLosses: [] }));
+    const want = grads(() => {
+      const wg = s.tensors.get('mor_router.weight')!;
+      let logits = tf.matMul(x, wg, false, true);
+      if (routerBias) logits = tf.add(logits, s.tensors.get('mor_router.bias')!);
+      const g = tf.softmax(logits) as tf.Tensor2D;
+      return tf.add(base.forward(x), morDeltaNaive(x as tf.Tensor2D, layer.params(s), g, s.scaling));
+    });
+    vars.forEach((v, i) => assert.ok(maxAbsDiff(got[i], want[i]) <= 1e-5, `${v.name}: ${maxAbsDiff(got[i], want[i])}`));
+    tf.dispose([...got, ...want, x, w]);
+    layer.dispose();
+  }
+});
+
 test('MoR with N = 1 and omegas = 1 equals LoRA with the same A, B', () => {
   const rng = new Rng(8);
   const w = randTensor(rng, [5, 4]) as tf.Tensor2D;

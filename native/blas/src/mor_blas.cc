@@ -1,8 +1,11 @@
 // Native OpenBLAS sgemm for mor-peft: row-major single-precision products that read and
 // write either the tfjs-wasm heap (an ArrayBuffer plus byte offsets, no copies) or plain
-// Float32Arrays (the benchmark ceiling). Loaded by src/backend/blas.ts.
+// Float32Arrays (the benchmark ceiling). Loaded by src/backend/blas.ts. The MoR
+// rank-expansion kernels live in mor_rank.cc.
 #include <napi.h>
 #include <cblas.h>
+
+#include "mor_rank.h"
 #include <algorithm>
 #include <cstring>
 
@@ -102,6 +105,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("config", Napi::Function::New(env, Config));
+  RegisterRankKernels(env, exports);
   return exports;
 }
 

@@ -1,0 +1,181 @@
+// The element-wise parts of MoR's rank-expansion product (src/adapters/rankExpansion.ts),
+// fused into single passes over the tfjs-wasm heap. With tfjs ops each of these is 2-4
+// kernels over [T, N, r] or [N, r, out] tensors, and the reductions over a middle axis
+// make the wasm backend transpose first; these loops are one pass each and vectorise.
+//
+//   z[t, i*r+k]            = g[t, i] * om[i, k] * h[t, k]        (g may have 1 row, broadcast)
+//   bexpT[(i*r+k), j]      = omegaB[i, j] * b[j, k]
+//   dh[t, k]               = sum_i dz[t, i*r+k] g[t, i] om[i, k]
+//   dg[t, i]               = sum_k dz[t, i*r+k] om[i, k] h[t, k]   (summed over t if g has 1 row)
+//   dom[i, k]              = sum_t dz[t, i*r+k] g[t, i] h[t, k]
+//   db[j, k]               = sum_i dbexpT[(i*r+k), j] omegaB[i, j]
+//   domegaB[i, j]          = sum_k dbexpT[(i*r+k), j] b[j, k]
+#include "mor_rank.h"
+
+#include <cstring>
+#include <vector>
+
+namespace {
+
+double Num(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// The heap and a bounds-checked float pointer into it.
+struct Heap {
+  char* base;
+  double bytes;
+  bool ok = true;
+  float* at(double off, double count) {
+    if (off < 0 || count < 0 || off + 4.0 * count > bytes) {
+      ok = false;
+      return nullptr;
+    }
+    return reinterpret_cast<float*>(base + size_t(off));
+  }
+};
+
+bool Open(const Napi::CallbackInfo& info, size_t argc, const char* name, Heap* heap) {
+  if (info.Length() != argc || !info[0].IsArrayBuffer()) {
+    Napi::TypeError::New(info.Env(), std::string(name) + ": bad arguments").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
+  *heap = Heap{static_cast<char*>(buf.Data()), double(buf.ByteLength())};
+  return true;
+}
+
+Napi::Value OutOfHeap(Napi::Env env, const char* name) {
+  Napi::TypeError::New(env, std::string(name) + ": operand outside the heap").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// rankZ(heap, T, N, r, gRows, hOff, gOff, omOff, zOff)
+Napi::Value RankZ(const Napi::CallbackInfo& info) {
+  Heap heap;
+  if (!Open(info, 9, "rankZ", &heap)) return info.Env().Undefined();
+  const int T = int(Num(info, 1)), N = int(Num(info, 2)), r = int(Num(info, 3)), gRows = int(Num(info, 4));
+  const float* h = heap.at(Num(info, 5), double(T) * r);
+  const float* g = heap.at(Num(info, 6), double(gRows) * N);
+  const float* om = heap.at(Num(info, 7), double(N) * r);
+  float* z = heap.at(Num(info, 8), double(T) * N * r);
+  if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return OutOfHeap(info.Env(), "rankZ");
+  for (int t = 0; t < T; t++) {
+    const float* ht = h + size_t(t) * r;
+    const float* gt = g + (gRows == 1 ? 0 : size_t(t) * N);
+    float* zt = z + size_t(t) * N * r;
+    for (int i = 0; i < N; i++) {
+      const float gi = gt[i];
+      const float* omi = om + size_t(i) * r;
+      float* zti = zt + size_t(i) * r;
+      for (int k = 0; k < r; k++) zti[k] = gi * omi[k] * ht[k];
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// rankBexp(heap, N, r, dOut, bOff, omegaBOff, outOff)
+Napi::Value RankBexp(const Napi::CallbackInfo& info) {
+  Heap heap;
+  if (!Open(info, 7, "rankBexp", &heap)) return info.Env().Undefined();
+  const int N = int(Num(info, 1)), r = int(Num(info, 2)), dOut = int(Num(info, 3));
+  const float* b = heap.at(Num(info, 4), double(dOut) * r);
+  const float* omegaB = heap.at(Num(info, 5), double(N) * dOut);
+  float* out = heap.at(Num(info, 6), double(N) * r * dOut);
+  if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexp");
+  std::vector<float> bT(size_t(r) * dOut);  // b transposed, so the inner loop runs over j
+  for (int j = 0; j < dOut; j++)
+    for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
+  for (int i = 0; i < N; i++) {
+    const float* oi = omegaB + size_t(i) * dOut;
+    for (int k = 0; k < r; k++) {
+      const float* bk = bT.data() + size_t(k) * dOut;
+      float* row = out + (size_t(i) * r + k) * dOut;
+      for (int j = 0; j < dOut; j++) row[j] = oi[j] * bk[j];
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// rankZGrad(heap, T, N, r, gRows, dzOff, hOff, gOff, omOff, dhOff, dgOff, domOff)
+Napi::Value RankZGrad(const Napi::CallbackInfo& info) {
+  Heap heap;
+  if (!Open(info, 12, "rankZGrad", &heap)) return info.Env().Undefined();
+  const int T = int(Num(info, 1)), N = int(Num(info, 2)), r = int(Num(info, 3)), gRows = int(Num(info, 4));
+  const float* dz = heap.at(Num(info, 5), double(T) * N * r);
+  const float* h = heap.at(Num(info, 6), double(T) * r);
+  const float* g = heap.at(Num(info, 7), double(gRows) * N);
+  const float* om = heap.at(Num(info, 8), double(N) * r);
+  float* dh = heap.at(Num(info, 9), double(T) * r);
+  float* dg = heap.at(Num(info, 10), double(gRows) * N);
+  float* dom = heap.at(Num(info, 11), double(N) * r);
+  if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return OutOfHeap(info.Env(), "rankZGrad");
+  std::memset(dg, 0, sizeof(float) * size_t(gRows) * N);
+  std::memset(dom, 0, sizeof(float) * size_t(N) * r);
+  std::vector<float> acc(r);
+  for (int t = 0; t < T; t++) {
+    const float* ht = h + size_t(t) * r;
+    const float* gt = g + (gRows == 1 ? 0 : size_t(t) * N);
+    float* dgt = dg + (gRows == 1 ? 0 : size_t(t) * N);
+    const float* dzt = dz + size_t(t) * N * r;
+    float* dht = dh + size_t(t) * r;
+    for (int k = 0; k < r; k++) dht[k] = 0.0f;
+    for (int i = 0; i < N; i++) {
+      const float gi = gt[i];
+      const float* omi = om + size_t(i) * r;
+      const float* v = dzt + size_t(i) * r;
+      float* domi = dom + size_t(i) * r;
+      float s = 0.0f;
+      for (int k = 0; k < r; k++) {
+        const float vo = v[k] * omi[k];
+        dht[k] += vo * gi;
+        s += vo * ht[k];
+        domi[k] += v[k] * gi * ht[k];
+      }
+      dgt[i] += s;
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// rankBexpGrad(heap, N, r, dOut, dbexpOff, bOff, omegaBOff, dbOff, domegaBOff)
+Napi::Value RankBexpGrad(const Napi::CallbackInfo& info) {
+  Heap heap;
+  if (!Open(info, 9, "rankBexpGrad", &heap)) return info.Env().Undefined();
+  const int N = int(Num(info, 1)), r = int(Num(info, 2)), dOut = int(Num(info, 3));
+  const float* dbexp = heap.at(Num(info, 4), double(N) * r * dOut);
+  const float* b = heap.at(Num(info, 5), double(dOut) * r);
+  const float* omegaB = heap.at(Num(info, 6), double(N) * dOut);
+  float* db = heap.at(Num(info, 7), double(dOut) * r);
+  float* domegaB = heap.at(Num(info, 8), double(N) * dOut);
+  if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexpGrad");
+  std::vector<float> bT(size_t(r) * dOut), dbT(size_t(r) * dOut, 0.0f);
+  for (int j = 0; j < dOut; j++)
+    for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
+  for (int i = 0; i < N; i++) {
+    const float* oi = omegaB + size_t(i) * dOut;
+    float* doi = domegaB + size_t(i) * dOut;
+    for (int j = 0; j < dOut; j++) doi[j] = 0.0f;
+    for (int k = 0; k < r; k++) {
+      const float* row = dbexp + (size_t(i) * r + k) * dOut;
+      const float* bk = bT.data() + size_t(k) * dOut;
+      float* dbk = dbT.data() + size_t(k) * dOut;
+      for (int j = 0; j < dOut; j++) {
+        dbk[j] += row[j] * oi[j];
+        doi[j] += row[j] * bk[j];
+      }
+    }
+  }
+  for (int j = 0; j < dOut; j++)
+    for (int k = 0; k < r; k++) db[size_t(j) * r + k] = dbT[size_t(k) * dOut + j];
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void RegisterRankKernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("rankZ", Napi::Function::New(env, RankZ));
+  exports.Set("rankBexp", Napi::Function::New(env, RankBexp));
+  exports.Set("rankZGrad", Napi::Function::New(env, RankZGrad));
+  exports.Set("rankBexpGrad", Napi::Function::New(env, RankBexpGrad));
+}

@@ -8,7 +8,8 @@
  * split into rare line-initial pieces (`f` `emale`) that pretraining gave no meaning, so
  * fine-tuning had to learn the answers from scratch. Measured with `mor demo` (its defaults) on
  * the same weights: average accuracy 27.62 -> 27.08 % with the default template, 26.64 ->
- * 32.27 % with this one (MoR on every linear layer: 27.62 -> 28.70 % and 26.64 -> 31.55 %).
+ * 32.27 % with this one (MoR on every linear layer: 27.62 -> 28.70 % and 26.64 -> 31.55 %);
+ * MoR's native kernels later changed the rounding and the demo's 32.27 % became 31.45 %.
  * The MC evaluation moves the prompt's trailing space into each choice (src/data/render.ts
  * `encodePair`), so choices are scored as ` female` too.
  */

@@ -109,6 +109,32 @@ export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return m;
 }
 
+/**
+ * Gradients of `sum(f(x) * w)` w.r.t. the adapter's tensors and the input x `[5, 6]` (a random
+ * variable; w `[5, 7]` random), for the layer's forward and for `reference(x)`; returns the
+ * max abs difference per variable. Disposes its tensors and the layer.
+ */
+export function layerVsReferenceGrads(
+  rng: Rng,
+  layer: { forward(x: tf.Tensor, ctx?: ForwardContext): tf.Tensor; state(name: string): { tensors: Map<string, tf.Variable> }; dispose(): void },
+  reference: (x: tf.Tensor2D) => tf.Tensor,
+): { name: string; diff: number }[] {
+  const x = tf.variable(randTensor(rng, [5, 6]));
+  const w = randTensor(rng, [5, 7]);
+  const vars = [...layer.state('default').tensors.values(), x];
+  const grads = (f: () => tf.Tensor) => {
+    const { value, grads: gs } = tf.variableGrads(() => tf.sum(tf.mul(f(), w)) as tf.Scalar, vars);
+    value.dispose();
+    return vars.map((v) => gs[v.name]);
+  };
+  const got = grads(() => layer.forward(x, { training: true, auxLosses: [] }));
+  const want = grads(() => reference(x as tf.Tensor2D));
+  const out = vars.map((v, i) => ({ name: v.name, diff: maxAbsDiff(got[i], want[i]) }));
+  tf.dispose([...got, ...want, x, w]);
+  layer.dispose();
+  return out;
+}
+
 /** Run `fn` and return its value and how many tensors it leaked. */
 export function leakCheck<T>(fn: () => T): { value: T; leaked: number } {
   const before = tf.memory().numTensors;

@@ -6,7 +6,7 @@ import { Rng } from '../../src/util/rng.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
 import { MoeLoraLinear, moeLoraDelta, moeLoraDeltaNaive, type MoeLoraLayerSpec } from '../../src/adapters/moelora.ts';
 import { RoutingStats } from '../../src/adapters/routing.ts';
-import { maxAbsDiff, randLinear, randTensor } from './helpers.ts';
+import { layerVsReferenceGrads, maxAbsDiff, randLinear, randTensor } from './helpers.ts';
 
 await initBackend();
 
@@ -92,23 +92,11 @@ test('MoELoRA layer gradients (one [A_1..A_N; W_g] product without dropout) equa
   const layer = new MoeLoraLinear(base, 'm');
   layer.addAdapter('default', spec({ routerBias: true }));
   layer.setActiveAdapter('default');
-  const s = layer.state('default');
-  const x = tf.variable(randTensor(rng, [5, 6]));
-  const w = randTensor(rng, [5, 7]);
-  const vars = [...s.tensors.values(), x];
-  const grads = (f: () => tf.Tensor) => {
-    const { value, grads: gs } = tf.variableGrads(() => tf.sum(tf.mul(f(), w)) as tf.Scalar, vars);
-    value.dispose();
-    return vars.map((v) => gs[v.name]);
-  };
-  const got = grads(() => layer.forward(x, { training: true, auxLosses: [] }));
-  const want = grads(() => {
-    const t = s.tensors;
+  const t = layer.state('default').tensors;
+  const diffs = layerVsReferenceGrads(rng, layer, (x) => {
     const logits = tf.add(tf.matMul(x, t.get('moelora_router.weight')!, false, true), t.get('moelora_router.bias')!);
     const g = tf.softmax(logits) as tf.Tensor2D;
-    return tf.add(base.forward(x), moeLoraDeltaNaive(x as tf.Tensor2D, t.get('moelora_A.weight')!, t.get('moelora_B.weight')!, g, s.scaling));
+    return tf.add(base.forward(x), moeLoraDeltaNaive(x, t.get('moelora_A.weight')!, t.get('moelora_B.weight')!, g, layer.state('default').scaling));
   });
-  vars.forEach((v, i) => assert.ok(maxAbsDiff(got[i], want[i]) <= 1e-5, `${v.name}: ${maxAbsDiff(got[i], want[i])}`));
-  tf.dispose([...got, ...want, x, w]);
-  layer.dispose();
+  for (const { name, diff } of diffs) assert.ok(diff <= 1e-5, `${name}: ${diff}`);
 });

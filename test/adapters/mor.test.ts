@@ -10,7 +10,7 @@ import { MorLinear, morDeltaFast, morDeltaNaive, type MorLayerSpec } from '../..
 import { LoraLinear } from '../../src/adapters/lora.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { RoutingStats, meanRoutingVectors } from '../../src/adapters/routing.ts';
-import { ToyModel, leakCheck, maxAbsDiff, randLinear, randTensor } from './helpers.ts';
+import { ToyModel, layerVsReferenceGrads, leakCheck, maxAbsDiff, randLinear, randTensor } from './helpers.ts';
 
 await initBackend();
 
@@ -98,25 +98,12 @@ test('MoR layer gradients (one [A; W_g] product without dropout) equal autodiff 
     layer.addAdapter('default', spec({ routerBias, numExperts: 4 }));
     layer.setActiveAdapter('default');
     const s = layer.state('default');
-    const x = tf.variable(randTensor(rng, [5, 6]));
-    const w = randTensor(rng, [5, 7]);
-    const vars = [...s.tensors.values(), x];
-    const grads = (f: () => tf.Tensor) => {
-      const { value, grads: gs } = tf.variableGrads(() => tf.sum(tf.mul(f(), w)) as tf.Scalar, vars);
-      value.dispose();
-      return vars.map((v) => gs[v.name]);
-    };
-    const got = grads(() => layer.forward(x, { training: true, auxLosses: [] }));
-    const want = grads(() => {
-      const wg = s.tensors.get('mor_router.weight')!;
-      let logits = tf.matMul(x, wg, false, true);
+    const diffs = layerVsReferenceGrads(rng, layer, (x) => {
+      let logits = tf.matMul(x, s.tensors.get('mor_router.weight')!, false, true);
       if (routerBias) logits = tf.add(logits, s.tensors.get('mor_router.bias')!);
-      const g = tf.softmax(logits) as tf.Tensor2D;
-      return tf.add(base.forward(x), morDeltaNaive(x as tf.Tensor2D, layer.params(s), g, s.scaling));
+      return tf.add(base.forward(x), morDeltaNaive(x, layer.params(s), tf.softmax(logits) as tf.Tensor2D, s.scaling));
     });
-    vars.forEach((v, i) => assert.ok(maxAbsDiff(got[i], want[i]) <= 1e-5, `${v.name}: ${maxAbsDiff(got[i], want[i])}`));
-    tf.dispose([...got, ...want, x, w]);
-    layer.dispose();
+    for (const { name, diff } of diffs) assert.ok(diff <= 1e-5, `${name}: ${diff}`);
   }
 });
 

@@ -70,7 +70,7 @@ export { renderRecord, encodePair, renderPlainChat, plainEosText, tokenizerAddsB
 export type { TokenizerLike, RenderOptions, RenderedExample, ChatTemplateMode } from './data/render.ts';
 export { collate, truncateExample, bucketByLength, batchesOf, countTargets, padIdOf } from './data/batch.ts';
 export type { Batch, TruncationMode, CollateOptions } from './data/batch.ts';
-export { DataMixture, BatchStream, readDataRecords, loadExamples } from './data/mix.ts';
+export { DataMixture, BatchStream, readDataRecords, loadExamples, loadExamplesPerTask } from './data/mix.ts';
 export type { DataSource, MixtureOptions, StreamPosition, MixtureStats, BatchStreamOptions, BatchStreamState } from './data/mix.ts';
 export { loglikelihoods } from './eval/loglikelihood.ts';
 export type { CausalLMLike, LoglikelihoodRequest, LoglikelihoodResult, LoglikelihoodOptions } from './eval/loglikelihood.ts';

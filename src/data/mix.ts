@@ -262,6 +262,45 @@ export async function loadExamples(
   return out;
 }
 
+/**
+ * The first `perTask` examples of each task (all of them without `perTask`), optionally of one
+ * `task` only, in file order, truncated as {@link loadExamples} does. Records are selected
+ * before rendering, so asking for a few examples of each task from a large file renders only
+ * those (routing statistics after training read 64 of each task from the whole training mix).
+ * @throws UserError when `task` matches no example (naming the tasks present).
+ */
+export async function loadExamplesPerTask(
+  files: (string | DataSource)[],
+  tokenizer: TokenizerLike,
+  opts: RenderOptions & { maxLength: number; perTask?: number; task?: string },
+): Promise<RenderedExample[]> {
+  if (files.length === 0) throw new UserError('no data files given');
+  const count = new Map<string, number>();
+  const present = new Set<string>();
+  const out: RenderedExample[] = [];
+  for (const f of files) {
+    const src = typeof f === 'string' ? { path: f } : f;
+    for (const rec of await readDataRecords(src.path, src.task)) {
+      present.add(rec.task);
+      if (opts.task !== undefined && rec.task !== opts.task) continue;
+      const n = count.get(rec.task) ?? 0;
+      if (opts.perTask !== undefined && n >= opts.perTask) continue;
+      const ex = truncateExample(renderRecord(rec, tokenizer, opts), opts.maxLength, 'truncate');
+      if (!ex) continue;
+      count.set(rec.task, n + 1);
+      out.push(ex);
+    }
+  }
+  if (out.length === 0) {
+    const names = files.map((f) => (typeof f === 'string' ? f : f.path)).join(', ');
+    if (opts.task !== undefined) {
+      throw new UserError(`task "${opts.task}" has no example in ${names} (tasks there: ${[...present].join(', ')})`);
+    }
+    throw new UserError(`no example of ${names} fits maxLength ${opts.maxLength}`);
+  }
+  return out;
+}
+
 export interface BatchStreamOptions {
   /** Rows per batch. */
   batchSize: number;

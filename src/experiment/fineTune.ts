@@ -14,9 +14,8 @@ import { getPeftModel, type PeftModel } from '../adapters/inject.ts';
 import type { AdapterConfig } from '../adapters/config.ts';
 import { savePretrained as saveAdapter } from '../adapters/save.ts';
 import { countParameters } from '../adapters/params.ts';
-import { BatchStream, DataMixture, readDataRecords, type BatchStreamState } from '../data/mix.ts';
-import { padIdOf, truncateExample, type Batch } from '../data/batch.ts';
-import { renderRecord, type RenderedExample } from '../data/render.ts';
+import { BatchStream, DataMixture, loadExamplesPerTask, type BatchStreamState } from '../data/mix.ts';
+import { padIdOf, type Batch } from '../data/batch.ts';
 import type { MultipleChoiceItem } from '../data/formats.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { loadModel } from '../models/load.ts';
@@ -116,24 +115,6 @@ function meanOf(xs: number[]): number {
   return xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
-/**
- * The first `perTask` training examples of every task in `file`, rendered and truncated like
- * the training data (only those are tokenized: the routing statistics need no more).
- */
-export async function firstExamplesPerTask(file: string, tok: Tokenizer, perTask: number, maxLength: number): Promise<RenderedExample[]> {
-  const count = new Map<string, number>();
-  const out: RenderedExample[] = [];
-  for (const rec of await readDataRecords(file)) {
-    const c = count.get(rec.task) ?? 0;
-    if (c >= perTask) continue;
-    const ex = truncateExample(renderRecord(rec, tok), maxLength, 'truncate');
-    if (!ex) continue;
-    count.set(rec.task, c + 1);
-    out.push(ex);
-  }
-  return out;
-}
-
 /** Train, measure, and return the results of one run (see the module comment). */
 export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
   await initBackend();
@@ -219,7 +200,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
     let staticRouting: Record<string, StaticRoutingResult> | undefined;
     if (adapter.kind === 'mor' || adapter.kind === 'moelora') {
       const perTask = o.routingExamplesPerTask ?? 32;
-      const examples = await firstExamplesPerTask(o.trainData, tok, perTask, o.train.maxLength);
+      const examples = await loadExamplesPerTask([o.trainData], tok, { perTask, maxLength: o.train.maxLength });
       const stats = routingByTask(model, examples, o.train.batchSize, padIdOf(tok), perTask);
       routing = {};
       for (const task of stats.groups().sort()) {

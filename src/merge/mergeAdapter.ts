@@ -31,7 +31,7 @@ import { batchesOf, padIdOf } from '../data/batch.ts';
 import type { DataSource } from '../data/mix.ts';
 import { DataFileSchema } from '../train/config.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { loadRoutingExamples } from '../routing/routingTable.ts';
+import { loadExamplesPerTask } from '../data/mix.ts';
 
 /** Files of a model directory that are copied unchanged next to the merged weights. */
 export const TOKENIZER_FILES = [
@@ -167,7 +167,7 @@ export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdap
     if (routingData) {
       const tokenizer = Tokenizer.fromDir(opts.model);
       const maxLength = opts.maxLength ?? routingData.maxLength ?? base.config.maxPositionEmbeddings;
-      const examples = await loadRoutingExamples(routingData.data, tokenizer, { maxLength, task: opts.task, perTask: opts.maxExamples });
+      const examples = await loadExamplesPerTask(routingData.data, tokenizer, { maxLength, task: opts.task, perTask: opts.maxExamples });
       log(`routing: ${examples.length} examples (${routingData.source})`);
       const batches = batchesOf(examples, opts.batchSize ?? 8, { padId: padIdOf(tokenizer), bucket: true });
       routing = meanRoutingVectors(peft, batches);

@@ -22,9 +22,8 @@ import type { RoutingStats } from '../adapters/routing.ts';
 import type { PeftModel } from '../adapters/inject.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { loadExamples, type DataSource } from '../data/mix.ts';
+import { loadExamplesPerTask, type DataSource } from '../data/mix.ts';
 import { padIdOf } from '../data/batch.ts';
-import type { RenderedExample, TokenizerLike } from '../data/render.ts';
 import { routingByTask } from '../train/run.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -78,34 +77,8 @@ export interface RoutingTableResult {
   files: string[];
 }
 
-/**
- * Read `files` and render them as the trainer does: the examples, in file order, truncated to
- * `maxLength`, optionally only those of `task` and at most `perTask` of each task.
- * @throws UserError when `task` matches no example (naming the tasks present).
- */
-export async function loadRoutingExamples(
-  files: (string | DataSource)[],
-  tokenizer: TokenizerLike,
-  opts: { maxLength: number; task?: string; perTask?: number },
-): Promise<RenderedExample[]> {
-  if (files.length === 0) throw new UserError('no data files given');
-  const all = await loadExamples(files, tokenizer, { maxLength: opts.maxLength });
-  const count = new Map<string, number>();
-  const out: RenderedExample[] = [];
-  for (const ex of all) {
-    if (opts.task !== undefined && ex.task !== opts.task) continue;
-    const n = count.get(ex.task) ?? 0;
-    if (opts.perTask !== undefined && n >= opts.perTask) continue;
-    count.set(ex.task, n + 1);
-    out.push(ex);
-  }
-  if (out.length === 0) {
-    const tasks = [...new Set(all.map((e) => e.task))];
-    const names = files.map((f) => (typeof f === 'string' ? f : f.path)).join(', ');
-    throw new UserError(`task "${opts.task}" has no example in ${names} (tasks there: ${tasks.join(', ')})`);
-  }
-  return out;
-}
+/** The examples a routing table reads: {@link loadExamplesPerTask} (this name is the public API's). */
+export { loadExamplesPerTask as loadRoutingExamples };
 
 const fmt = (x: number): string => x.toFixed(3);
 
@@ -152,7 +125,7 @@ export async function routingTable(opts: RoutingTableOptions): Promise<RoutingTa
   let peft: PeftModel<LlamaForCausalLM> | undefined;
   try {
     const maxLength = opts.maxLength ?? base.config.maxPositionEmbeddings;
-    const examples = await loadRoutingExamples(opts.data, tokenizer, { maxLength, perTask: opts.maxExamples ?? 256 });
+    const examples = await loadExamplesPerTask(opts.data, tokenizer, { maxLength, perTask: opts.maxExamples ?? 256 });
     peft = loadAdapter(base, opts.adapter);
     const stats = routingByTask(peft.model, examples, opts.batchSize ?? 8, padIdOf(tokenizer), opts.maxExamples ?? 256);
     const tasks = [...new Set(examples.map((e) => e.task))];

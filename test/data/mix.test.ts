@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../src/errors.ts';
-import { BatchStream, DataMixture, loadExamples, type DataSource } from '../../src/data/mix.ts';
+import { BatchStream, DataMixture, loadExamples, loadExamplesPerTask, type DataSource } from '../../src/data/mix.ts';
 import { CharTokenizer, PAD } from './charTokenizer.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-mix-'));
@@ -125,6 +125,33 @@ test('bad options and bad files are UserErrors', async () => {
   await assert.rejects(DataMixture.load([{ path: fileA }, { path: bad }], tok, { seed: 0, maxLength: 8 }), (e: Error) =>
     e.message.startsWith(`${bad}:2: `),
   );
+});
+
+test('loadExamplesPerTask: the first n of each task in file order, rendering only those; task filter; errors', async () => {
+  const counting = new (class extends CharTokenizer {
+    encoded: string[] = [];
+    override encode(text: string, opts?: Parameters<CharTokenizer['encode']>[1]): number[] {
+      this.encoded.push(text);
+      return super.encode(text, opts);
+    }
+  })();
+  const exs = await loadExamplesPerTask([fileA, fileB], counting, { maxLength: 64, perTask: 2 });
+  assert.deepEqual(exs.map((e) => [key(e.inputIds), e.task]), [
+    ['a0', 'alpha'], ['a1.', 'alpha'], ['b0.', 'b-low'], ['b1..', 'b-low'], ['b5......', 'b-high'], ['b6.......', 'b-high'],
+  ]);
+  // The same examples as loadExamples then filtering, with 6 records rendered instead of 14.
+  const all = await loadExamples([fileA, fileB], tok, { maxLength: 64 });
+  const firstTwo = all.filter((e, i) => all.slice(0, i).filter((f) => f.task === e.task).length < 2);
+  assert.deepEqual(exs.map((e) => e.inputIds), firstTwo.map((e) => e.inputIds));
+  // Only the selected records were tokenized: no text of a later record of a full task.
+  assert.ok(counting.encoded.length > 0);
+  for (const text of counting.encoded) assert.doesNotMatch(text, /a[23]|b[2-47-9]/, text);
+  const high = await loadExamplesPerTask([fileB], tok, { maxLength: 64, task: 'b-high' });
+  assert.deepEqual(high.map((e) => key(e.inputIds)), ['b5......', 'b6.......', 'b7........', 'b8.........', 'b9..........']);
+  await assert.rejects(loadExamplesPerTask([fileA, fileB], tok, { maxLength: 64, task: 'gamma' }), (e: Error) =>
+    e instanceof UserError && e.message === `task "gamma" has no example in ${fileA}, ${fileB} (tasks there: alpha, b-low, b-high)`,
+  );
+  await assert.rejects(loadExamplesPerTask([], tok, { maxLength: 64 }), /no data files given/);
 });
 
 test('loadExamples: every record once in file order, for validation', async () => {

@@ -112,7 +112,6 @@ Napi::Value RankZGrad(const Napi::CallbackInfo& info) {
   if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return OutOfHeap(info.Env(), "rankZGrad");
   std::memset(dg, 0, sizeof(float) * size_t(gRows) * N);
   std::memset(dom, 0, sizeof(float) * size_t(N) * r);
-  std::vector<float> acc(r);
   for (int t = 0; t < T; t++) {
     const float* ht = h + size_t(t) * r;
     const float* gt = g + (gRows == 1 ? 0 : size_t(t) * N);

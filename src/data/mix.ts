@@ -243,36 +243,28 @@ export async function readDataRecords(file: string, task?: string): Promise<Data
 
 /**
  * All examples of some files once, in file order, rendered and truncated (dropped ones left
- * out): for validation loss.
+ * out): for validation loss. {@link loadExamplesPerTask} without a limit.
  */
 export async function loadExamples(
   files: (string | DataSource)[],
   tokenizer: TokenizerLike,
   opts: RenderOptions & { maxLength: number; truncation?: TruncationMode },
 ): Promise<RenderedExample[]> {
-  const out: RenderedExample[] = [];
-  for (const f of files) {
-    const src = typeof f === 'string' ? { path: f } : f;
-    for (const rec of await readDataRecords(src.path, src.task)) {
-      const ex = truncateExample(renderRecord(rec, tokenizer, opts), opts.maxLength, opts.truncation ?? 'truncate');
-      if (ex) out.push(ex);
-    }
-  }
-  if (out.length === 0) throw new UserError(`no example of ${files.length} file(s) fits maxLength ${opts.maxLength}`);
-  return out;
+  return loadExamplesPerTask(files, tokenizer, opts);
 }
 
 /**
  * The first `perTask` examples of each task (all of them without `perTask`), optionally of one
- * `task` only, in file order, truncated as {@link loadExamples} does. Records are selected
- * before rendering, so asking for a few examples of each task from a large file renders only
- * those (routing statistics after training read 64 of each task from the whole training mix).
+ * `task` only, in file order, truncated (`truncation`, default `truncate`; dropped examples are
+ * left out and not counted). Records are selected before rendering, so asking for a few
+ * examples of each task from a large file renders only those (routing statistics after
+ * training read 64 of each task from the whole training mix).
  * @throws UserError when `task` matches no example (naming the tasks present).
  */
 export async function loadExamplesPerTask(
   files: (string | DataSource)[],
   tokenizer: TokenizerLike,
-  opts: RenderOptions & { maxLength: number; perTask?: number; task?: string },
+  opts: RenderOptions & { maxLength: number; perTask?: number; task?: string; truncation?: TruncationMode },
 ): Promise<RenderedExample[]> {
   if (files.length === 0) throw new UserError('no data files given');
   const count = new Map<string, number>();
@@ -285,7 +277,7 @@ export async function loadExamplesPerTask(
       if (opts.task !== undefined && rec.task !== opts.task) continue;
       const n = count.get(rec.task) ?? 0;
       if (opts.perTask !== undefined && n >= opts.perTask) continue;
-      const ex = truncateExample(renderRecord(rec, tokenizer, opts), opts.maxLength, 'truncate');
+      const ex = truncateExample(renderRecord(rec, tokenizer, opts), opts.maxLength, opts.truncation ?? 'truncate');
       if (!ex) continue;
       count.set(rec.task, n + 1);
       out.push(ex);

@@ -46,23 +46,20 @@ interface Row {
   macs: { fwd: number; bwd: number };
 }
 
+/** Base layer plus an adapter whose forward products cost `f`: each is done twice in the backward. */
+function withAdapter(f: number): { fwd: number; bwd: number } {
+  const base = T * D_IN * D_OUT; // y = x Wᵀ; dx = dy W
+  return { fwd: base + f, bwd: base + 2 * f };
+}
+
 /** Multiply-adds of the matrix products of one row (see the header). */
 const macs = {
-  base: () => ({ fwd: T * D_IN * D_OUT, bwd: T * D_IN * D_OUT }), // y = x Wᵀ; dx = dy W
-  lora: (r: number) => {
-    const f = T * r * (D_IN + D_OUT); // h = x Aᵀ; h Bᵀ
-    return { fwd: macs.base().fwd + f, bwd: macs.base().bwd + 2 * f }; // dB, dh; dA, dx
-  },
-  // h = x Aᵀ [T, r]; router x W_gᵀ [T, N]; z Bexpᵀ [T, N*r] x [N*r, out]; each twice in the backward.
-  mor: (r: number, n: number) => {
-    const f = T * r * D_IN + T * n * D_IN + T * n * r * D_OUT;
-    return { fwd: macs.base().fwd + f, bwd: macs.base().bwd + 2 * f };
-  },
-  // h = x [A_1..A_N]ᵀ [T, N*r]; router; z [B_1..B_N]ᵀ; each twice in the backward.
-  moelora: (r: number, n: number) => {
-    const f = T * n * r * (D_IN + D_OUT) + T * n * D_IN;
-    return { fwd: macs.base().fwd + f, bwd: macs.base().bwd + 2 * f };
-  },
+  base: () => withAdapter(0),
+  lora: (r: number) => withAdapter(T * r * (D_IN + D_OUT)), // h = x Aᵀ; h Bᵀ
+  // h = x Aᵀ [T, r]; router x W_gᵀ [T, N]; z Bexpᵀ [T, N*r] x [N*r, out]
+  mor: (r: number, n: number) => withAdapter(T * r * D_IN + T * n * D_IN + T * n * r * D_OUT),
+  // h = x [A_1..A_N]ᵀ [T, N*r]; router; z [B_1..B_N]ᵀ
+  moelora: (r: number, n: number) => withAdapter(T * n * r * (D_IN + D_OUT) + T * n * D_IN),
 };
 
 function rows(): Row[] {

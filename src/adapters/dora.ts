@@ -13,6 +13,7 @@
  * `W dropout(x)` there); without dropout both are identical.
  */
 import { tf } from '../backend/tf.ts';
+import { weightTensor } from '../backend/weightStore.ts';
 import { matMul } from '../backend/matmul.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { LoraLinear, loraTensorShapes, type LoraLayerSpec, type LoraState } from './lora.ts';
@@ -42,14 +43,14 @@ export class DoraLinear extends LoraLinear {
     return tf.tidy(() => {
       const a = detach(s.tensors.get('lora_A.weight')!);
       const b = detach(s.tensors.get('lora_B.weight')!);
-      const w = tf.add(this.baseLayer.weight, tf.mul(matMul(b, a), s.scaling)); // [out, in]
+      const w = tf.add(weightTensor(this.baseLayer.weight), tf.mul(matMul(b, a), s.scaling)); // [out, in]
       return tf.sqrt(tf.sum(tf.square(w), 1)) as tf.Tensor1D;
     });
   }
 
   protected override adapterForward(s: LoraState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
     const x2 = flatten2d(x); // [T, in]
-    const base = matMul(x2, this.baseLayer.weight, false, true); // [T, out], no bias
+    const base = matMul(x2, weightTensor(this.baseLayer.weight), false, true); // [T, out], no bias
     const lora = this.loraDelta(s, x2, ctx); // s * B A dropout(x)
     const scale = tf.div(s.tensors.get('lora_magnitude_vector')!, this.weightNorm(s)); // [out]
     let y = tf.mul(tf.add(base, lora), scale);
@@ -60,7 +61,7 @@ export class DoraLinear extends LoraLinear {
 
   protected override mergedWeights(s: LoraState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
     return tf.tidy(() => {
-      const w = tf.add(this.baseLayer.weight, this.deltaWeight(s.name)); // [out, in]
+      const w = tf.add(weightTensor(this.baseLayer.weight), this.deltaWeight(s.name)); // [out, in]
       const norm = tf.sqrt(tf.sum(tf.square(w), 1, true)); // [out, 1]
       const m = s.tensors.get('lora_magnitude_vector')!.reshape([-1, 1]);
       const weight = tf.mul(w, tf.div(m, norm)) as tf.Tensor2D;

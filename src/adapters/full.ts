@@ -8,6 +8,7 @@
  * `modules_to_save`.
  */
 import { tf } from '../backend/tf.ts';
+import { variableFrom, type FrozenWeight } from '../backend/weightStore.ts';
 import { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { AdapterLayer, frozenClone, type AdapterState, type MergeOptions } from './layer.ts';
@@ -30,7 +31,7 @@ export function fullTensorShapes(spec: FullLayerSpec, dIn: number, dOut: number,
 
 export class FullLinear extends AdapterLayer<FullState> {
   readonly kind = 'full' as const;
-  private readonly originalWeight: tf.Tensor2D;
+  private readonly originalWeight: FrozenWeight;
   private readonly originalBias: tf.Tensor1D | undefined;
 
   constructor(base: Linear, modulePath: string) {
@@ -41,7 +42,7 @@ export class FullLinear extends AdapterLayer<FullState> {
 
   /** Create adapter `name`: trainable copies of the weight (and bias). */
   addAdapter(name: string, spec: FullLayerSpec): void {
-    const tensors = new Map<string, tf.Variable>([['weight', tf.variable(this.originalWeight, true)]]);
+    const tensors = new Map<string, tf.Variable>([['weight', variableFrom(this.originalWeight)]]);
     if (spec.trainBias && this.originalBias) tensors.set('bias', tf.variable(this.originalBias, true));
     this.addState({ name, tensors, spec });
     this.onActivationChanged();

@@ -8,7 +8,7 @@
  * (`peft.model.forward(...)`): adapted layers are replaced in the tree.
  */
 import { tf } from '../backend/tf.ts';
-import { Module } from '../nn/module.ts';
+import { Module, type Param } from '../nn/module.ts';
 import { Linear } from '../nn/linear.ts';
 import { UserError } from '../errors.ts';
 import { parseAdapterConfig, type AdapterConfig, type AdapterConfigInput } from './config.ts';
@@ -342,7 +342,7 @@ export class PeftModel<M extends Module = Module> extends Module {
   override dispose(): void {
     this.copies.dispose();
     for (const [, l] of this.adapterLayers()) l.dispose();
-    const seen = new Set<tf.Tensor>();
+    const seen = new Set<Param>();
     for (const [, p] of this.model.namedParameters()) {
       if (seen.has(p) || p.isDisposed) continue;
       seen.add(p);

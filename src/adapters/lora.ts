@@ -5,6 +5,7 @@
  * `[out, in]` matrix `B A` is only formed when merging.
  */
 import { tf } from '../backend/tf.ts';
+import { weightTensor } from '../backend/weightStore.ts';
 import { matMul } from '../backend/matmul.ts';
 import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
@@ -102,7 +103,7 @@ export class LoraLinear extends AdapterLayer<LoraState> {
   protected mergedWeights(s: LoraState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
     return tf.tidy(() => {
       const base = this.baseLayer;
-      const weight = tf.add(base.weight, this.deltaWeight(s.name)) as tf.Tensor2D;
+      const weight = tf.add(weightTensor(base.weight), this.deltaWeight(s.name)) as tf.Tensor2D;
       const bb = s.tensors.get('lora_B.bias');
       let bias = base.bias ? tf.add(base.bias, 0) as tf.Tensor1D : undefined;
       if (bb) bias = tf.add(bias ?? tf.zeros([this.outFeatures]), tf.mul(bb, s.scaling)) as tf.Tensor1D;

@@ -15,6 +15,7 @@
  * `balanced` (softmax + load-balance loss pushed to `ctx.auxLosses` while training).
  */
 import { tf } from '../backend/tf.ts';
+import { weightTensor } from '../backend/weightStore.ts';
 import { matMul } from '../backend/matmul.ts';
 import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
@@ -227,7 +228,7 @@ export class MorLinear extends AdapterLayer<MorState> {
     }
     return tf.tidy(() => {
       const base = this.baseLayer;
-      const weight = tf.add(base.weight, this.deltaWeight(s.name, g)) as tf.Tensor2D;
+      const weight = tf.add(weightTensor(base.weight), this.deltaWeight(s.name, g)) as tf.Tensor2D;
       return { weight, bias: base.bias ? (tf.add(base.bias, 0) as tf.Tensor1D) : undefined };
     });
   }

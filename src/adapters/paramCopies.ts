@@ -8,6 +8,7 @@
 import { tf } from '../backend/tf.ts';
 import type { Module, Param } from '../nn/module.ts';
 import { frozenClone } from './layer.ts';
+import { variableFrom } from '../backend/weightStore.ts';
 
 interface Entry {
   /** Parameter path in the base model (`lm_head.weight`): the saved key after the prefix. */
@@ -29,7 +30,7 @@ export class ParamCopies {
       e = { key, owner, name, original: owner.param(name), copies: new Map() };
       this.entries.set(key, e);
     }
-    if (!e.copies.has(adapter)) e.copies.set(adapter, tf.variable(e.original, true));
+    if (!e.copies.has(adapter)) e.copies.set(adapter, variableFrom(e.original));
   }
 
   /** Put adapter `adapter`'s copies in the tree (undefined: the originals). */

@@ -4,7 +4,7 @@
  * tf.Variables with `trainable` set.
  */
 import { tf } from '../backend/tf.ts';
-import type { Module } from '../nn/module.ts';
+import type { Module, Param } from '../nn/module.ts';
 
 /** Parameter counts of a model. */
 export interface ParamCounts {
@@ -18,7 +18,7 @@ export interface ParamCounts {
 
 /** Count the parameters of `model` (each tensor once). */
 export function countParameters(model: Module): ParamCounts {
-  const seen = new Set<tf.Tensor>();
+  const seen = new Set<Param>();
   let all = 0;
   let trainable = 0;
   for (const [, p] of model.namedParameters()) {

@@ -1,7 +1,13 @@
 /**
  * Load a Hugging Face model directory: `config.json` plus `model.safetensors` or a sharded
- * checkpoint (`model.safetensors.index.json`). Weights (F32/F16/BF16) become float32 tensors,
- * read one at a time, so peak memory stays near the float32 size of the weights.
+ * checkpoint (`model.safetensors.index.json`).
+ *
+ * Where the weights live: with the native addon (and its BLAS kernel active), the matrices of
+ * the linear layers, the embedding and the output head stay in the safetensors files, memory-
+ * mapped and in their file dtype, outside the 4 GiB wasm heap (src/backend/weightStore.ts);
+ * norms and biases become heap tensors. Without the addon, every weight (F32/F16/BF16) becomes
+ * a float32 heap tensor, read one at a time, so peak memory stays near their float32 size.
+ * Every weight is checked for NaN/Inf at load.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,6 +17,34 @@ import { openSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { parseHfConfig, type LlamaConfig } from './llama/config.ts';
 import type { LlamaForCausalLM } from './llama/model.ts';
 import { buildModelSafely } from './registry.ts';
+import { MappedFile, StoredWeight, weightStoreAvailable } from '../backend/weightStore.ts';
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions {
+  /**
+   * Keep the frozen matrices in the native weight store, outside the wasm heap: `auto`
+   * (default) when the native addon is active, `on` (an error without it), `off` (heap tensors;
+   * also `MOR_WEIGHT_STORE=0`).
+   */
+  weightStore?: 'auto' | 'on' | 'off';
+}
+
+/** Whether this load keeps matrices in the native store. */
+function useWeightStore(mode: LoadModelOptions['weightStore'] = 'auto'): boolean {
+  if (mode === 'off') return false;
+  const available = weightStoreAvailable();
+  if (mode === 'on' && !available) {
+    throw new UserError('weightStore "on" needs the native addon with OpenBLAS (see scripts/setup.sh) and MOR_WEIGHT_STORE not 0');
+  }
+  return available;
+}
+
+/** How many values of `data` are NaN or ±Inf. */
+function countNonFinite(data: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) n++;
+  return n;
+}
 
 /** Checkpoint keys that carry no weights we need (old LLaMA checkpoints store rope buffers). */
 const IGNORED_KEY = /\.rotary_emb\.inv_freq$/;
@@ -62,10 +96,21 @@ function weightFiles(dir: string): Map<string, string> {
  * Load `dir` as a causal LM. Throws a {@link UserError} for a missing file, an unsupported
  * `model_type`, a missing / mis-shaped / non-float weight, or unexpected extra weights.
  */
-export async function loadModel(dir: string): Promise<LlamaForCausalLM> {
+export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<LlamaForCausalLM> {
   const config = loadConfig(dir);
   const files = weightFiles(dir);
+  const store = useWeightStore(opts.weightStore);
   const open = new Map<string, SafetensorsFile>();
+  // Each mapping is held by the loader until the end, then only by the weights that view it.
+  const mapped = new Map<string, MappedFile>();
+  const mappingOf = (p: string): MappedFile => {
+    let m = mapped.get(p);
+    if (!m) {
+      mapped.set(p, (m = new MappedFile(p)));
+      m.retain();
+    }
+    return m;
+  };
   const fileOf = (p: string): SafetensorsFile => {
     let f = open.get(p);
     if (!f) open.set(p, (f = openSafetensors(p)));
@@ -81,7 +126,7 @@ export async function loadModel(dir: string): Promise<LlamaForCausalLM> {
       for (const [n, p] of files) where.set(n, p);
     }
     const used = new Set<string>();
-    const model = buildModelSafely(config, (name, shape) => {
+    const model = buildModelSafely(config, (name, shape, kind) => {
       const p = where.get(name);
       if (!p) throw new UserError(`${dir}: missing weight ${name} (expected shape [${shape}])`);
       const f = fileOf(p);
@@ -94,8 +139,21 @@ export async function loadModel(dir: string): Promise<LlamaForCausalLM> {
         throw new UserError(`${p}: weight ${name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
       }
       used.add(name);
-      const t = f.read(name);
-      return tf.tensor(t.data as Float32Array, shape, 'float32');
+      const nonFinite = (n: number): UserError =>
+        new UserError(`${p}: weight ${name} has ${n.toLocaleString('en-US')} non-finite value${n === 1 ? '' : 's'} (NaN or Inf)`);
+      if (store && (kind === 'linear' || kind === 'embedding')) {
+        const w = new StoredWeight(mappingOf(p), f.dataOffset(name), info.dtype, shape as [number, number]);
+        const bad = w.countNonFinite();
+        if (bad > 0) {
+          w.dispose();
+          throw nonFinite(bad);
+        }
+        return w;
+      }
+      const data = f.read(name).data as Float32Array;
+      const bad = countNonFinite(data);
+      if (bad > 0) throw nonFinite(bad);
+      return tf.tensor(data, shape, 'float32');
     });
     const extra = [...where.keys()].filter(
       (n) => !used.has(n) && !IGNORED_KEY.test(n) && !(config.tieWordEmbeddings && n === 'lm_head.weight'),
@@ -108,5 +166,6 @@ export async function loadModel(dir: string): Promise<LlamaForCausalLM> {
     return model;
   } finally {
     for (const f of open.values()) f.close();
+    for (const m of mapped.values()) m.release();
   }
 }

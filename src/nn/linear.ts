@@ -5,6 +5,7 @@
 import { tf } from '../backend/tf.ts';
 import { matMul } from '../backend/matmul.ts';
 import { Module } from './module.ts';
+import { weightTensor, type FrozenWeight } from '../backend/weightStore.ts';
 import type { ForwardContext } from './context.ts';
 
 /** Anything that maps `[..., in]` to `[..., out]` and can stand where a Linear stood. */
@@ -18,8 +19,8 @@ export class Linear extends Module implements LinearLike {
   readonly inFeatures: number;
   readonly outFeatures: number;
 
-  /** Takes ownership of `weight` [out, in] and `bias` [out]. */
-  constructor(weight: tf.Tensor2D, bias?: tf.Tensor1D) {
+  /** Takes ownership of `weight` [out, in] (a heap tensor or a stored weight) and `bias` [out]. */
+  constructor(weight: FrozenWeight, bias?: tf.Tensor1D) {
     super();
     [this.outFeatures, this.inFeatures] = weight.shape;
     if (bias && bias.shape[0] !== this.outFeatures) {
@@ -29,8 +30,12 @@ export class Linear extends Module implements LinearLike {
     if (bias) this.addParam('bias', bias);
   }
 
-  get weight(): tf.Tensor2D {
-    return this.param<tf.Tensor2D>('weight');
+  /**
+   * The weight `[out, in]`: a heap tensor, or (frozen base weights of big models) a
+   * {@link StoredWeight}; use `weightTensor()` where a heap tensor is needed.
+   */
+  get weight(): FrozenWeight {
+    return this.param<FrozenWeight>('weight');
   }
 
   get bias(): tf.Tensor1D | undefined {
@@ -39,7 +44,7 @@ export class Linear extends Module implements LinearLike {
 
   forward(x: tf.Tensor, _ctx?: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
-      const y = matMul(x, this.weight, false, true); // [..., out]
+      const y = matMul(x, weightTensor(this.weight), false, true); // [..., out]
       return this.bias ? tf.add(y, this.bias) : y;
     });
   }

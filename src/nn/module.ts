@@ -5,9 +5,13 @@
  * Code accesses children through typed camelCase getters defined by each subclass.
  */
 import { tf } from '../backend/tf.ts';
+import type { StoredWeight } from '../backend/weightStore.ts';
 
-/** A parameter slot: frozen tensors are plain tensors; trainable ones are tf.Variables. */
-export type Param = tf.Tensor | tf.Variable;
+/**
+ * A parameter slot: frozen tensors are plain tensors (or, for big models, weights kept in the
+ * native store outside the wasm heap); trainable ones are tf.Variables.
+ */
+export type Param = tf.Tensor | tf.Variable | StoredWeight;
 
 export abstract class Module {
   private readonly childMap = new Map<string, Module>();

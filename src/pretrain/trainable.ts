@@ -6,6 +6,7 @@
  */
 import { tf } from '../backend/tf.ts';
 import type { Module } from '../nn/module.ts';
+import { variableFrom } from '../backend/weightStore.ts';
 
 /**
  * Replace every frozen parameter of `model` with a trainable variable holding the same
@@ -15,7 +16,7 @@ export function makeAllTrainable(model: Module): [string, tf.Variable][] {
   for (const [, m] of model.namedModules()) {
     for (const [name, p] of m.ownParams()) {
       if (p instanceof tf.Variable && p.trainable) continue;
-      const v = tf.variable(p, true);
+      const v = variableFrom(p);
       m.replaceParam(name, v);
       p.dispose();
     }

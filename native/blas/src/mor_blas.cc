@@ -6,6 +6,7 @@
 #include <cblas.h>
 
 #include "mor_rank.h"
+#include "mor_store.h"
 #include <algorithm>
 #include <cstring>
 
@@ -106,6 +107,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("config", Napi::Function::New(env, Config));
   RegisterRankKernels(env, exports);
+  RegisterStoreKernels(env, exports);
   return exports;
 }
 

@@ -166,6 +166,13 @@ export class SafetensorsFile {
     return this.byName.has(name);
   }
 
+  /** Absolute byte offset of `name`'s data in the file (for memory-mapped access). */
+  dataOffset(name: string): number {
+    const info = this.byName.get(name);
+    if (!info) throw new UserError(`${this.path}: no tensor named ${JSON.stringify(name)}`);
+    return this.dataStart + info.dataOffsets[0];
+  }
+
   /** Read one tensor (F16/BF16 converted to F32). Throws a UserError for an unknown name. */
   read(name: string): HostTensor {
     const info = this.byName.get(name);

@@ -9,27 +9,31 @@ import { Module } from '../../nn/module.ts';
 import type { LinearLike } from '../../nn/linear.ts';
 import type { ForwardContext } from '../../nn/context.ts';
 import { projectFrozen, TransposeCache } from './frozenLinear.ts';
+import { StoredWeight, storedGather, type FrozenWeight } from '../../backend/weightStore.ts';
 
 export class Embedding extends Module {
   readonly numEmbeddings: number;
   readonly embeddingDim: number;
 
-  /** Takes ownership of `weight` `[vocab, hidden]`. */
-  constructor(weight: tf.Tensor2D) {
+  /** Takes ownership of `weight` `[vocab, hidden]` (a heap tensor or, frozen, a stored weight). */
+  constructor(weight: FrozenWeight) {
     super();
     [this.numEmbeddings, this.embeddingDim] = weight.shape;
     this.addParam('weight', weight);
   }
 
-  get weight(): tf.Tensor2D {
-    return this.param<tf.Tensor2D>('weight');
+  get weight(): FrozenWeight {
+    return this.param<FrozenWeight>('weight');
   }
 
   /** ids `[B, T]` int32 -> `[B, T, hidden]`. */
   forward(ids: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       const [b, t] = ids.shape;
-      return gatherRows(this.weight, ids.reshape([b * t]) as tf.Tensor1D).reshape([b, t, this.embeddingDim]) as tf.Tensor3D;
+      const flat = ids.reshape([b * t]) as tf.Tensor1D;
+      const w = this.weight;
+      const rows = w instanceof StoredWeight ? storedGather(w, flat) : gatherRows(w, flat); // [B*T, hidden]
+      return rows.reshape([b, t, this.embeddingDim]) as tf.Tensor3D;
     });
   }
 }
@@ -52,12 +56,12 @@ export class TiedLinear extends Module implements LinearLike {
   }
 
   /** The shared `[vocab, hidden]` tensor (owned by the embedding). */
-  get weight(): tf.Tensor2D {
+  get weight(): FrozenWeight {
     return this.embedding.weight;
   }
 
   forward(x: tf.Tensor, _ctx?: ForwardContext): tf.Tensor {
-    return projectFrozen(x, this.weight, this.cache) ?? matMul(x, this.weight, false, true); // [..., vocab]
+    return projectFrozen(x, this.weight, this.cache) ?? matMul(x, this.weight as tf.Variable, false, true); // [..., vocab]
   }
 
   /** Free the cached transpose (the model's dispose calls this). */

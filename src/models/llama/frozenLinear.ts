@@ -9,12 +9,15 @@
  *    and kept. The cache is dropped when the weight tensor is replaced (identity check) and
  *    never used on the BLAS path (transposes are free there). `MOR_TRANSPOSE_CACHE=0`
  *    disables it (it doubles weight memory).
+ * A weight kept in the native store (src/backend/weightStore.ts: big models, outside the wasm
+ * heap) runs through the store's kernels, forward `x Wᵀ` and backward `dy W`.
  * A trainable weight (a tf.Variable: full fine-tuning) takes the plain Linear path.
  */
 import { backendInfo, tf } from '../../backend/tf.ts';
 import { matMul2d } from '../../backend/matmul.ts';
 import { Linear } from '../../nn/linear.ts';
 import type { ForwardContext } from '../../nn/context.ts';
+import { StoredWeight, storedMatMul, type FrozenWeight } from '../../backend/weightStore.ts';
 
 /** Should frozen weights keep a transposed copy? (pure-wasm path only) */
 function transposeCacheEnabled(): boolean {
@@ -52,10 +55,19 @@ export class TransposeCache {
   }
 }
 
-/** `x [rows, in] -> x W^T` (through a stored `W^T` when given), gradient for x only (W is frozen). */
-function frozenProduct(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefined): tf.Tensor2D {
+/**
+ * `x [rows, in] -> x W^T` (through a kept `W^T` when given, or the store's kernel for a stored
+ * W), gradient for x only (W is frozen).
+ */
+function frozenProduct(x: tf.Tensor2D, w: FrozenWeight, wT: tf.Tensor2D | undefined): tf.Tensor2D {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor2D;
+    if (w instanceof StoredWeight) {
+      return {
+        value: storedMatMul(input, w, true), // [rows, out]
+        gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [storedMatMul(dy as tf.Tensor2D, w, false)], // [rows, in]
+      };
+    }
     return {
       value: wT ? matMul2d(input, wT) : matMul2d(input, w, false, true), // [rows, out]
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [matMul2d(dy as tf.Tensor2D, w)], // [rows, in]
@@ -68,12 +80,12 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefin
  * `y = x W^T + b` over the last dim of x for a frozen W (input gradient only; cached `W^T` on
  * pure wasm). Returns undefined for a tf.Variable weight: the caller takes the plain path.
  */
-export function projectFrozen(x: tf.Tensor, w: tf.Tensor2D, cache: TransposeCache, bias?: tf.Tensor1D): tf.Tensor | undefined {
+export function projectFrozen(x: tf.Tensor, w: FrozenWeight, cache: TransposeCache, bias?: tf.Tensor1D): tf.Tensor | undefined {
   if (w instanceof tf.Variable) {
     cache.release();
     return undefined;
   }
-  const wT = cache.get(w);
+  const wT = w instanceof StoredWeight ? undefined : cache.get(w);
   return tf.tidy(() => {
     const inF = x.shape[x.rank - 1];
     const y = frozenProduct(x.reshape([x.size / inF, inF]), w, wT).reshape([...x.shape.slice(0, -1), w.shape[0]]);

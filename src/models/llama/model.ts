@@ -18,6 +18,7 @@ import { FrozenLinear } from './frozenLinear.ts';
 import type { KVCache } from './kvCache.ts';
 import { buildLinear, type WeightSource } from './weights.ts';
 import { savePretrained, type SaveOptions } from '../save.ts';
+import type { FrozenWeight } from '../../backend/weightStore.ts';
 
 /** Options of {@link LlamaForCausalLM.forward}. */
 export interface ForwardOptions {
@@ -44,7 +45,7 @@ export class LlamaModel extends Module {
   constructor(config: LlamaConfig, get: WeightSource) {
     super();
     const { vocabSize: v, hiddenSize: c, numHiddenLayers: n } = config;
-    this.addChild('embed_tokens', new Embedding(get('model.embed_tokens.weight', [v, c], 'embedding') as tf.Tensor2D));
+    this.addChild('embed_tokens', new Embedding(get('model.embed_tokens.weight', [v, c], 'embedding') as FrozenWeight));
     const layers: LlamaDecoderLayer[] = [];
     for (let i = 0; i < n; i++) layers.push(new LlamaDecoderLayer(config, i, `model.layers.${i}`, get));
     this.addChild('layers', new ModuleList(layers));

@@ -16,6 +16,7 @@ import { buildAttentionMask, positionIdsFromMask } from './mask.ts';
 import { causalLmLoss, causalLmLossSum, crossEntropyRows, labelledPositions, maskUnpredictable } from './loss.ts';
 import { FrozenLinear } from './frozenLinear.ts';
 import type { KVCache } from './kvCache.ts';
+import { checkpointed } from '../../nn/checkpoint.ts';
 import { buildLinear, type WeightSource } from './weights.ts';
 import { savePretrained, type SaveOptions } from '../save.ts';
 
@@ -31,6 +32,13 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** Compute logits for the last `n` positions only (HF `logits_to_keep`; generation prefill). */
   logitsToKeep?: number;
+  /**
+   * Gradient checkpointing per decoder layer (see src/nn/checkpoint.ts): under a gradient
+   * tape only each layer's input is kept and the layer runs again in the backward. Same
+   * values and gradients; less memory, one more forward of the layers. Ignored with a
+   * `cache`. Default false.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** Options of {@link LlamaForCausalLM.loss}. */
@@ -120,7 +128,8 @@ export class LlamaForCausalLM extends Module {
     let h = this.model.embedTokens.forward(inputIds);
     const layers = this.model.layers;
     for (let i = 0; i < layers.length; i++) {
-      const next = layers.at(i).forward(h, inp);
+      const layer = layers.at(i);
+      const next = opts.gradientCheckpointing && !opts.cache ? checkpointed(layer, h, inp) : layer.forward(h, inp);
       h.dispose();
       h = next;
     }

@@ -8,8 +8,8 @@
  * How it works with tfjs's tape: ops run inside a `tf.customGrad` forward are not recorded,
  * so the layer becomes ONE tape node whose explicit inputs are x and the module's trainable
  * variables (adapter tensors, or the weights under full fine-tuning); its gradient function
- * recomputes the forward inside `engine.gradients` over those same tensor objects and returns
- * `[dx, ...dvars]`.
+ * recomputes the forward on an isolated tape (tape.ts) over those same tensor objects and
+ * returns `[dx, ...dvars]`.
  *
  * Side effects of the forward are handled so a step is the same with and without it:
  *  - aux losses (MoE load balance) pushed to `ctx.auxLosses` are the outputs of a second,
@@ -28,6 +28,7 @@ import { tf } from '../backend/tf.ts';
 import type { Rng } from '../util/rng.ts';
 import type { Module } from './module.ts';
 import type { ForwardContext } from './context.ts';
+import { isolatedGradients } from './tape.ts';
 
 /** A module whose forward takes x and a bag of per-forward inputs (tensors, a context). */
 export interface CheckpointableModule<I extends { ctx?: ForwardContext }> extends Module {
@@ -106,10 +107,6 @@ function recompute<I extends { ctx?: ForwardContext }>(
   // Rewind the dropout streams the forward drew from; put them back where they are now after.
   const now = [...streams.keys()].map((r) => [r, r.getState()] as const);
   for (const [r, s] of streams) r.setState(s);
-  // engine.gradients inside the outer backward replaces the engine's tape, then clears it:
-  // keep the outer one aside so the outer backward can still free its saved tensors.
-  const engine = tf.engine();
-  const outerTape = engine.state.activeTape;
   try {
     return tf.tidy(() => {
       const objective = (): tf.Tensor => {
@@ -118,11 +115,10 @@ function recompute<I extends { ctx?: ForwardContext }>(
         // Seed the aux losses' gradient too: d/dy of sum(y * dy) is dy, exactly.
         return tf.add(tf.sum(tf.mul(y, dy)), tf.sum(tf.mul(tf.stack(rctx!.auxLosses), dAux)));
       };
-      const { grads } = engine.gradients(objective, [sx, ...vars], dAux ? undefined : dy, true);
+      const { grads } = isolatedGradients(objective, [sx, ...vars], dAux ? undefined : dy);
       return grads.map((g, i) => g ?? tf.zerosLike(i === 0 ? sx : vars[i - 1]));
     });
   } finally {
-    engine.state.activeTape = outerTape;
     for (const [r, s] of now) r.setState(s);
     for (const a of rctx?.auxLosses ?? []) a.dispose();
     dAux?.dispose();

@@ -75,6 +75,7 @@ export function flatten2d(x: tf.Tensor): tf.Tensor2D {
 export function dropout(x: tf.Tensor2D, p: number, ctx: ForwardContext | undefined, key: string, fallback: Rng): tf.Tensor2D {
   if (!ctx?.training || p <= 0) return x;
   const rng = ctx.seed !== undefined ? derivedRng(ctx.seed, key) : fallback;
+  if (rng === fallback && ctx.dropoutStreams && !ctx.dropoutStreams.has(rng)) ctx.dropoutStreams.set(rng, rng.getState());
   const keep = 1 - p;
   const n = x.size;
   const mask = new Float32Array(n);

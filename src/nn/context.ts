@@ -3,6 +3,7 @@
  * Adapters never keep hidden global state; what they report (aux losses, routing) goes here.
  */
 import type { tf } from '../backend/tf.ts';
+import type { Rng } from '../util/rng.ts';
 
 /** Observer of router outputs, for routing analysis (mean weight per expert per group). */
 export interface RoutingObserver {
@@ -25,6 +26,12 @@ export interface ForwardContext {
   tokenMask?: tf.Tensor1D;
   /** Optional routing observer. */
   routing?: RoutingObserver;
+  /**
+   * When set, dropout records here each fallback stream it draws from (used when `seed` is
+   * unset) with the stream's state before its first draw, so gradient checkpointing can replay
+   * the same masks when it recomputes a layer.
+   */
+  dropoutStreams?: Map<Rng, number[]>;
 }
 
 /** A fresh inference context. */

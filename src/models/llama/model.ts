@@ -5,7 +5,7 @@
  */
 import { tf } from '../../backend/tf.ts';
 import { Module } from '../../nn/module.ts';
-import type { LinearLike } from '../../nn/linear.ts';
+import { Linear, type LinearLike } from '../../nn/linear.ts';
 import type { ForwardContext } from '../../nn/context.ts';
 import type { LlamaConfig } from './config.ts';
 import { Embedding, gatherRows, TiedLinear } from './embedding.ts';
@@ -16,6 +16,8 @@ import { buildAttentionMask, positionIdsFromMask } from './mask.ts';
 import { causalLmLoss, causalLmLossSum, crossEntropyRows, labelledPositions, maskUnpredictable } from './loss.ts';
 import { FrozenLinear } from './frozenLinear.ts';
 import type { KVCache } from './kvCache.ts';
+import { checkpointed } from '../../nn/checkpoint.ts';
+import { chunkedLossSum, defaultLossChunkRows } from './chunkedLoss.ts';
 import { buildLinear, type WeightSource } from './weights.ts';
 import { savePretrained, type SaveOptions } from '../save.ts';
 import type { FrozenWeight } from '../../backend/weightStore.ts';
@@ -32,12 +34,26 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** Compute logits for the last `n` positions only (HF `logits_to_keep`; generation prefill). */
   logitsToKeep?: number;
+  /**
+   * Gradient checkpointing per decoder layer (see src/nn/checkpoint.ts): under a gradient
+   * tape only each layer's input is kept and the layer runs again in the backward. Same
+   * values and gradients; less memory, one more forward of the layers. Ignored with a
+   * `cache`. Default false.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** Options of {@link LlamaForCausalLM.loss}. */
 export interface LossOptions extends Omit<ForwardOptions, 'cache' | 'logitsToKeep'> {
   /** `mean` over counted tokens (default) or `sum` (for accumulation across micro-batches). */
   reduction?: 'mean' | 'sum';
+  /**
+   * Rows of the output head per chunk of the loss (see chunkedLoss.ts): the `[tokens, vocab]`
+   * logits never exist at once. Applies when the head is a plain or tied projection (an
+   * adapter on `lm_head` takes the full-logits path). 0 turns chunking off. Default:
+   * {@link defaultLossChunkRows} of the vocabulary.
+   */
+  lossChunkSize?: number;
 }
 
 /** The decoder stack (`LlamaModel`): embeddings, layers, final norm. */
@@ -121,7 +137,8 @@ export class LlamaForCausalLM extends Module {
     let h = this.model.embedTokens.forward(inputIds);
     const layers = this.model.layers;
     for (let i = 0; i < layers.length; i++) {
-      const next = layers.at(i).forward(h, inp);
+      const layer = layers.at(i);
+      const next = opts.gradientCheckpointing && !opts.cache ? checkpointed(layer, h, inp) : layer.forward(h, inp);
       h.dispose();
       h = next;
     }
@@ -134,25 +151,34 @@ export class LlamaForCausalLM extends Module {
    * mask, a label predicted from a padding position (the first token after left padding) is
    * ignored too: padding logits are undefined (HF counts them; they are garbage there).
    *
-   * When at most a quarter of the positions carry a label (instruction data with the loss on
-   * the answers only) and the output head is a plain frozen or tied projection, the final norm
-   * and the head run on those positions only (rows picked by `gatherRows`, whose gradient is a
-   * scatter): the same loss, without the `[B, T, vocab]` logits.
+   * When the output head is a plain or tied projection, the final norm and the head run on
+   * the labelled positions only (rows picked by `gatherRows`, whose gradient is a scatter),
+   * over chunks of `lossChunkSize` rows (chunkedLoss.ts): the same loss, without the
+   * `[B, T, vocab]` logits. With chunking off, the picked rows go through the head at once
+   * when at most a quarter of the positions carry a label, else the full logits are formed.
    */
   loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, opts: LossOptions = {}): tf.Scalar {
     const aux0 = opts.ctx?.auxLosses.length ?? 0;
     const out = tf.tidy(() => {
       const lb = opts.attentionMask ? maskUnpredictable(labels, opts.attentionMask) : labels;
       const [b, t] = lb.shape;
-      const plainHead = this.lmHead instanceof TiedLinear || this.lmHead.constructor === FrozenLinear;
-      const positions = plainHead ? labelledPositions(lb.dataSync() as Int32Array, b, t) : undefined;
+      const head = this.lmHead;
+      const plainHead = head instanceof TiedLinear || head.constructor === FrozenLinear;
+      const chunkRows = opts.lossChunkSize ?? defaultLossChunkRows(this.config.vocabSize);
+      const chunked = chunkRows > 0 && (head instanceof TiedLinear || head instanceof Linear);
+      const positions = plainHead || chunked ? labelledPositions(lb.dataSync() as Int32Array, b, t) : undefined;
       let l: tf.Scalar;
-      if (positions && positions.rows.length > 0 && positions.rows.length * 4 <= b * t) {
+      if (positions && positions.rows.length > 0 && (chunked || positions.rows.length * 4 <= b * t)) {
         const { hidden, ctx } = this.hiddenStates(inputIds, opts);
         const k = positions.rows.length;
         const picked = gatherRows(hidden.reshape([b * t, hidden.shape[2]]) as tf.Tensor2D, tf.tensor1d(positions.rows, 'int32')); // [K, hidden]
-        const logits = this.lmHead.forward(this.model.norm.forward(picked), ctx) as tf.Tensor2D; // [K, vocab]
-        const sum: tf.Scalar = tf.sum(crossEntropyRows(logits, tf.tensor1d(positions.targets, 'int32')));
+        let sum: tf.Scalar;
+        if (chunked) {
+          sum = chunkedLossSum(picked, positions.targets, this.model.norm, head, chunkRows);
+        } else {
+          const logits = head.forward(this.model.norm.forward(picked), ctx) as tf.Tensor2D; // [K, vocab]
+          sum = tf.sum(crossEntropyRows(logits, tf.tensor1d(positions.targets, 'int32')));
+        }
         l = opts.reduction === 'sum' ? sum : (tf.div(sum, k) as tf.Scalar);
       } else {
         const logits = this.forwardInner(inputIds, opts);

@@ -52,17 +52,19 @@ if (!available) {
       assert.deepEqual(Array.from(w.dataSync()), Array.from(decoded));
       const ref = tf.tensor2d(decoded, [ROWS, COLS]);
       const n0 = tf.memory().numTensors;
-      for (const block of [0, COLS * 5]) { // whole matrix, then blocks of 5 rows (last block partial)
+      // m <= 4 rows of x take the few-row path (W converted on the fly), more rows the blocked sgemm.
+      for (const [m, block] of [[1, 0], [3, 0], [6, 0], [6, COLS * 5]]) { // block: whole matrix, or 5 rows (last partial)
         setStoreBlockFloats(block);
-        const x = tf.tensor2d(rng.normalArray(6 * COLS, 0, 1), [6, COLS]);
-        const dy = tf.tensor2d(rng.normalArray(6 * ROWS, 0, 1), [6, ROWS]);
+        const x = tf.tensor2d(rng.normalArray(m * COLS, 0, 1), [m, COLS]);
+        const dy = tf.tensor2d(rng.normalArray(m * ROWS, 0, 1), [m, ROWS]);
         const y = storedMatMul(x, w, true);
         const dx = storedMatMul(dy, w, false);
-        assert.deepEqual(y.shape, [6, ROWS]);
-        assert.deepEqual(dx.shape, [6, COLS]);
+        assert.deepEqual(y.shape, [m, ROWS]);
+        assert.deepEqual(dx.shape, [m, COLS]);
         const [xs, dys] = [x.dataSync() as Float32Array, dy.dataSync() as Float32Array];
-        assert.ok(relErr(y.dataSync(), naiveMatMul(xs, 6, COLS, decoded, ROWS, COLS, false, true)) < 1e-5, `x Wᵀ (block ${block})`);
-        assert.ok(relErr(dx.dataSync(), naiveMatMul(dys, 6, ROWS, decoded, ROWS, COLS, false, false)) < 1e-5, `dy W (block ${block})`);
+        const what = `m ${m}, block ${block}`;
+        assert.ok(relErr(y.dataSync(), naiveMatMul(xs, m, COLS, decoded, ROWS, COLS, false, true)) < 1e-5, `x Wᵀ (${what})`);
+        assert.ok(relErr(dx.dataSync(), naiveMatMul(dys, m, ROWS, decoded, ROWS, COLS, false, false)) < 1e-5, `dy W (${what})`);
         tf.dispose([x, dy, y, dx]);
       }
       setStoreBlockFloats(0);
@@ -94,6 +96,25 @@ if (!available) {
       mapped.release();
     });
   }
+
+  test('a weight large enough to split over threads: few-row product and read-back equal the reference', async () => {
+    const [rows, cols] = [1031, 1100]; // > 2^20 values: the conversion and few-row loops run threaded
+    const data = Float32Array.from(rng.normalArray(rows * cols, 0, 1));
+    const file = path.join(dir, 'big.safetensors');
+    await writeSafetensors(file, { w: { dtype: 'F32', shape: [rows, cols], data } }, { floatDtype: 'BF16' });
+    const f = openSafetensors(file);
+    const decoded = f.read('w').data as Float32Array;
+    const mapped = new MappedFile(file);
+    const w = new StoredWeight(mapped, f.dataOffset('w'), 'BF16', [rows, cols]);
+    f.close();
+    assert.deepEqual(w.dataSync(), decoded);
+    const x = tf.tensor2d(rng.normalArray(2 * cols, 0, 1), [2, cols]);
+    const y = storedMatMul(x, w, true);
+    assert.ok(relErr(y.dataSync(), naiveMatMul(x.dataSync() as Float32Array, 2, cols, decoded, rows, cols, false, true)) < 1e-5);
+    tf.dispose([x, y]);
+    w.dispose();
+    mapped.release();
+  });
 
   test('a stored weight that would lie outside its file is refused', async () => {
     const { file, offset } = await weightFile('BF16');

@@ -8,6 +8,8 @@
 // over it, so no 4 GiB typed-array limit and no way for script code to write to it).
 #include "mor_store.h"
 
+#include "mor_convert.h"
+
 #include <cblas.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -32,59 +34,10 @@ struct Mapping {
 std::unordered_map<int, Mapping> mappings;
 int nextHandle = 1;
 
-// dtype codes shared with src/backend/weightStore.ts.
-enum Dtype { kF32 = 0, kF16 = 1, kBF16 = 2 };
-
-size_t DtypeBytes(int dtype) { return dtype == kF32 ? 4 : 2; }
-
-float Bf16ToF32(uint16_t v) {
-  uint32_t bits = uint32_t(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-float F16ToF32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: renormalise
-      exp = 127 - 15 + 1;
-      while ((mant & 0x400) == 0) {
-        mant <<= 1;
-        exp--;
-      }
-      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000 | (mant << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// Convert `count` values starting at `src` (file dtype) to float32 at `dst`.
-void ToF32(const char* src, int dtype, size_t count, float* dst) {
-  if (dtype == kF32) {
-    std::memcpy(dst, src, count * 4);
-  } else if (dtype == kBF16) {
-    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-    for (size_t i = 0; i < count; i++) {
-      uint32_t bits = uint32_t(s[i]) << 16;
-      std::memcpy(dst + i, &bits, 4);
-    }
-  } else {
-    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-    for (size_t i = 0; i < count; i++) dst[i] = F16ToF32(s[i]);
-  }
-}
+using morstore::DtypeBytes;
+using morstore::kBF16;
+using morstore::kF16;
+using morstore::kF32;
 
 // A reusable float32 scratch buffer for converted weight blocks (grows, never shrinks).
 std::vector<float>& Scratch(size_t n) {
@@ -100,6 +53,12 @@ std::vector<float>& Scratch(size_t n) {
 // Largest float32 block converted at once: a whole matrix up to this size (so the product is
 // one sgemm, the same call as for a heap tensor), else row blocks of at most this size.
 constexpr size_t kMaxBlockFloats = size_t(64) << 20;  // 256 MB
+
+// Products with at most this many rows of x convert W on the fly (GemvRows) instead of
+// converting it whole for sgemm: generation's one-token steps.
+constexpr size_t kGemvMaxRows = 4;
+
+int Threads() { return std::max(1, openblas_get_num_threads()); }
 
 double Num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
 
@@ -188,6 +147,10 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
     std::memset(y, 0, 4 * m * nOut);
     return env.Undefined();
   }
+  if (tW && m <= kGemvMaxRows && dtype != kF32) {
+    morstore::GemvRows(x, m, cols, w, dtype, rows, y, rows, Threads());
+    return env.Undefined();
+  }
   const size_t blockFloats = Num(info, 10) > 0 ? size_t(Num(info, 10)) : kMaxBlockFloats;
   const size_t blockRows = std::max<size_t>(1, std::min(rows, blockFloats / std::max<size_t>(1, cols)));
   for (size_t r0 = 0; r0 < rows; r0 += blockRows) {
@@ -198,7 +161,7 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
       wb = reinterpret_cast<const float*>(src);
     } else {
       std::vector<float>& s = Scratch(nr * cols);
-      ToF32(src, dtype, nr * cols, s.data());
+      morstore::ToF32(src, dtype, nr * cols, s.data(), Threads());
       wb = s.data();
     }
     if (tW) {
@@ -230,7 +193,7 @@ Napi::Value StoredGather(const Napi::CallbackInfo& info) {
   float* out = reinterpret_cast<float*>(base + size_t(outOff));
   for (size_t i = 0; i < count; i++) {
     if (ids[i] < 0 || size_t(ids[i]) >= rows) return Fail(env, "token id " + std::to_string(ids[i]) + " outside the vocabulary (" + std::to_string(rows) + ")");
-    ToF32(w + size_t(ids[i]) * cols * DtypeBytes(dtype), dtype, cols, out + i * cols);
+    morstore::ToF32(w + size_t(ids[i]) * cols * DtypeBytes(dtype), dtype, cols, out + i * cols, 1);
   }
   return env.Undefined();
 }
@@ -245,7 +208,7 @@ Napi::Value StoredRead(const Napi::CallbackInfo& info) {
   if (at + count > dst.ElementLength()) return Fail(env, "storedRead: destination too small");
   const char* w = WeightPtr(env, int(Num(info, 0)), Num(info, 1), dtype, 1, double(count));
   if (!w) return env.Undefined();
-  ToF32(w, dtype, count, dst.Data() + at);
+  morstore::ToF32(w, dtype, count, dst.Data() + at, Threads());
   return env.Undefined();
 }
 

@@ -1,0 +1,101 @@
+/**
+ * `npm run bench:big`: models far past the wasm heap. Creates once, in `MOR_BENCH_CACHE`
+ * (default ~/.cache/mor-peft/bench-big), random bf16 sharded checkpoints of the TinyLlama-1.1B
+ * shape and the LLaMA-2-7B shape, then reports for each, ours and PyTorch's (bench/big_torch.py,
+ * when a Python with torch >= 2 is found: `MOR_TORCH_PYTHON`, else `python3`), each in its own
+ * process so peak RSS is its own: load time, peak RSS, forward tokens/s (1 x 512, full
+ * logits), one MoR training step (r=8, N=8 on gate/up/down, batch 1 x 512, full causal-LM loss,
+ * AdamW), greedy generation tokens/s. PyTorch loads float32 for 1.1B and bfloat16 for 7B.
+ *
+ * Env: BENCH_SHAPES (`1.1b,7b`), BENCH_SEQ (512), BENCH_NEW (new tokens, 8), BENCH_TORCH=0
+ * (skip PyTorch), BENCH_TIMEOUT_S (per child, 3600), MOR_BENCH_CACHE.
+ */
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeConfig, type LlamaConfig } from '../src/models/llama/config.ts';
+import { ensureBigCheckpoint } from './lib/bigCheckpoint.ts';
+import { fmt, formatTable } from './lib/timing.ts';
+import type { BigResult } from './lib/bigRun.ts';
+
+const SHAPES: Record<string, { config: LlamaConfig; torchDtype: string }> = {
+  '1.1b': {
+    config: makeConfig({
+      vocabSize: 32000, hiddenSize: 2048, intermediateSize: 5632, numHiddenLayers: 22, numAttentionHeads: 32,
+      numKeyValueHeads: 4, rmsNormEps: 1e-5, maxPositionEmbeddings: 2048,
+    }),
+    torchDtype: 'float32',
+  },
+  '7b': {
+    config: makeConfig({
+      vocabSize: 32000, hiddenSize: 4096, intermediateSize: 11008, numHiddenLayers: 32, numAttentionHeads: 32,
+      rmsNormEps: 1e-5, maxPositionEmbeddings: 4096,
+    }),
+    torchDtype: 'bfloat16',
+  },
+};
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cache = process.env.MOR_BENCH_CACHE || path.join(os.homedir(), '.cache', 'mor-peft', 'bench-big');
+const shapes = (process.env.BENCH_SHAPES ?? '1.1b,7b').split(',').map((s) => s.trim()).filter(Boolean);
+const seq = process.env.BENCH_SEQ ?? '512';
+const newTokens = process.env.BENCH_NEW ?? '8';
+const timeoutMs = 1000 * Number(process.env.BENCH_TIMEOUT_S ?? 3600);
+const log = (s: string) => process.stderr.write(s + '\n');
+
+/** A Python whose torch is 2.x, or why there is none. */
+function findTorch(): { python?: string; why?: string } {
+  if (process.env.BENCH_TORCH === '0') return { why: 'BENCH_TORCH=0' };
+  const python = process.env.MOR_TORCH_PYTHON || 'python3';
+  const r = spawnSync(python, ['-c', 'import torch, transformers; print(torch.__version__)'], { encoding: 'utf8' });
+  const v = r.stdout?.trim() ?? '';
+  if (r.status !== 0 || !/^[2-9]\./.test(v)) return { why: `${python}: no torch 2.x with transformers (${v || r.stderr?.trim().split('\n').pop()})` };
+  return { python };
+}
+
+/** Run one side in its own process; its last stdout line is a BigResult JSON. */
+function runChild(cmd: string, args: string[], label: string): BigResult {
+  log(`${label}: running...`);
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 26,
+    env: { ...process.env, MOR_QUIET: '1', BENCH_SEQ: seq, BENCH_NEW: newTokens },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = r.stdout?.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as BigResult;
+  } catch {
+    const why = r.error ? r.error.message : `exit ${r.status ?? r.signal}`;
+    return { error: why };
+  }
+}
+
+const torch = findTorch();
+if (torch.why) log(`PyTorch column skipped: ${torch.why}`);
+const rows: string[][] = [];
+for (const name of shapes) {
+  const shape = SHAPES[name];
+  if (!shape) throw new Error(`BENCH_SHAPES: unknown shape "${name}" (known: ${Object.keys(SHAPES).join(', ')})`);
+  const dir = path.join(cache, `llama-${name}-bf16`);
+  if (await ensureBigCheckpoint(dir, shape.config)) log(`${name}: checkpoint written to ${dir}`);
+  const ours = runChild(process.execPath, ['--import', 'tsx', path.join(here, 'lib', 'bigRun.ts'), dir], `${name} ours`);
+  const theirs = torch.python
+    ? runChild(torch.python, [path.join(here, 'big_torch.py'), dir, shape.torchDtype], `${name} PyTorch (${shape.torchDtype})`)
+    : undefined;
+  for (const [who, r] of [['mor-peft (bf16 store)', ours], [`PyTorch ${shape.torchDtype}`, theirs]] as const) {
+    if (!r) continue;
+    if (r.error) {
+      rows.push([name, who, `failed: ${r.error}`, '', '', '', '', '']);
+      continue;
+    }
+    rows.push([name, who, fmt(r.loadS), fmt(r.peakRssGiB, 2), fmt(r.forwardTokS), fmt(r.trainStepS), fmt(r.trainTokS), fmt(r.generateTokS, 2)]);
+  }
+  if (ours && theirs && !ours.error && !theirs.error) {
+    rows.push([name, 'ratio ours / PyTorch', fmt(ours.loadS! / theirs.loadS!, 2), fmt(ours.peakRssGiB! / theirs.peakRssGiB!, 2),
+      fmt(ours.forwardTokS! / theirs.forwardTokS!, 2), fmt(ours.trainStepS! / theirs.trainStepS!, 2),
+      fmt(ours.trainTokS! / theirs.trainTokS!, 2), fmt(ours.generateTokS! / theirs.generateTokS!, 2)]);
+  }
+}
+console.log(`\nbatch 1 x ${seq}, MoR r=8 N=8 on gate/up/down, greedy generation of ${newTokens} tokens; ${os.availableParallelism()} cores\n`);
+console.log(formatTable(['shape', 'run', 'load s', 'peak RSS GiB', 'forward tok/s', 'train step s', 'train tok/s', 'generate tok/s'], rows));

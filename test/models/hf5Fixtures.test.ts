@@ -100,22 +100,26 @@ test('sliding layers: the KV cache holds at most window - 1 positions and decode
     const v = cfg.vocabSize;
     const fullData = full.dataSync();
     full.dispose();
-    const cache = KVCache.forConfig(cfg);
-    const pre = 2;
-    tf.dispose(tf.tidy(() => model.forward(tf.tensor2d([seq.slice(0, pre)], undefined, 'int32'), { cache })));
-    let worst = 0;
-    for (let t = pre; t < seq.length; t++) {
-      const step = tf.tidy(() => model.forward(tf.tensor2d([[seq[t]]], undefined, 'int32'), { cache }));
-      const row = step.dataSync();
-      step.dispose();
-      for (let k = 0; k < v; k++) worst = Math.max(worst, Math.abs(row[k] - fullData[t * v + k]));
-      assert.equal(cache.seqLen, t + 1);
-      cfg.layerTypes.forEach((type, l) => {
-        assert.equal(cache.heldLength(l), type === 'sliding_attention' ? Math.min(t + 1, window - 1) : t + 1, `${name} layer ${l} at ${t}`);
-      });
+    // The window-bounded cache, and a plain one that holds everything (the mask hides what slid out).
+    for (const bounded of [true, false]) {
+      const cache = bounded ? KVCache.forConfig(cfg) : new KVCache(cfg.numHiddenLayers);
+      const pre = 2;
+      tf.dispose(tf.tidy(() => model.forward(tf.tensor2d([seq.slice(0, pre)], undefined, 'int32'), { cache })));
+      let worst = 0;
+      for (let t = pre; t < seq.length; t++) {
+        const step = tf.tidy(() => model.forward(tf.tensor2d([[seq[t]]], undefined, 'int32'), { cache }));
+        const row = step.dataSync();
+        step.dispose();
+        for (let k = 0; k < v; k++) worst = Math.max(worst, Math.abs(row[k] - fullData[t * v + k]));
+        assert.equal(cache.seqLen, t + 1);
+        cfg.layerTypes.forEach((type, l) => {
+          const held = bounded && type === 'sliding_attention' ? Math.min(t + 1, window - 1) : t + 1;
+          assert.equal(cache.heldLength(l), held, `${name} layer ${l} at ${t}`);
+        });
+      }
+      assert.ok(worst <= 1e-4, `${name} (bounded ${bounded}): cached decoding differs by ${worst}`);
+      cache.dispose();
     }
-    assert.ok(worst <= 1e-4, `${name}: cached decoding differs by ${worst}`);
-    cache.dispose();
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
     model.dispose();
   }

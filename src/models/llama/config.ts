@@ -265,7 +265,9 @@ type ParsedFields = z.infer<typeof hfConfigSchema>;
  * which otherwise default it to `max_position_embeddings`.
  */
 function parseRope(c: ParsedFields, source: string): { theta: number; scaling?: RopeScaling; layout: RopeLayout } {
-  const layout: RopeLayout = c.rope_scaling == null && c.rope_parameters != null ? 'rope_parameters' : 'rope_scaling';
+  // transformers: `rope_scaling or rope_parameters`, so an empty rope_scaling does not count.
+  const legacy = c.rope_scaling != null && Object.keys(c.rope_scaling).length > 0;
+  const layout: RopeLayout = !legacy && c.rope_parameters != null ? 'rope_parameters' : 'rope_scaling';
   const dict = (layout === 'rope_parameters' ? c.rope_parameters : c.rope_scaling) ?? {};
   const field = layout;
   if ('full_attention' in dict || 'sliding_attention' in dict) {

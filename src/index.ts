@@ -113,7 +113,7 @@ export type { ParamCounts } from './adapters/params.ts';
 export { LlamaForCausalLM, LlamaModel } from './models/llama/model.ts';
 export type { ForwardOptions, LossOptions } from './models/llama/model.ts';
 export { parseHfConfig, toHfConfig, makeConfig, SUPPORTED_MODEL_TYPES } from './models/llama/config.ts';
-export type { LlamaConfig, ModelType, RopeScaling } from './models/llama/config.ts';
+export type { LlamaConfig, ModelType, RopeScaling, LayerType, RopeLayout } from './models/llama/config.ts';
 export { KVCache } from './models/llama/kvCache.ts';
 export { causalLmLoss, causalLmLossSum } from './models/llama/loss.ts';
 export { loadModel, loadConfig } from './models/load.ts';

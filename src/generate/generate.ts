@@ -66,7 +66,7 @@ export async function generate(
   const streams = rows.map((_, row) => new RowStream(row, tokenizer, opts.stop ?? [], opts.onToken));
   const out: GenerateResult = { texts: rows.map(() => ''), tokenIds: rows.map(() => []), finishReasons: rows.map(() => 'length') };
   const done = rows.map(() => false);
-  const cache = new KVCache(model.config.numHiddenLayers);
+  const cache = KVCache.forConfig(model.config); // sliding layers keep only their window
   try {
     let logits = step(model, ids, padded ? mask : undefined, cache);
     for (let s = 0; s < maxNew && maxNew > 0; s++) {

@@ -26,14 +26,14 @@ test('qwen2 has q/k/v biases but no o_proj bias; llama attention_bias covers all
   assert.deepEqual([l.qkvBias, l.oBias, l.mlpBias], [true, true, true]);
 });
 
-test('rope_scaling: llama3 and linear parsed; "type" and "rope_type" both accepted; others rejected', () => {
+test('rope_scaling: llama3 and linear parsed; "type" and "rope_type" both accepted; unknown types rejected', () => {
   const l3 = parseHfConfig({
     ...base,
     rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
   });
   assert.deepEqual(l3.ropeScaling, { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
   assert.deepEqual(parseHfConfig({ ...base, rope_scaling: { type: 'linear', factor: 2 } }).ropeScaling, { type: 'linear', factor: 2 });
-  assert.throws(() => parseHfConfig({ ...base, rope_scaling: { type: 'yarn', factor: 2 } }), /unsupported rope_scaling type "yarn"/);
+  assert.throws(() => parseHfConfig({ ...base, rope_scaling: { type: 'longrope', factor: 2 } }), /rope_scaling\.type "longrope" is not supported/);
   assert.throws(() => parseHfConfig({ ...base, rope_scaling: { rope_type: 'llama3', factor: 8 } }), /rope_scaling\.low_freq_factor is required/);
 });
 

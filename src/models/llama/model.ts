@@ -11,8 +11,8 @@ import type { LlamaConfig } from './config.ts';
 import { Embedding, gatherRows, TiedLinear } from './embedding.ts';
 import { LlamaDecoderLayer, ModuleList } from './block.ts';
 import { RMSNorm } from './rmsnorm.ts';
-import { ropeCosSin, ropeInvFreq } from './rope.ts';
-import { buildAttentionMask, positionIdsFromMask } from './mask.ts';
+import { RotaryEmbedding } from './rope.ts';
+import { buildLayerMasks, positionIdsFromMask } from './mask.ts';
 import { causalLmLoss, causalLmLossSum, crossEntropyRows, labelledPositions, maskUnpredictable } from './loss.ts';
 import { FrozenLinear } from './frozenLinear.ts';
 import type { KVCache } from './kvCache.ts';
@@ -75,7 +75,7 @@ export class LlamaModel extends Module {
 
 export class LlamaForCausalLM extends Module {
   readonly config: LlamaConfig;
-  private readonly invFreq: Float32Array;
+  private readonly rotary: RotaryEmbedding;
 
   /**
    * Build the module tree, taking every tensor from `get` (HF key, shape). Use
@@ -84,7 +84,7 @@ export class LlamaForCausalLM extends Module {
   constructor(config: LlamaConfig, get: WeightSource) {
     super();
     this.config = config;
-    this.invFreq = ropeInvFreq(config);
+    this.rotary = new RotaryEmbedding(config);
     const model = this.addChild('model', new LlamaModel(config, get));
     this.addChild(
       'lm_head',
@@ -129,16 +129,19 @@ export class LlamaForCausalLM extends Module {
       throw new Error(`positionIds must be [${b}, ${t}], got [${opts.positionIds.shape}]`);
     }
     const positionIds = opts.positionIds ?? positionIdsFromMask(am, b, t, past);
-    const { cos, sin } = ropeCosSin(tf.tensor1d(this.invFreq), positionIds);
-    const mask = buildAttentionMask(am, b, t, past);
+    const { cos, sin } = this.rotary.cosSin(positionIds);
+    // One mask per layer type (full / sliding), over the keys the cache still holds for it.
+    const cache = opts.cache;
+    const masks = buildLayerMasks(this.config, am, b, t, past, cache && ((l) => cache.dropped(l)));
     let ctx = opts.ctx;
     if (ctx && !ctx.tokenMask && am) ctx = { ...ctx, tokenMask: am.slice([0, past], [b, t]).toFloat().reshape([b * t]) as tf.Tensor1D };
-    const inp = { cos, sin, mask, ctx, cache: opts.cache };
+    const inp = { cos, sin, ctx, cache };
     let h = this.model.embedTokens.forward(inputIds);
     const layers = this.model.layers;
     for (let i = 0; i < layers.length; i++) {
       const layer = layers.at(i);
-      const next = opts.gradientCheckpointing && !opts.cache ? checkpointed(layer, h, inp) : layer.forward(h, inp);
+      const layerInp = { ...inp, mask: masks[this.config.layerTypes[i]] };
+      const next = opts.gradientCheckpointing && !cache ? checkpointed(layer, h, layerInp) : layer.forward(h, layerInp);
       h.dispose();
       h = next;
     }

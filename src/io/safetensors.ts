@@ -25,4 +25,5 @@ export {
   serializeSafetensors,
   type WriteSafetensorsOptions,
   type TensorsInput,
+  type LazyF32Tensor,
 } from './safetensors/write.ts';

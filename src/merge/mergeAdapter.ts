@@ -20,7 +20,8 @@ import { z } from 'zod';
 import { initBackend } from '../backend/tf.ts';
 import { UserError } from '../errors.ts';
 import { loadModel } from '../models/load.ts';
-import { savePretrained } from '../models/save.ts';
+import { saveTensors } from '../models/save.ts';
+import { mergedTensorSources } from './mergedSources.ts';
 import { loadAdapter, readAdapterConfig } from '../adapters/load.ts';
 import { meanRoutingVectors } from '../adapters/routing.ts';
 import type { PeftModel } from '../adapters/inject.ts';
@@ -159,7 +160,6 @@ export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdap
   await initBackend();
   const base = await loadModel(opts.model);
   let peft: PeftModel<LlamaForCausalLM> | undefined;
-  let merged: LlamaForCausalLM | undefined;
   try {
     peft = loadAdapter(base, opts.adapter);
     let routing: Map<string, Float32Array> | undefined;
@@ -175,26 +175,65 @@ export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdap
     } else if (config.kind === 'mor') {
       routingSource = 'uniform router (1/N)';
     }
-    merged = peft.mergeAndUnload(routing ? { routing } : {});
-    peft = undefined; // the wrappers are gone; `merged` owns every tensor now
-    const files = await writeMerged(merged, opts, config, routing, routingSource);
+    const files = await writeMerged(peft, opts, config, routing, routingSource, log);
     log(`merged ${config.kind} adapter into ${opts.out}`);
     return { outDir: opts.out, kind: config.kind, routing, routingSource, files };
   } finally {
-    (merged ?? peft ?? base).dispose();
+    (peft ?? base).dispose();
   }
 }
 
+/**
+ * Write the merged model into a staging folder beside `opts.out` (layers merged one at a time
+ * while their tensors are written, see mergedSources.ts), then move it into place: a merge that
+ * fails half-way (a refused adapter, a full disk) leaves `opts.out` as it was.
+ */
 async function writeMerged(
-  model: LlamaForCausalLM,
+  peft: PeftModel<LlamaForCausalLM>,
   opts: MergeAdapterOptions,
   config: AdapterConfig,
   routing: Map<string, Float32Array> | undefined,
   routingSource: string | undefined,
+  log: (line: string) => void,
 ): Promise<string[]> {
-  const out = opts.out;
-  await savePretrained(model, out, { dtype: opts.dtype ?? 'F32' });
-  const files = [path.join(out, 'config.json'), path.join(out, 'model.safetensors')];
+  const out = path.resolve(opts.out);
+  const staging = path.join(path.dirname(out), `.${path.basename(out)}.partial-${process.pid}`);
+  fs.rmSync(staging, { recursive: true, force: true });
+  try {
+    const files = await writeMergedFiles(peft, staging, opts, config, routing, routingSource, log);
+    fs.mkdirSync(out, { recursive: true });
+    // An earlier merge output is replaced whole: its weight files (single or sharded) go first.
+    for (const f of fs.readdirSync(out)) if (/^model.*\.safetensors(\.index\.json)?$/.test(f)) fs.rmSync(path.join(out, f));
+    return files.map((f) => {
+      const dest = path.join(out, path.basename(f));
+      fs.renameSync(f, dest);
+      return path.join(opts.out, path.basename(f));
+    });
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+async function writeMergedFiles(
+  peft: PeftModel<LlamaForCausalLM>,
+  out: string,
+  opts: MergeAdapterOptions,
+  config: AdapterConfig,
+  routing: Map<string, Float32Array> | undefined,
+  routingSource: string | undefined,
+  log: (line: string) => void,
+): Promise<string[]> {
+  const sources = mergedTensorSources(peft, routing);
+  let written = 0;
+  const progress = sources.map((s) => ({
+    ...s,
+    read: () => {
+      const v = s.read();
+      if (++written % 50 === 0 || written === sources.length) log(`merge: ${written}/${sources.length} tensors`);
+      return v;
+    },
+  }));
+  const files = await saveTensors(peft.model.config, progress, out, { dtype: opts.dtype ?? 'F32' });
   for (const name of TOKENIZER_FILES) {
     const src = path.join(opts.model, name);
     if (!fs.existsSync(src)) continue;

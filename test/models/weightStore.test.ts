@@ -119,3 +119,21 @@ test('a NaN or Inf in a base weight is a user error naming the tensor and the co
       /weight model\.layers\.1\.mlp\.up_proj\.weight has 2 non-finite values \(NaN or Inf\)/, store);
   }
 });
+
+test('a model saved in shards (index + files) loads back with the same logits', async () => {
+  const dir = tempDir('mor-shards-');
+  const model = await loadModel(path.join(FIXTURES, 'llama_gqa'));
+  const files = await model.savePretrained(dir, { maxShardBytes: 20_000 });
+  const shards = files.filter((f) => /model-\d{5}-of-\d{5}\.safetensors$/.test(f));
+  assert.ok(shards.length > 1, `several shards (${files.map((f) => path.basename(f)).join(', ')})`);
+  assert.ok(!fs.existsSync(path.join(dir, 'model.safetensors')));
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8'));
+  assert.deepEqual(Object.keys(index.weight_map).sort(), model.namedParameters().map(([k]) => k).sort());
+  const again = await loadModel(dir);
+  const x = ids();
+  const [a, b] = [model.forward(x), again.forward(x)];
+  assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
+  tf.dispose([x, a, b]);
+  model.dispose();
+  again.dispose();
+});

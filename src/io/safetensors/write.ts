@@ -24,8 +24,18 @@ export interface WriteSafetensorsOptions {
   floatDtype?: 'F32' | 'F16' | 'BF16';
 }
 
+/**
+ * A float32 tensor whose values are produced only when the writer reaches it (one at a time):
+ * big models are written without holding every tensor in memory.
+ */
+export interface LazyF32Tensor {
+  dtype: 'F32';
+  shape: number[];
+  read: () => Float32Array;
+}
+
 /** Tensors to write: a Map (or a plain object) from name to tensor. */
-export type TensorsInput = Map<string, HostTensor> | Record<string, HostTensor>;
+export type TensorsInput = Map<string, HostTensor | LazyF32Tensor> | Record<string, HostTensor | LazyF32Tensor>;
 
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const utf8 = new TextEncoder();
@@ -35,7 +45,7 @@ interface Planned {
   stored: DType;
   shape: number[];
   byteLength: number;
-  tensor: HostTensor;
+  tensor: HostTensor | LazyF32Tensor;
 }
 
 const EXPECTED_ARRAY: Record<DType, string> = {
@@ -64,7 +74,7 @@ function dataMatches(dtype: DType, data: unknown): boolean {
   }
 }
 
-function checkTensor(name: string, t: HostTensor, floatDtype: DType): Planned {
+function checkTensor(name: string, t: HostTensor | LazyF32Tensor, floatDtype: DType): Planned {
   const where = `tensor ${JSON.stringify(name)}`;
   if (name === '__metadata__') throw new UserError(`cannot write a tensor named "__metadata__" (reserved by the format)`);
   if (!t || typeof t !== 'object') throw new Error(`${where}: not a HostTensor`);
@@ -72,11 +82,12 @@ function checkTensor(name: string, t: HostTensor, floatDtype: DType): Planned {
   if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     throw new Error(`${where}: shape ${JSON.stringify(t.shape)} must be non-negative integers`);
   }
-  if (!dataMatches(t.dtype, t.data)) {
-    throw new Error(`${where}: dtype ${t.dtype} needs a ${EXPECTED_ARRAY[t.dtype]}, got ${t.data?.constructor?.name}`);
-  }
   const numel = shapeSize(t.shape);
-  if (t.data.length !== numel) {
+  if ('read' in t) {
+    if (t.dtype !== 'F32' || typeof t.read !== 'function') throw new Error(`${where}: a lazy tensor must be F32 with a read()`);
+  } else if (!dataMatches(t.dtype, t.data)) {
+    throw new Error(`${where}: dtype ${t.dtype} needs a ${EXPECTED_ARRAY[t.dtype]}, got ${t.data?.constructor?.name}`);
+  } else if (t.data.length !== numel) {
     throw new Error(`${where}: shape [${t.shape.join(', ')}] has ${numel} elements but data has ${t.data.length}`);
   }
   const stored: DType = t.dtype === 'F32' ? floatDtype : t.dtype;
@@ -85,7 +96,10 @@ function checkTensor(name: string, t: HostTensor, floatDtype: DType): Planned {
 
 /** Bytes of one tensor as stored (little-endian), converting F32 -> F16/BF16 when asked. */
 function tensorBytes(p: Planned): Uint8Array {
-  const { data } = p.tensor;
+  const data = 'read' in p.tensor ? p.tensor.read() : p.tensor.data;
+  if (data.length !== shapeSize(p.shape)) {
+    throw new Error(`tensor ${JSON.stringify(p.name)}: shape [${p.shape.join(', ')}] has ${shapeSize(p.shape)} elements but read() gave ${data.length}`);
+  }
   let words: ArrayBufferView;
   if (p.stored === 'F16') words = f32ToF16Array(data as Float32Array);
   else if (p.stored === 'BF16') words = f32ToBf16Array(data as Float32Array);

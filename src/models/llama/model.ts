@@ -192,8 +192,8 @@ export class LlamaForCausalLM extends Module {
     return out[0] as tf.Scalar;
   }
 
-  /** Write `config.json` + `model.safetensors` (HF layout) to `dir`; see src/models/save.ts. */
-  savePretrained(dir: string, opts: SaveOptions = {}): Promise<void> {
+  /** Write `config.json` + `model.safetensors` or shards (HF layout) to `dir`; returns the files (src/models/save.ts). */
+  savePretrained(dir: string, opts: SaveOptions = {}): Promise<string[]> {
     return savePretrained(this, dir, opts);
   }
 

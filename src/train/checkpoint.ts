@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safetensors.ts';
 import { fsyncDirSync, writeFileAtomicSync } from '../io/atomic.ts';
 import { UserError } from '../errors.ts';
+import { assertFinite } from '../io/finite.ts';
 import type { AdamWState, MomentArray } from './adamw.ts';
 import type { MetricRecord } from './metrics.ts';
 
@@ -145,7 +146,10 @@ export async function loadCheckpoint(ckptDir: string): Promise<CheckpointData> {
   }
   const params = (await readSafetensors(path.join(ckptDir, PARAMS_FILE))).tensors;
   for (const n of state.paramNames) {
-    if (!params.has(n)) throw new UserError(`${path.join(ckptDir, PARAMS_FILE)}: missing tensor "${n}"`);
+    const t = params.get(n);
+    if (!t) throw new UserError(`${path.join(ckptDir, PARAMS_FILE)}: missing tensor "${n}"`);
+    // The trainer never applies a non-finite update, so NaN/Inf here means a damaged file.
+    assertFinite(n, path.join(ckptDir, PARAMS_FILE), t.data as Float32Array);
   }
   const optFile = path.join(ckptDir, OPT_FILE);
   const opt = (await readSafetensors(optFile)).tensors;
@@ -155,6 +159,7 @@ export async function loadCheckpoint(ckptDir: string): Promise<CheckpointData> {
     for (const [prefix, into] of [['exp_avg', m], ['exp_avg_sq', v]] as const) {
       const t = opt.get(`${prefix}.${n}`);
       if (!t || !(t.data instanceof Float32Array)) throw new UserError(`${optFile}: missing F32 tensor "${prefix}.${n}"`);
+      assertFinite(`${prefix}.${n}`, optFile, t.data);
       into.set(n, { shape: t.shape, data: t.data });
     }
   }

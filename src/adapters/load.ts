@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { tf } from '../backend/tf.ts';
 import { readSafetensors } from '../io/safetensors.ts';
 import { assertFinite } from '../io/finite.ts';
+import { decodeUtf8Strict } from '../io/text.ts';
 import { Module } from '../nn/module.ts';
 import { UserError } from '../errors.ts';
 import { PeftModel } from './inject.ts';
@@ -30,8 +31,9 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const file = path.join(dir, ADAPTER_CONFIG_NAME);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = decodeUtf8Strict(fs.readFileSync(file), file);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let json: unknown;

@@ -128,18 +128,18 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
   try {
     const model = peft.model;
     const params = peft.trainableParameters();
+    const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
+    const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
+    // Checked before the first line of output, so a refusal is exactly one error line.
+    if (plan.mode === 'resume') checkResumable(plan.checkpoint, params, totalSteps);
     const counts = peft.countParameters();
     log(
       `trainable params: ${counts.trainable.toLocaleString('en-US')} || all params: ${counts.all.toLocaleString('en-US')}` +
         ` || trainable%: ${counts.trainablePercent.toFixed(4)}`,
     );
-
     const stream = new BatchStream(mixture, { batchSize: config.batchSize });
-    const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
-    const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
     log(`data: ${perEpoch} examples per epoch from ${config.data.length} file(s); ${totalSteps} updates`);
     if (plan.mode === 'resume') {
-      checkResumable(plan.checkpoint, params, totalSteps);
       for (const s of plan.skipped) log(`warning: skipped damaged checkpoint ${s.path} (${s.reason})`);
       const changed = plan.changes.length ? `; changed: ${plan.changes.map(describeChange).join('; ')}` : '';
       log(`resuming from ${plan.checkpoint.path} (step ${plan.checkpoint.data.step} of ${totalSteps})${changed}`);

@@ -130,14 +130,19 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     const params = peft.trainableParameters();
     const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
     const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
-    // Checked before the first line of output, so a refusal is exactly one error line.
-    if (plan.mode === 'resume') checkResumable(plan.checkpoint, params, totalSteps);
+    const stream = new BatchStream(mixture, { batchSize: config.batchSize });
+    // Checked before the first line of output, so a refusal is exactly one error line: the
+    // parameters and step fit, and the data stream can take the stored position (the trainer
+    // restores it again; same data fingerprint, or a UserError).
+    if (plan.mode === 'resume') {
+      checkResumable(plan.checkpoint, params, totalSteps);
+      stream.restore(plan.checkpoint.data.dataState as BatchStreamState);
+    }
     const counts = peft.countParameters();
     log(
       `trainable params: ${counts.trainable.toLocaleString('en-US')} || all params: ${counts.all.toLocaleString('en-US')}` +
         ` || trainable%: ${counts.trainablePercent.toFixed(4)}`,
     );
-    const stream = new BatchStream(mixture, { batchSize: config.batchSize });
     log(`data: ${perEpoch} examples per epoch from ${config.data.length} file(s); ${totalSteps} updates`);
     if (plan.mode === 'resume') {
       for (const s of plan.skipped) log(`warning: skipped damaged checkpoint ${s.path} (${s.reason})`);

@@ -148,6 +148,20 @@ test('--resume refuses config changes that alter training (naming them) before w
   assert.ok(adapterBytes(dir).equals(adapterBytes(path.join(root, 'resume-ref'))));
 });
 
+test('--resume after the training data changed on disk (same path): refused before anything is written', async () => {
+  const dir = path.join(root, 'data-changed');
+  const data = path.join(root, 'shout-copy.jsonl');
+  fs.copyFileSync(setup.shout, data);
+  const c = cfg(dir, { data: [{ path: data }] });
+  assert.equal((await attempt(c, { killAt: 3 })).kind, 'killed');
+  fs.appendFileSync(data, fs.readFileSync(setup.reverse));
+  const before = snapshot(dir);
+  const r = await attempt(c, { resume: true });
+  assert.equal(r.kind, 'refused');
+  assert.match((r as { message: string }).message, /other training data or data options \(data fingerprint differs\)/);
+  assertUnchanged(before, dir, 'refused resume after a data change');
+});
+
 test('--resume skips a damaged newest checkpoint with a warning naming it', async () => {
   const dir = path.join(root, 'damaged');
   assert.equal((await attempt(cfg(dir), { killAt: 5 })).kind, 'killed');

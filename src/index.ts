@@ -29,6 +29,9 @@ export type {
   WriteSafetensorsOptions,
 } from './io/safetensors.ts';
 export { writeFileAtomic, writeFileAtomicSync } from './io/atomic.ts';
+export { countNonFinite, countNonFiniteBits, assertFinite } from './io/finite.ts';
+export { checkOutputDir, realPath } from './io/outputPath.ts';
+export { readTextFileStrict } from './io/text.ts';
 export { train, defaultCountTokens } from './train/trainer.ts';
 export type { TrainOptions, TrainResult, ResumableIterator } from './train/trainer.ts';
 export { AdamW, defaultNoDecay } from './train/adamw.ts';
@@ -37,8 +40,10 @@ export { lrAt } from './train/schedule.ts';
 export type { ScheduleConfig, ScheduleKind } from './train/schedule.ts';
 export { clipByGlobalNorm, globalNorm } from './train/clip.ts';
 export type { ClipResult } from './train/clip.ts';
-export { saveCheckpoint, loadCheckpoint, loadLatestCheckpoint, listCheckpoints, checkpointName } from './train/checkpoint.ts';
-export type { CheckpointData } from './train/checkpoint.ts';
+export { saveCheckpoint, loadCheckpoint, loadLatestCheckpoint, findLatestCheckpoint, listCheckpoints, checkpointName } from './train/checkpoint.ts';
+export type { CheckpointData, SkippedCheckpoint } from './train/checkpoint.ts';
+export { planRunFolder, diffConfigs, RESUME_SAFE_KEYS, RUN_OUTPUTS } from './train/runFolder.ts';
+export type { RunFolderPlan, ConfigChange } from './train/runFolder.ts';
 export { MetricsWriter, readMetrics } from './train/metrics.ts';
 export type { MetricRecord, TrainRecord, EvalRecord } from './train/metrics.ts';
 export { ProgressReporter, formatDuration, formatLr, formatStepLine, formatEvalLine } from './train/progress.ts';

@@ -13,6 +13,7 @@ import { Module, type Param } from '../nn/module.ts';
 import { Linear, type LinearLike } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { UserError } from '../errors.ts';
+import { countNonFinite } from '../io/finite.ts';
 import type { AdapterKind } from './config.ts';
 
 /** One adapter on one layer: its tensors keyed by PEFT suffix (`lora_A.weight`). */
@@ -216,6 +217,13 @@ export abstract class AdapterLayer<S extends AdapterState = AdapterState> extend
     }
     const s = this.state(name);
     const { weight, bias } = this.mergedWeights(s, opts);
+    // As MoR refuses a non-finite routing vector: never fold NaN/Inf into the base weight.
+    const bad = countNonFinite(weight.dataSync() as Float32Array) + (bias ? countNonFinite(bias.dataSync() as Float32Array) : 0);
+    if (bad > 0) {
+      weight.dispose();
+      bias?.dispose();
+      throw new UserError(`${this.modulePath}: merging adapter "${name}" gives ${bad} non-finite values (NaN/Inf); refusing to merge`);
+    }
     const original = this.baseLayer;
     this.replaceChild('base_layer', new Linear(weight, bias));
     this.mergedState = { name, original, opts };

@@ -1,13 +1,15 @@
 /**
  * Load adapters saved in PEFT's layout (ours, or LoRA/DoRA adapters written by Python PEFT:
  * same key names and shapes). Every key and shape is checked against the model BEFORE the
- * model changes; a missing key, an extra key or a wrong shape is a {@link UserError} naming
- * the tensor.
+ * model changes; a missing key, an extra key, a wrong shape or a NaN/Inf value is a
+ * {@link UserError} naming the tensor.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../backend/tf.ts';
 import { readSafetensors } from '../io/safetensors.ts';
+import { assertFinite } from '../io/finite.ts';
+import { decodeUtf8Strict } from '../io/text.ts';
 import { Module } from '../nn/module.ts';
 import { UserError } from '../errors.ts';
 import { PeftModel } from './inject.ts';
@@ -29,8 +31,9 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const file = path.join(dir, ADAPTER_CONFIG_NAME);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = decodeUtf8Strict(fs.readFileSync(file), file);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let json: unknown;
@@ -94,6 +97,8 @@ export function loadAdapter<M extends Module>(
       throw new UserError(`${file}: tensor "${key}" has shape [${t.shape}], the model needs [${shape}]`);
     }
     if (t.dtype !== 'F32') throw new UserError(`${file}: tensor "${key}" has dtype ${t.dtype}, expected a float type`);
+    // NaN/Inf would turn every output of the adapted layers into NaN (and a merge into a model of NaNs).
+    assertFinite(key, file, t.data as Float32Array);
   }
   for (const key of tensors.keys()) {
     if (!expected.has(key)) throw new UserError(`${file}: unexpected tensor "${key}" (not part of this ${config.kind} adapter on this model)`);

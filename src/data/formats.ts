@@ -11,7 +11,8 @@
  * ignored.
  *
  * Multiple-choice evaluation data:
- * `{"task"?, "question": "...", "choices": ["...", ...], "answer": <index>, "context"?: "..."}`.
+ * `{"task"?, "question": "...", "choices": ["...", ...], "answer": <index>, "context"?: "..."}`
+ * with at least two non-empty choices and `answer` an index into them.
  */
 import path from 'node:path';
 import { z } from 'zod';
@@ -48,7 +49,8 @@ const multipleChoiceSchema = z
   .object({
     task: taskField,
     question: z.string().min(1),
-    choices: z.array(z.string().min(1)).min(1),
+    // One choice would always be "right" (100 % accuracy for any model): at least two.
+    choices: z.array(z.string().min(1)).min(2),
     answer: z.number().int(),
     context: z.string().optional(),
   })
@@ -156,7 +158,11 @@ function describeIssue(issue: z.core.$ZodIssue, root: unknown): string {
     case 'invalid_value':
       return `field "${field}": unknown value ${JSON.stringify(got)} (expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')})`;
     case 'too_small':
-      if (Array.isArray(got)) return `field "${field}" is empty`;
+      if (Array.isArray(got)) {
+        if (got.length === 0) return `field "${field}" is empty`;
+        const min = Number((issue as { minimum?: number | bigint }).minimum);
+        return `field "${field}" has ${got.length} item${got.length === 1 ? '' : 's'}, needs at least ${min}`;
+      }
       if (typeof got === 'string') return `field "${field}" is an empty string`;
       return `field "${field}": ${issue.message}`;
     case 'custom':

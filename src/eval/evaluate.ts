@@ -12,10 +12,11 @@ import { UserError } from '../errors.ts';
 import { parseExactMatchItem, parseMultipleChoiceItem, type ExactMatchItem, type MultipleChoiceItem } from '../data/formats.ts';
 import { readJsonl, where } from '../data/jsonl.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { loadModel } from '../models/load.ts';
+import { checkOutputDir } from '../io/outputPath.ts';
+import { loadConfig, loadModel } from '../models/load.ts';
 import { loadAdapter } from '../adapters/load.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { evaluateMultipleChoice, type MultipleChoiceResult, type PromptStyle } from './multipleChoice.ts';
+import { evaluateMultipleChoice, multipleChoiceRequests, type MultipleChoiceResult, type PromptStyle } from './multipleChoice.ts';
 import { evaluateExactMatch, modelGenerator, type ExactMatchPromptStyle, type ExactMatchResult } from './exactMatch.ts';
 import { formatMarkdownTable, reportToJson } from './report.ts';
 
@@ -26,8 +27,10 @@ export interface EvaluateOptions {
   adapter?: string;
   /** Evaluation JSONL files. */
   data: string[];
-  /** Where to write `eval.json`, `eval.md` and `predictions.jsonl`. */
+  /** Where to write `eval.json`, `eval.md` and `predictions.jsonl` (checked before any scoring). */
   outDir?: string;
+  /** How the user named `outDir`, for error messages. Default `--out`. */
+  outFlag?: string;
   /** Sequences per forward (multiple choice) / prompts per generate call. Default 16. */
   batchSize?: number;
   /** Multiple-choice prompt style (see multipleChoice.ts). Default `auto`. */
@@ -87,9 +90,29 @@ export async function readEvalFiles(
   return { multipleChoice, exactMatch };
 }
 
+/**
+ * Everything {@link evaluate} will need, checked without loading the weights: the output
+ * folder, every record of the files, and every multiple-choice choice's length in tokens
+ * against `maxLength` (default: the model's max positions). A training run calls this before
+ * its first step for its `finalEval` files, so a bad file fails in seconds, not after training.
+ */
+export async function checkEvaluationInputs(
+  opts: Pick<EvaluateOptions, 'model' | 'data' | 'outDir' | 'outFlag' | 'promptStyle' | 'maxLength' | 'limit'>,
+  tokenizer: Tokenizer = Tokenizer.fromDir(opts.model),
+): Promise<void> {
+  if (opts.outDir !== undefined) checkOutputDir(opts.outDir, opts.outFlag ?? '--out');
+  const data = await readEvalFiles(opts.data, opts.limit);
+  if (data.multipleChoice.length > 0) {
+    const maxLength = opts.maxLength ?? loadConfig(opts.model).maxPositionEmbeddings;
+    multipleChoiceRequests(data.multipleChoice, tokenizer, { promptStyle: opts.promptStyle, maxLength });
+  }
+}
+
 /** Load, score, report (see the module comment). */
 export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) throw new UserError(`limit must be a positive integer, got ${opts.limit}`);
+  // Before scoring anything: an output folder that cannot be written must not waste the run.
+  if (opts.outDir !== undefined) checkOutputDir(opts.outDir, opts.outFlag ?? '--out');
   const data = await readEvalFiles(opts.data, opts.limit);
   await initBackend();
   const tokenizer = Tokenizer.fromDir(opts.model);

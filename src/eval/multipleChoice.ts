@@ -22,7 +22,7 @@ import { UserError } from '../errors.ts';
 import { parseMultipleChoiceItem, type MultipleChoiceItem } from '../data/formats.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { encodePair, plainEosText, renderPlainChat, type TokenizerLike } from '../data/render.ts';
-import { loglikelihoods, type CausalLMLike, type LoglikelihoodOptions } from './loglikelihood.ts';
+import { loglikelihoods, type CausalLMLike, type LoglikelihoodOptions, type LoglikelihoodRequest } from './loglikelihood.ts';
 import { aggregate, type EvalReport } from './report.ts';
 
 export type PromptStyle = 'auto' | 'chat' | 'plain-chat' | 'qa';
@@ -102,6 +102,41 @@ export function argmax(xs: number[]): number {
 }
 
 /**
+ * Tokenize every choice of every item under the prompt style, checking each against the
+ * options before any forward: a choice that encodes to no token, or to more tokens than
+ * `maxLength` (it could not be scored, as the context is what gets truncated), is a
+ * {@link UserError} naming `file:line` and the choice. Exported so a training run can check its
+ * final-evaluation files before its first step.
+ */
+export function multipleChoiceRequests(
+  items: MultipleChoiceItem[],
+  tok: TokenizerLike,
+  opts: Pick<MultipleChoiceOptions, 'promptStyle' | 'addBos' | 'maxLength'> = {},
+): { style: Exclude<PromptStyle, 'auto'>; requests: LoglikelihoodRequest[]; owner: { item: number; choice: number }[] } {
+  if (items.length === 0) throw new UserError('no multiple-choice items to evaluate');
+  const style = resolvePromptStyle(tok, opts.promptStyle);
+  const requests: LoglikelihoodRequest[] = [];
+  const owner: { item: number; choice: number }[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const { prompt, continuations } = multipleChoicePrompt(items[i], tok, style);
+    for (let c = 0; c < continuations.length; c++) {
+      const pair = encodePair(tok, prompt, continuations[c], opts.addBos);
+      const n = pair.continuationIds.length;
+      if (n === 0) throw new UserError(`${items[i].file}:${items[i].line}: choice ${c} encodes to no tokens`);
+      if (opts.maxLength !== undefined && n > opts.maxLength) {
+        throw new UserError(
+          `${items[i].file}:${items[i].line}: choice ${c} is ${n} tokens long, more than the maximum length ${opts.maxLength}; ` +
+            'shorten it or raise --max-length',
+        );
+      }
+      requests.push(pair);
+      owner.push({ item: i, choice: c });
+    }
+  }
+  return { style, requests, owner };
+}
+
+/**
  * Evaluate `model` on multiple-choice items: every choice of every question is scored in
  * batched padded forwards; returns the per-task report (`acc`, `acc_norm`) and per-item scores.
  */
@@ -111,21 +146,7 @@ export async function evaluateMultipleChoice(
   items: MultipleChoiceItem[],
   opts: MultipleChoiceOptions = {},
 ): Promise<MultipleChoiceResult> {
-  if (items.length === 0) throw new UserError('no multiple-choice items to evaluate');
-  const style = resolvePromptStyle(tok, opts.promptStyle);
-  const requests = [];
-  const owner: { item: number; choice: number }[] = [];
-  for (let i = 0; i < items.length; i++) {
-    const { prompt, continuations } = multipleChoicePrompt(items[i], tok, style);
-    for (let c = 0; c < continuations.length; c++) {
-      const pair = encodePair(tok, prompt, continuations[c], opts.addBos);
-      if (pair.continuationIds.length === 0) {
-        throw new UserError(`${items[i].file}:${items[i].line}: choice ${c} encodes to no tokens`);
-      }
-      requests.push(pair);
-      owner.push({ item: i, choice: c });
-    }
-  }
+  const { style, requests, owner } = multipleChoiceRequests(items, tok, opts);
   const scores = await loglikelihoods(model, requests, opts);
   const results: MultipleChoiceItemResult[] = items.map((it) => ({
     task: it.task,

@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAdapterConfig, type AdapterConfigInput } from '../adapters/config.ts';
 import { readMultipleChoice } from '../eval/multipleChoice.ts';
+import { checkOutputDir } from '../io/outputPath.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { fineTune, type FineTuneResult } from './fineTune.ts';
 import { selectItems, type AccuracyResult } from './measure.ts';
@@ -114,6 +115,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const d = DEMO_DEFAULTS;
   const outDir = o.out ?? d.out;
+  checkOutputDir(outDir, '--out');
   const train: TrainSettings = TrainSettingsSchema.parse({
     steps: o.steps ?? d.steps,
     batchSize: o.batchSize ?? d.batchSize,

@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { initBackend } from '../backend/tf.ts';
 import { readMultipleChoice } from '../eval/multipleChoice.ts';
 import { readDataRecords } from '../data/mix.ts';
+import { checkOutputDir } from '../io/outputPath.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { loadConfig } from '../models/load.ts';
 import { UserError } from '../errors.ts';
@@ -131,6 +132,7 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
   await initBackend();
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const outDir = opts.outDir ?? path.join('reports', c.name);
+  checkOutputDir(outDir, '--out');
   const runsDir = path.join(outDir, 'runs');
   fs.mkdirSync(runsDir, { recursive: true });
   const t0 = performance.now();

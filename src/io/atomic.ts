@@ -81,6 +81,12 @@ const ENV_ERRORS: Record<string, string> = {
   EISDIR: 'is a directory',
 };
 
+/** A short reason for a file-system error of the user's environment (`read-only file system`), or undefined for others. */
+export function envErrorReason(e: unknown): string | undefined {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code && code in ENV_ERRORS ? ENV_ERRORS[code] : undefined;
+}
+
 /** Errors of the user's environment (missing directory, full disk) become one-line UserErrors. */
 function asUserError(e: unknown, target: string): unknown {
   const code = (e as NodeJS.ErrnoException)?.code;

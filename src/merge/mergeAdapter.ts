@@ -32,6 +32,8 @@ import { batchesOf, padIdOf } from '../data/batch.ts';
 import type { DataSource } from '../data/mix.ts';
 import { DataFileSchema } from '../train/config.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { checkOutputDir, isSameOrInside, realPath } from '../io/outputPath.ts';
+import { readTextFileStrict } from '../io/text.ts';
 import { loadExamplesPerTask } from '../data/mix.ts';
 
 /** Files of a model directory that are copied unchanged next to the merged weights. */
@@ -57,7 +59,10 @@ export interface MergeAdapterOptions {
   model: string;
   /** Adapter directory (`adapter_config.json` + `adapter_model.safetensors`). */
   adapter: string;
-  /** Output model directory (created; must differ from `model`). */
+  /**
+   * Output model directory: new, empty or an earlier merge output; never the base model or
+   * adapter folder or inside them (compared by real path). See {@link checkMergeOutput}.
+   */
   out: string;
   /** MoR: data whose mean routing (over real tokens) is folded into the weights. */
   routingFrom?: (string | DataSource)[];
@@ -94,8 +99,9 @@ export function recordedTrainingData(adapterDir: string): { file: string; data: 
     if (!fs.existsSync(file)) continue;
     let json: { data?: unknown; maxLength?: unknown };
     try {
-      json = JSON.parse(fs.readFileSync(file, 'utf8'));
+      json = JSON.parse(readTextFileStrict(file));
     } catch (e) {
+      if (e instanceof UserError) throw e;
       throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
     }
     const r = z.array(DataFileSchema).min(1).safeParse(json?.data);
@@ -146,12 +152,33 @@ function resolveRoutingData(opts: MergeAdapterOptions, config: AdapterConfig): {
   );
 }
 
+/**
+ * The merge output must not be (or lie inside) the folder of anything the merge reads, compared
+ * by real path (a symlink or `..` reaching the base model folder would otherwise get its
+ * `model.safetensors` overwritten); and an existing non-empty `out` must be an earlier merge
+ * output (it has `merge_info.json`), so no other model folder is overwritten. Checked before any work.
+ */
+export function checkMergeOutput(opts: Pick<MergeAdapterOptions, 'out' | 'model' | 'adapter'>): void {
+  checkOutputDir(opts.out, '--out');
+  const out = realPath(opts.out);
+  for (const [what, dir] of [['the base model directory', opts.model], ['the adapter directory', opts.adapter]] as const) {
+    const input = realPath(dir);
+    if (isSameOrInside(out, input)) {
+      const how = out === input ? 'is' : 'lies inside';
+      throw new UserError(`--out ${opts.out} ${how} ${what} (${dir}); choose a new directory for the merged model`);
+    }
+  }
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !fs.existsSync(path.join(out, MERGE_INFO_NAME))) {
+    throw new UserError(
+      `--out ${opts.out}: the directory is not empty and holds no earlier merge (${MERGE_INFO_NAME}); choose a new or empty directory`,
+    );
+  }
+}
+
 /** Merge the adapter into the model and write the merged directory (see the module comment). */
 export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdapterResult> {
   const log = opts.log ?? (() => {});
-  if (path.resolve(opts.out) === path.resolve(opts.model)) {
-    throw new UserError(`--out ${opts.out} is the base model directory; choose a new directory for the merged model`);
-  }
+  checkMergeOutput(opts);
   if (opts.maxExamples !== undefined && (!Number.isInteger(opts.maxExamples) || opts.maxExamples < 1)) {
     throw new UserError(`maxExamples must be a positive integer, got ${opts.maxExamples}`);
   }

@@ -27,6 +27,7 @@ import { padIdOf } from '../data/batch.ts';
 import { routingByTask } from '../train/run.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { checkOutputDir } from '../io/outputPath.ts';
 
 /** Options of {@link routingTable}. */
 export interface RoutingTableOptions {
@@ -112,6 +113,7 @@ export function routingRows(stats: RoutingStats, tasks: string[]): RoutingRow[] 
 
 /** Run the adapter over the data and report its routing (see the module comment). */
 export async function routingTable(opts: RoutingTableOptions): Promise<RoutingTableResult> {
+  if (opts.outDir !== undefined) checkOutputDir(opts.outDir, '--out');
   const config = readAdapterConfig(opts.adapter);
   if (config.kind !== 'mor' && config.kind !== 'moelora') {
     throw new UserError(`${opts.adapter}: a ${config.kind} adapter has no router; routing tables need a MoR or MoELoRA adapter`);

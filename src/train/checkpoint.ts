@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safetensors.ts';
 import { fsyncDirSync, writeFileAtomicSync } from '../io/atomic.ts';
 import { UserError } from '../errors.ts';
+import { assertFinite } from '../io/finite.ts';
 import type { AdamWState, MomentArray } from './adamw.ts';
 import type { MetricRecord } from './metrics.ts';
 
@@ -145,7 +146,10 @@ export async function loadCheckpoint(ckptDir: string): Promise<CheckpointData> {
   }
   const params = (await readSafetensors(path.join(ckptDir, PARAMS_FILE))).tensors;
   for (const n of state.paramNames) {
-    if (!params.has(n)) throw new UserError(`${path.join(ckptDir, PARAMS_FILE)}: missing tensor "${n}"`);
+    const t = params.get(n);
+    if (!t) throw new UserError(`${path.join(ckptDir, PARAMS_FILE)}: missing tensor "${n}"`);
+    // The trainer never applies a non-finite update, so NaN/Inf here means a damaged file.
+    assertFinite(n, path.join(ckptDir, PARAMS_FILE), t.data as Float32Array);
   }
   const optFile = path.join(ckptDir, OPT_FILE);
   const opt = (await readSafetensors(optFile)).tensors;
@@ -155,6 +159,7 @@ export async function loadCheckpoint(ckptDir: string): Promise<CheckpointData> {
     for (const [prefix, into] of [['exp_avg', m], ['exp_avg_sq', v]] as const) {
       const t = opt.get(`${prefix}.${n}`);
       if (!t || !(t.data instanceof Float32Array)) throw new UserError(`${optFile}: missing F32 tensor "${prefix}.${n}"`);
+      assertFinite(`${prefix}.${n}`, optFile, t.data);
       into.set(n, { shape: t.shape, data: t.data });
     }
   }
@@ -169,33 +174,58 @@ export async function loadCheckpoint(ckptDir: string): Promise<CheckpointData> {
   };
 }
 
+/** A checkpoint directory that could not be loaded, and why (for a warning). */
+export interface SkippedCheckpoint {
+  path: string;
+  reason: string;
+}
+
 /**
- * The newest complete checkpoint in `dir`: the one `latest` names when it loads, else the
- * highest-step directory that loads. `undefined` when there is none.
+ * The newest complete checkpoint in `dir` — the one `latest` names when it loads, else the
+ * highest-step directory that loads — and every checkpoint directory passed over on the way
+ * because it is damaged (unreadable state, missing or non-finite tensors). `found` is undefined
+ * when none loads. Incomplete `.tmp` directories are never checkpoints and are not reported.
  */
-export async function loadLatestCheckpoint(dir: string): Promise<{ path: string; data: CheckpointData } | undefined> {
+export async function findLatestCheckpoint(
+  dir: string,
+): Promise<{ found?: { path: string; data: CheckpointData }; skipped: SkippedCheckpoint[] }> {
   const tried = new Set<string>();
+  const skipped: SkippedCheckpoint[] = [];
+  const attempt = async (p: string): Promise<{ path: string; data: CheckpointData } | undefined> => {
+    tried.add(p);
+    try {
+      return { path: p, data: await loadCheckpoint(p) };
+    } catch (e) {
+      skipped.push({ path: p, reason: (e as Error).message });
+      return undefined;
+    }
+  };
   const pointer = path.join(dir, 'latest');
   if (fs.existsSync(pointer)) {
     const name = fs.readFileSync(pointer, 'utf8').trim();
-    if (CKPT_RE.test(name)) {
-      const p = path.join(dir, name);
-      tried.add(p);
-      try {
-        return { path: p, data: await loadCheckpoint(p) };
-      } catch {
-        // Fall through to scanning: a damaged pointer target must not stop a resume.
-      }
+    if (CKPT_RE.test(name) && fs.existsSync(path.join(dir, name))) {
+      // A damaged pointer target must not stop a resume: fall through to scanning.
+      const found = await attempt(path.join(dir, name));
+      if (found) return { found, skipped };
     }
   }
-  for (const s of listCheckpoints(dir).reverse()) {
+  // Every checkpoint-N directory, newest first (also those without a state file: damaged).
+  const steps = fs.existsSync(dir)
+    ? fs.readdirSync(dir).map((n) => CKPT_RE.exec(n)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1]))
+    : [];
+  for (const s of steps.sort((a, b) => b - a)) {
     const p = path.join(dir, checkpointName(s));
     if (tried.has(p)) continue;
-    try {
-      return { path: p, data: await loadCheckpoint(p) };
-    } catch {
-      // Try the next older one.
-    }
+    const found = await attempt(p);
+    if (found) return { found, skipped };
   }
-  return undefined;
+  return { skipped };
+}
+
+/**
+ * The newest complete checkpoint in `dir` (see {@link findLatestCheckpoint}, which also reports
+ * the damaged ones it skipped). `undefined` when there is none.
+ */
+export async function loadLatestCheckpoint(dir: string): Promise<{ path: string; data: CheckpointData } | undefined> {
+  return (await findLatestCheckpoint(dir)).found;
 }

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import YAML from 'yaml';
 import { UserError } from '../errors.ts';
+import { readTextFileStrict } from '../io/text.ts';
 import { adapterConfigSchema, parseAdapterConfig } from '../adapters/config.ts';
 
 /** One training (or eval) data file, mixed with the others by `weight`. */
@@ -117,12 +118,7 @@ export function parseTrainConfig(value: unknown, source = 'config'): TrainConfig
 
 /** Read a JSON or YAML config file (by content: YAML is a superset of JSON) without validating it. */
 export function readConfigFile(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readTextFileStrict(file);
   if (file.endsWith('.json')) {
     try {
       return JSON.parse(text);

@@ -30,16 +30,22 @@ import { lossCurveSvg } from '../plot/lossCurve.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
 import { RoutingStats } from '../adapters/routing.ts';
 import type { RenderedExample } from '../data/render.ts';
-import { evaluate, type EvaluateResult } from '../eval/evaluate.ts';
 import { train, type ResumableIterator, type TrainResult } from './trainer.ts';
 import type { MetricRecord } from './metrics.ts';
 import type { TrainConfig } from './config.ts';
 import { ProgressReporter } from './progress.ts';
+import { checkResumable, clearRunFolder, describeChange, planRunFolder } from './runFolder.ts';
+import { checkEvaluationInputs, evaluate, type EvaluateResult } from '../eval/evaluate.ts';
 
 /** Options of {@link runTraining} that are not part of the config file. */
 export interface RunTrainingOptions {
-  /** Continue from the latest checkpoint in `<outDir>/checkpoints`. */
+  /**
+   * Continue from the latest checkpoint in `<outDir>/checkpoints`, if the stored config allows
+   * it (see runFolder.ts: training-changing differences are refused, naming them).
+   */
   resume?: boolean;
+  /** Replace an existing run in `outDir` (its files are removed once every input is validated). */
+  overwrite?: boolean;
   /** Abort (Ctrl-C): finish the step, save a checkpoint, return. */
   signal?: AbortSignal;
   /** Progress output: a reporter, a factory given the total steps, or false for none. Default: a reporter on stderr. */
@@ -97,13 +103,19 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const outDir = config.outDir;
 
-  // Validate all input (tokenizer, data) before loading the model or writing anything, so a
-  // bad file fails fast with one line and never touches an existing run directory.
+  // Decide what may happen to the run folder (new, --resume, --overwrite) and validate all
+  // input (tokenizer, data, final-eval files, output locations) before loading the model or
+  // writing anything, so a bad file or a refused folder fails fast with one line, before the
+  // first training step, and never touches an existing run directory.
+  const plan = await planRunFolder(config, { resume: opts.resume, overwrite: opts.overwrite });
   const tokenizer = Tokenizer.fromDir(config.model);
   const mixture = await DataMixture.load(config.data, tokenizer, { seed: config.seed, maxLength: config.maxLength });
   const evalExamples = config.evalData
     ? await loadExamples(config.evalData, tokenizer, { maxLength: config.maxLength })
     : undefined;
+  if (config.finalEval?.length) {
+    await checkEvaluationInputs({ model: config.model, data: config.finalEval, outDir: path.join(outDir, 'eval'), outFlag: 'outDir' }, tokenizer);
+  }
 
   const base = await loadModel(config.model);
   let peft: PeftModel<LlamaForCausalLM>;
@@ -114,20 +126,34 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     throw e;
   }
   try {
-    fs.mkdirSync(outDir, { recursive: true });
-    writeFileAtomicSync(path.join(outDir, 'train_config.json'), JSON.stringify(config, null, 2) + '\n');
     const model = peft.model;
     const params = peft.trainableParameters();
+    const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
+    const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
+    const stream = new BatchStream(mixture, { batchSize: config.batchSize });
+    // Checked before the first line of output, so a refusal is exactly one error line: the
+    // parameters and step fit, and the data stream can take the stored position (the trainer
+    // restores it again; same data fingerprint, or a UserError).
+    if (plan.mode === 'resume') {
+      checkResumable(plan.checkpoint, params, totalSteps);
+      stream.restore(plan.checkpoint.data.dataState as BatchStreamState);
+    }
     const counts = peft.countParameters();
     log(
       `trainable params: ${counts.trainable.toLocaleString('en-US')} || all params: ${counts.all.toLocaleString('en-US')}` +
         ` || trainable%: ${counts.trainablePercent.toFixed(4)}`,
     );
-
-    const stream = new BatchStream(mixture, { batchSize: config.batchSize });
-    const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
-    const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
     log(`data: ${perEpoch} examples per epoch from ${config.data.length} file(s); ${totalSteps} updates`);
+    if (plan.mode === 'resume') {
+      for (const s of plan.skipped) log(`warning: skipped damaged checkpoint ${s.path} (${s.reason})`);
+      const changed = plan.changes.length ? `; changed: ${plan.changes.map(describeChange).join('; ')}` : '';
+      log(`resuming from ${plan.checkpoint.path} (step ${plan.checkpoint.data.step} of ${totalSteps})${changed}`);
+    }
+
+    // Everything is validated: only now does the run folder change.
+    clearRunFolder(plan);
+    fs.mkdirSync(outDir, { recursive: true });
+    writeFileAtomicSync(path.join(outDir, 'train_config.json'), JSON.stringify(config, null, 2) + '\n');
     const data: ResumableIterator<Batch> = {
       next: () => stream.next(),
       getState: () => stream.state(),
@@ -177,7 +203,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
         checkpointDir: path.join(outDir, 'checkpoints'),
         checkpointEvery: config.checkpointEvery,
         keepCheckpoints: config.keepCheckpoints,
-        resume: opts.resume,
+        resumeFrom: plan.mode === 'resume' ? plan.checkpoint : undefined,
         evalEvery: evalFn ? (config.evalEvery ?? totalSteps) : undefined,
         evalFn,
         logEvery: config.logEvery,
@@ -187,7 +213,8 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
         onLog: (r: MetricRecord) => {
           if (r.type === 'eval') progress?.evaluation(r);
         },
-        info: { model: config.model, adapter: config.adapter.kind },
+        // The config travels with every checkpoint: --resume compares against it (runFolder.ts).
+        info: { model: config.model, adapter: config.adapter.kind, config },
       });
     } finally {
       progress?.stop();

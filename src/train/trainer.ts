@@ -69,6 +69,11 @@ export interface TrainOptions<B> {
   keepCheckpoints?: number;
   /** Continue from the latest complete checkpoint in `checkpointDir` (error if none). */
   resume?: boolean;
+  /**
+   * Continue from this already loaded checkpoint (e.g. found and checked by the caller with
+   * `findLatestCheckpoint` before anything was written); takes precedence over `resume`.
+   */
+  resumeFrom?: { path: string; data: CheckpointData };
   /** Evaluate every N updates (and at the end) with `evalFn`. */
   evalEvery?: number;
   /** Returns metrics such as `{ loss }`; should not touch the training RNG or data. */
@@ -155,8 +160,8 @@ export async function train<B>(o: TrainOptions<B>): Promise<TrainResult> {
   let savedAt = -1;
 
   try {
-    if (o.resume) {
-      const found = await loadLatestCheckpoint(o.checkpointDir!);
+    if (o.resumeFrom || o.resume) {
+      const found = o.resumeFrom ?? (await loadLatestCheckpoint(o.checkpointDir!));
       if (!found) throw new UserError(`${o.checkpointDir}: no complete checkpoint to resume from`);
       restore(found.data, found.path, o.params, opt, rng, o.data);
       step = found.data.step;

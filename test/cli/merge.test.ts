@@ -240,3 +240,49 @@ test('mor merge errors: one `error:` line, exit 1, nothing written', async () =>
   assert.equal(same.code, 1);
   assert.match(same.err, /^error: --out .* is the base model directory/);
 });
+
+/** Every file under `dir`, path -> bytes (for "nothing changed" checks). */
+function snapshot(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) out.set(path.join(e.parentPath, e.name), fs.readFileSync(path.join(e.parentPath, e.name)));
+  }
+  return out;
+}
+
+test('mor merge --out: the base model or adapter folder (by real path, through symlinks), a file, or a foreign folder is refused before any work', async () => {
+  const lora = path.join(root, 'adapter-lora');
+  const link = path.join(root, 'link-to-model');
+  fs.symlinkSync(setup.modelDir, link);
+  const notes = path.join(root, 'notes.txt');
+  fs.writeFileSync(notes, 'mine');
+  const foreign = path.join(root, 'other-model');
+  fs.mkdirSync(foreign, { recursive: true });
+  fs.writeFileSync(path.join(foreign, 'config.json'), '{}');
+  const before = snapshot(root);
+  const cases: [string, RegExp][] = [
+    [link, /^error: --out .*link-to-model is the base model directory \(.*\); choose a new directory/],
+    [path.join(link, '..', 'model'), /is the base model directory/],
+    [lora, /^error: --out .*adapter-lora is the adapter directory/],
+    [path.join(lora, 'merged'), /lies inside the adapter directory/],
+    [path.join(link, 'merged'), /lies inside the base model directory/],
+    [notes, /^error: --out .*notes\.txt: is a file, not a directory$/],
+    [path.join(notes, 'x'), /notes\.txt is a file, not a directory$/],
+    [foreign, /^error: --out .*other-model: the directory is not empty and holds no earlier merge \(merge_info\.json\)/],
+  ];
+  for (const [out, re] of cases) {
+    const r = await run(['merge', '--model', setup.modelDir, '--adapter', lora, '--out', out]);
+    assert.equal(r.code, 1, `${out}: ${r.err}`);
+    const lines = r.err.trim().split('\n');
+    assert.equal(lines.length, 1, r.err);
+    assert.match(lines[0], re);
+  }
+  const after = snapshot(root);
+  assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort());
+  for (const [f, b] of before) assert.ok(after.get(f)!.equals(b), `${f} changed`);
+  // An earlier merge output may be replaced (same command run again).
+  const again = path.join(root, 'merged-lora');
+  const r = await run(['merge', '--model', setup.modelDir, '--adapter', lora, '--out', again]);
+  assert.equal(r.code, 0, r.err);
+  fs.rmSync(link);
+});

@@ -57,15 +57,16 @@ const goodMc = JSON.stringify({ task: 't', question: 'q', choices: ['a', 'b'], a
 const mcCases: [string, string[], number, RegExp][] = [
   ['invalid JSON', [goodMc, 'nope'], 2, /invalid JSON/],
   ['choices empty', ['{"question": "q", "choices": [], "answer": 0}'], 1, /field "choices" is empty/],
+  ['one choice (always "right")', [goodMc, '{"question": "q", "choices": ["a"], "answer": 0}'], 2, /field "choices" has 1 item, needs at least 2$/],
   ['answer out of range', [goodMc, '{"question": "q", "choices": ["a", "b"], "answer": 2}'], 2, /"answer" = 2 is out of range \(expected an integer index in 0\.\.1 for 2 choices\)/],
-  ['negative answer', ['{"question": "q", "choices": ["a"], "answer": -1}'], 1, /out of range/],
+  ['negative answer', ['{"question": "q", "choices": ["a", "b"], "answer": -1}'], 1, /out of range/],
   ['answer not an integer', ['{"question": "q", "choices": ["a", "b"], "answer": 0.5}'], 1, /field "answer" must be an integer, got 0\.5/],
   ['answer wrong type', ['{"question": "q", "choices": ["a", "b"], "answer": "b"}'], 1, /"answer": expected number, got string/],
   ['missing question', ['{"choices": ["a"], "answer": 0}'], 1, /missing field "question"/],
-  ['missing answer', ['{"question": "q", "choices": ["a"]}'], 1, /missing field "answer"/],
+  ['missing answer', ['{"question": "q", "choices": ["a", "b"]}'], 1, /missing field "answer"/],
   ['choice wrong type', ['{"question": "q", "choices": ["a", 3], "answer": 0}'], 1, /"choices\[1\]": expected string, got number/],
   ['empty choice', ['{"question": "q", "choices": ["a", ""], "answer": 0}'], 1, /"choices\[1\]" is an empty string/],
-  ['context wrong type', ['{"question": "q", "choices": ["a"], "answer": 0, "context": 1}'], 1, /"context": expected string/],
+  ['context wrong type', ['{"question": "q", "choices": ["a", "b"], "answer": 0, "context": 1}'], 1, /"context": expected string/],
 ];
 
 for (const [name, lines, line, re] of mcCases) {
@@ -127,4 +128,21 @@ test('readJsonl strips a UTF-8 BOM and handles CRLF', async () => {
   fs.writeFileSync(p, '\ufeff{"text": "a"}\r\n{"text": "b"}\r\n');
   const lines = await readJsonlAll(p);
   assert.deepEqual(lines.map((l) => [l.line, l.value]), [[1, { text: 'a' }], [2, { text: 'b' }]]);
+});
+
+test('readJsonl decodes strictly: invalid UTF-8 is "file:line: invalid UTF-8", line numbers count \\n, \\r\\n and \\r', async () => {
+  const ok = JSON.stringify({ text: 'café' });
+  const p = write([]);
+  fs.writeFileSync(p, Buffer.concat([Buffer.from(`${ok}\r\n\r${ok}\n`), Buffer.from('{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+  await assert.rejects(readJsonlAll(p), (e: Error) => {
+    assert.ok(e instanceof UserError);
+    assert.equal(e.message, `${p}:4: invalid UTF-8 (byte 0xe9 at column 14); save the file as UTF-8`);
+    return true;
+  });
+  // Valid multi-byte characters split across read chunks survive; no terminator at the end is fine.
+  const big = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: `€${i}😀` })).join('\r\n');
+  fs.writeFileSync(p, big);
+  const lines = await readJsonlAll(p);
+  assert.equal(lines.length, 3000);
+  assert.deepEqual(lines[2999], { file: p, line: 3000, value: { text: '€2999😀' } });
 });

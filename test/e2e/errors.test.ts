@@ -1,7 +1,9 @@
 /**
  * Malformed input through the CLI, as a user meets it: every case exits 1 with exactly one
  * stderr line `error: ...` that names the place (file:line, field, config key, module, tensor),
- * and prints nothing on stdout. A bug (a plain Error escaping a command) exits 2 with a stack.
+ * and prints nothing on stdout. The issue-14 rows (unusable output locations, run folders,
+ * merge targets, non-finite weights, validation order, data) also check that every file that
+ * existed before is byte-identical after and nothing was created. A bug (a plain Error escaping a command) exits 2 with a stack.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { initBackend } from '../../src/backend/tf.ts';
 import { main } from '../../src/cli/main.ts';
 import { makeE2eSetup } from '../fixtures/e2e/setup.ts';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-e2e-err-'));
@@ -79,6 +82,61 @@ const corrupt = path.join(root, 'corrupt.safetensors');
 }
 const garbage = file('garbage.safetensors', ['this is not a safetensors file at all']);
 
+// --- Fixtures of issue 14 (nothing lost, nothing silent) --------------------------------------
+/** A finished run (MoR) and a finished LoRA run, trained here; their folders must survive every refusal. */
+const finished = path.join(root, 'finished');
+const loraRun = path.join(root, 'lora-run');
+const LORA = '{"kind":"lora","r":2,"targetModules":["q_proj","v_proj"]}';
+for (const [dir, adapter] of [[finished, MOR], [loraRun, LORA]]) {
+  const r = await run(['train', '--model', setup.modelDir, '--adapter', adapter, '--data', setup.train, '--steps', '2', '--batch-size', '2',
+    '--checkpoint-every', '1', '--out-dir', dir]);
+  if (r.code !== 0) throw new Error(`fixture run failed: ${r.err}`);
+}
+const notes = file('notes.txt', ['a file the user keeps']);
+const modelLink = path.join(root, 'model-link');
+fs.symlinkSync(setup.modelDir, modelLink);
+const foreignRun = path.join(root, 'foreign-run');
+fs.mkdirSync(foreignRun);
+fs.copyFileSync(path.join(finished, 'train_config.json'), path.join(foreignRun, 'train_config.json'));
+fs.writeFileSync(path.join(foreignRun, 'thesis.tex'), 'mine');
+/** Copies of the LoRA and MoR adapters with NaN / Inf in one tensor. */
+async function poisoned(name: string, from: string, value: number): Promise<{ dir: string; key: string }> {
+  const dir = path.join(root, name);
+  fs.cpSync(from, dir, { recursive: true });
+  const f = path.join(dir, 'adapter_model.safetensors');
+  const { tensors, metadata } = readSafetensors(f);
+  const key = [...tensors.keys()].sort()[0];
+  const data = tensors.get(key)!.data as Float32Array;
+  data[0] = value;
+  data[data.length - 1] = value;
+  data[1] = NaN;
+  await writeSafetensors(f, tensors, { metadata });
+  return { dir, key };
+}
+const nanLora = await poisoned('nan-lora', path.join(loraRun, 'adapter'), NaN);
+const infMor = await poisoned('inf-mor', path.join(finished, 'adapter'), Infinity);
+/** Invalid UTF-8 (a Latin-1 "é") on line 2. */
+const latin1 = path.join(root, 'latin1.jsonl');
+fs.writeFileSync(latin1, Buffer.concat([Buffer.from(JSON.stringify(chat('Shout a', 'A!')) + '\n'), Buffer.from('{"task": "shout", "messages": [{"role": "user", "content": "caf\xe9"}, {"role": "assistant", "content": "X"}]}\n', 'latin1')]));
+const latin1Mc = path.join(root, 'latin1-mc.jsonl');
+fs.writeFileSync(latin1Mc, Buffer.from('{"question": "Q\xe9?", "choices": ["a", "b"], "answer": 0}\n', 'latin1'));
+const latin1Yaml = path.join(root, 'latin1.yaml');
+fs.writeFileSync(latin1Yaml, Buffer.from(`model: ${setup.modelDir}\nsteps: 1 # r\xe9glage\n`, 'latin1'));
+const mcOne = file('mc-one.jsonl', [{ task: 't', question: 'Q?', choices: ['a', 'b'], answer: 0 }, { task: 't', question: 'Q?', choices: ['only'], answer: 0 }]);
+const longChoice = 'red green blue cat dog bird one two three four sun moon '.repeat(30);
+const mcLong = file('mc-long.jsonl', [{ task: 't', question: 'Shout red', choices: ['RED!', 'red'], answer: 0 }, { task: 't', question: 'Q?', choices: ['a', longChoice], answer: 0 }]);
+const unwritable = ['/proc', '/sys'].map((p) => path.join(p, 'mor-out')).find((p) => {
+  try {
+    fs.mkdirSync(p);
+    fs.rmdirSync(p);
+    return false;
+  } catch {
+    return true;
+  }
+});
+const trainTo = (dir: string, ...more: string[]): string[] => train(setup.train, ...more).map((a) => (a === out ? dir : a));
+const merge = (adapter: string, to: string): string[] => ['merge', '--model', setup.modelDir, '--adapter', adapter, '--out', to];
+
 /** [what, argv, the error line must match] */
 const CASES: [string, string[], RegExp][] = [
   ['bad JSON line in training data', train(badJson), new RegExp(`^error: ${esc(badJson)}:2: invalid JSON`)],
@@ -104,6 +162,76 @@ const CASES: [string, string[], RegExp][] = [
   ['truncated safetensors (inspect)', ['inspect', corrupt], new RegExp(`^error: ${esc(corrupt)}: .*`)],
   ['not a safetensors file (inspect)', ['inspect', garbage], new RegExp(`^error: ${esc(garbage)}: `)],
 ];
+
+/** Issue 14, one group per block: [what, argv, the error line must match]. */
+const ISSUE14: [string, string[], RegExp][] = [
+  // 1. Output locations that cannot be used: refused before any work.
+  ['train --out-dir is an existing file', trainTo(notes), new RegExp(`^error: outDir ${esc(notes)}: is a file, not a directory$`)],
+  ['train --out-dir lies under a file', trainTo(path.join(notes, 'run')), new RegExp(`^error: outDir .*: ${esc(notes)} is a file, not a directory$`)],
+  ['eval --out is an existing file', [...evalMc(setup.mc), '--out', notes], new RegExp(`^error: --out ${esc(notes)}: is a file, not a directory$`)],
+  ['routing --out lies under a file', ['routing', '--model', setup.modelDir, '--adapter', path.join(finished, 'adapter'), '--data', setup.train, '--out', path.join(notes, 'r')],
+    /^error: --out .*notes\.txt is a file, not a directory$/],
+  ['merge --out is an existing file', merge(path.join(loraRun, 'adapter'), notes), /^error: --out .*notes\.txt: is a file, not a directory$/],
+  ['demo --out is an existing file', ['demo', '--model', setup.modelDir, '--data', setup.train, '--eval-data', setup.mc, '--out', notes], /^error: --out .*notes\.txt: is a file/],
+  ...(unwritable ? [
+    ['train --out-dir on a read-only / forbidden file system', trainTo(unwritable), /^error: outDir .*: cannot write in \/(proc|sys) \(/],
+    ['eval --out on a read-only / forbidden file system', [...evalMc(setup.mc), '--out', unwritable], /^error: --out .*: cannot write in/],
+  ] as [string, string[], RegExp][] : []),
+  // 2. Existing run folders are never mixed or emptied.
+  ['train into a finished run folder', trainTo(finished), new RegExp(`^error: ${esc(finished)}: the run folder is not empty \\(adapter/, checkpoints/, .*continue that run with --resume, replace it with --overwrite`)],
+  ['train --resume with another adapter kind', trainTo(finished, '--resume').map((a) => (a === MOR ? LORA : a)), /^error: --resume: .*adapter\.kind "mor" -> "lora".*these change the training/],
+  ['train --resume with another learning rate', trainTo(finished, '--resume', '--lr', '0.5'), /^error: --resume: .*\(lr 0\.0002 -> 0\.5\)/],
+  ['train --resume with fewer steps than the checkpoint', trainTo(finished, '--resume'), /^error: --resume: .*checkpoint-2 is at step 2, beyond the 1 updates/],
+  ['train --resume --overwrite', trainTo(finished, '--resume', '--overwrite'), /^error: --resume continues the run .* give one of them$/],
+  ['train --overwrite of a folder holding other files', trainTo(foreignRun, '--overwrite'), /^error: --overwrite: .* also holds thesis\.tex, which mor train did not write/],
+  ['train --resume without a checkpoint', trainTo(path.join(root, 'never-ran'), '--resume'), /^error: --resume: .*no complete checkpoint to resume from/],
+  // 3. Merge never overwrites what it reads (real paths).
+  ['merge --out reaching the base model through a symlink', merge(path.join(loraRun, 'adapter'), modelLink), /^error: --out .*model-link is the base model directory/],
+  ['merge --out equal to the adapter folder', merge(path.join(loraRun, 'adapter'), path.join(loraRun, 'adapter', '.')), /^error: --out .* is the adapter directory/],
+  ['merge --out inside the base model folder', merge(path.join(loraRun, 'adapter'), path.join(modelLink, 'merged')), /lies inside the base model directory/],
+  // 4. Non-finite values are refused at load, naming the tensor and the count.
+  ['eval with a NaN LoRA adapter', [...evalMc(setup.mc), '--adapter', nanLora.dir], new RegExp(`^error: .*nan-lora/adapter_model\\.safetensors: tensor "${esc(nanLora.key)}" has 3 non-finite values \\(NaN/Inf\\)`)],
+  ['generate with an Inf MoR adapter', ['generate', '--model', setup.modelDir, '--adapter', infMor.dir, '--prompt', 'hi'], new RegExp(`^error: .*inf-mor/adapter_model\\.safetensors: tensor "${esc(infMor.key)}" has 3 non-finite values`)],
+  ['merge of a NaN LoRA adapter', merge(nanLora.dir, path.join(root, 'merged-nan')), /tensor ".*" has 3 non-finite values \(NaN\/Inf\)/],
+  ['routing with an Inf MoR adapter', ['routing', '--model', setup.modelDir, '--adapter', infMor.dir, '--data', setup.train], /has 3 non-finite values/],
+  // 5. Everything a run needs is validated before its first step.
+  ['train --final-eval with a bad item', trainTo(path.join(root, 'fe1'), '--final-eval', mcOne), new RegExp(`^error: ${esc(mcOne)}:2: field "choices" has 1 item, needs at least 2$`)],
+  ['train --final-eval missing file', trainTo(path.join(root, 'fe2'), '--final-eval', path.join(root, 'no-bench.jsonl')), /^error: .*no-bench\.jsonl: cannot read \(ENOENT\)$/],
+  ['train --final-eval with a choice longer than the model', trainTo(path.join(root, 'fe3'), '--final-eval', mcLong), new RegExp(`^error: ${esc(mcLong)}:2: choice 1 is \\d+ tokens long, more than the maximum length 128`)],
+  ['train --final-eval into an unusable eval folder', trainTo(path.join(root, 'fe4'), '--final-eval', setup.mc).map((a) => (a === path.join(root, 'fe4') ? notes : a)), /^error: outDir .*notes\.txt: is a file/],
+  ['train --eval-data with invalid UTF-8', trainTo(path.join(root, 'fe5'), '--eval-data', latin1), new RegExp(`^error: ${esc(latin1)}:2: invalid UTF-8`)],
+  // 6. Data: strict UTF-8, multiple-choice items, choice lengths.
+  ['invalid UTF-8 in training data', trainTo(path.join(root, 'd1')).map((a) => (a === setup.train ? latin1 : a)), new RegExp(`^error: ${esc(latin1)}:2: invalid UTF-8 \\(byte 0xe9 at column \\d+\\)`)],
+  ['invalid UTF-8 in evaluation data', evalMc(latin1Mc), new RegExp(`^error: ${esc(latin1Mc)}:1: invalid UTF-8 \\(byte 0xe9 at column 16\\)`)],
+  ['invalid UTF-8 in a train config', ['train', '--config', latin1Yaml], new RegExp(`^error: ${esc(latin1Yaml)}:2: invalid UTF-8`)],
+  ['MC item with a single choice', evalMc(mcOne), new RegExp(`^error: ${esc(mcOne)}:2: field "choices" has 1 item, needs at least 2$`)],
+  ['MC choice longer than --max-length', [...evalMc(mcLong), '--max-length', '16'], new RegExp(`^error: ${esc(mcLong)}:2: choice 1 is \\d+ tokens long, more than the maximum length 16`)],
+];
+
+/** Every entry under `dir` (folders too): relative path -> bytes (folders: empty). */
+function snapshot(dir: string): Map<string, Buffer> {
+  const snap = new Map<string, Buffer>();
+  for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const p = path.join(e.parentPath, e.name);
+    snap.set(path.relative(dir, p) + (e.isDirectory() ? '/' : ''), e.isFile() ? fs.readFileSync(p) : Buffer.alloc(0));
+  }
+  return snap;
+}
+
+for (const [what, argv, re] of ISSUE14) {
+  test(`issue 14: ${what}: exit 1, one "error:" line, every existing file byte-identical`, async () => {
+    const before = snapshot(root);
+    const r = await run(argv);
+    assert.equal(r.code, 1, `exit code (stderr: ${r.err})`);
+    const lines = r.err.split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, `exactly one error line, got:\n${r.err}`);
+    assert.match(lines[0], re);
+    assert.equal(r.out, '', 'nothing on stdout');
+    const after = snapshot(root);
+    assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), 'no file or folder added or removed');
+    for (const [f, b] of before) assert.ok(after.get(f)!.equals(b), `${f} changed`);
+  });
+}
 
 for (const [what, argv, re] of CASES) {
   test(`${what}: exit 1, one line "error: ..." naming the place`, async () => {

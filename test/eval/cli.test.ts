@@ -88,7 +88,7 @@ test('mor eval --adapter changes the scores; --json prints the report', async ()
 
 test('mor eval: bad input exits 1 with one line naming the place', async () => {
   const bad = path.join(root, 'bad.jsonl');
-  fs.writeFileSync(bad, '{"question": "q", "choices": ["a"], "answer": 0}\n{"question": "q", "choices": [], "answer": 0}\n');
+  fs.writeFileSync(bad, '{"question": "q", "choices": ["a", "b"], "answer": 0}\n{"question": "q", "choices": [], "answer": 0}\n');
   const cases: [string[], RegExp][] = [
     [['eval', '--model', modelDir, '--data', bad], new RegExp(`^error: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: field "choices" is empty\n$`)],
     [['eval', '--model', modelDir, '--data', MC, '--batch-size', '0'], /^error: --batch-size must be a positive integer \(got "0"\)\n$/],
@@ -110,13 +110,14 @@ test('mor eval: each malformed evaluation line exits 1 with "error: file:line: r
     ['{"question": "q", "choices": "a", "answer": 0}', /"choices": expected array, got string/],
     ['{"question": "q", "choices": [], "answer": 0}', /"choices" is empty/],
     ['{"question": "q", "choices": ["a", "b"], "answer": 5}', /"answer" = 5 is out of range/],
-    ['{"question": "q", "choices": ["a"], "answer": "0"}', /"answer": expected number, got string/],
+    ['{"question": "q", "choices": ["a", "b"], "answer": "0"}', /"answer": expected number, got string/],
+    ['{"question": "q", "choices": ["a"], "answer": 0}', /"choices" has 1 item, needs at least 2/],
     ['{"prompt": "p"}', /missing field "completion"/],
     ['{"something": 1}', /not an evaluation record/],
   ];
   for (const [i, [line, re]] of lines.entries()) {
     const f = path.join(root, `bad${i}.jsonl`);
-    const first = line.includes('prompt') ? '{"prompt": "p", "completion": "c"}' : '{"question": "q", "choices": ["a"], "answer": 0}';
+    const first = line.includes('prompt') ? '{"prompt": "p", "completion": "c"}' : '{"question": "q", "choices": ["a", "b"], "answer": 0}';
     fs.writeFileSync(f, i === lines.length - 1 ? `${line}\n` : `${first}\n\n${line}\n`);
     const r = await run(['eval', '--model', modelDir, '--data', f]);
     assert.equal(r.code, 1, r.err);

@@ -142,3 +142,14 @@ test('makeContext is called once per forward and left-truncation keeps the conti
   const short = await evaluateMultipleChoice(model, tok, items, { maxLength: 12 });
   short.items.forEach((r, i) => assert.deepEqual(r.tokens, full.items[i].tokens));
 });
+
+test('a choice longer than maxLength is a UserError naming file:line and the choice, before any forward', async () => {
+  const item: MultipleChoiceItem = { task: 't', question: 'Q?', choices: ['short', 'x'.repeat(40)], answer: 0, file: 'mc.jsonl', line: 7 };
+  let forwards = 0;
+  const counting: CausalLMLike = { forward: (ids, o) => { forwards++; return model.forward(ids, o); } };
+  await assert.rejects(
+    evaluateMultipleChoice(counting, new CharTokenizer(), [item], { promptStyle: 'qa', maxLength: 16 }),
+    (e: Error) => e instanceof UserError && /^mc\.jsonl:7: choice 1 is 41 tokens long, more than the maximum length 16;/.test(e.message),
+  );
+  assert.equal(forwards, 0);
+});

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  findLatestCheckpoint,
   listCheckpoints,
   loadCheckpoint,
   loadLatestCheckpoint,
@@ -90,5 +91,23 @@ test('no checkpoint: undefined; a bad state file is a one-line error naming it',
   fs.writeFileSync(path.join(dir, 'checkpoint-3', 'trainer_state.json'), '{"format":1,');
   await assert.rejects(loadCheckpoint(path.join(dir, 'checkpoint-3')), /checkpoint-3\/trainer_state\.json: cannot read checkpoint state/);
   assert.equal(await loadLatestCheckpoint(dir), undefined);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('findLatestCheckpoint skips damaged checkpoints (non-finite tensor, missing state) newest first and reports why', async () => {
+  const dir = tmp();
+  for (const s of [2, 4, 6]) await saveCheckpoint(dir, data(s), 5);
+  // checkpoint-6 (the one `latest` names): a NaN in the parameters; checkpoint-4: no state file.
+  const bad = data(6);
+  (bad.params.get('a.weight')!.data as Float32Array)[3] = NaN;
+  await saveCheckpoint(dir, bad, 5);
+  fs.rmSync(path.join(dir, 'checkpoint-4', 'trainer_state.json'));
+  await assert.rejects(loadCheckpoint(path.join(dir, 'checkpoint-6')), /checkpoint-6\/params\.safetensors: tensor "a\.weight" has 1 non-finite value \(NaN\/Inf\) of 6$/);
+  const { found, skipped } = await findLatestCheckpoint(dir);
+  assert.equal(found?.path, path.join(dir, 'checkpoint-2'));
+  assert.deepEqual(skipped.map((s) => path.basename(s.path)), ['checkpoint-6', 'checkpoint-4']);
+  assert.match(skipped[0].reason, /non-finite/);
+  assert.match(skipped[1].reason, /trainer_state\.json: cannot read checkpoint state/);
+  assert.deepEqual(await findLatestCheckpoint(path.join(dir, 'absent')), { skipped: [] });
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -78,7 +78,24 @@ test('flags alone form a config; bad input is one line and exit 1', async () => 
 test('mor train --help lists the config flags', async () => {
   const r = await run(['train', '--help']);
   assert.equal(r.code, 0);
-  for (const f of ['--config', '--grad-accumulation', '--max-grad-norm', '--eval-every', '--resume', '--schedule']) assert.ok(r.out.includes(f), f);
+  for (const f of ['--config', '--grad-accumulation', '--max-grad-norm', '--eval-every', '--resume', '--overwrite', '--schedule']) assert.ok(r.out.includes(f), f);
+});
+
+test('mor train into a used folder: refused, then --overwrite replaces it; --resume with more steps says where it resumed', async () => {
+  const out = path.join(root, 'out3');
+  const argv = ['train', '--model', setup.modelDir, '--adapter', '{"kind":"lora","r":2}', '--data', setup.shout,
+    '--steps', '2', '--batch-size', '2', '--checkpoint-every', '1', '--out-dir', out];
+  assert.equal((await run(argv)).code, 0);
+  const refused = await run(argv);
+  assert.equal(refused.code, 1);
+  assert.match(refused.err, /^error: .*out3: the run folder is not empty .*--resume.*--overwrite/);
+  const over = await run([...argv, '--overwrite', '--lr', '0.001']);
+  assert.equal(over.code, 0, over.err);
+  assert.match(over.out, /^done: step 2\/2/);
+  const more = await run([...argv, '--lr', '0.001', '--resume', '--steps', '3']);
+  assert.equal(more.code, 0, more.err);
+  assert.match(more.err, /resuming from .*checkpoint-2 \(step 2 of 3\); changed: steps 2 -> 3\n/);
+  assert.match(more.out, /^done: step 3\/3/);
 });
 
 test.after(() => fs.rmSync(root, { recursive: true, force: true }));

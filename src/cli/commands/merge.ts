@@ -35,7 +35,7 @@ export function registerMergeCommand(program: Command, io: CliIO): void {
     )
     .requiredOption('--model <dir>', 'base model directory (config.json, model.safetensors, tokenizer.json)')
     .requiredOption('--adapter <dir>', 'adapter directory (adapter_config.json, adapter_model.safetensors)')
-    .requiredOption('--out <dir>', 'directory for the merged model')
+    .requiredOption('--out <dir>', 'new (or empty, or earlier merge) directory for the merged model; never the base model or adapter folder (compared by real path)')
     .option('--dtype <dtype>', `stored weight dtype: ${Object.keys(DTYPES).join(' | ')}`, 'f32')
     .option('--routing-from <files...>', 'MoR: JSONL data whose mean routing per layer (over real tokens) is folded into the weights')
     .option('--task <name>', 'MoR: use only the examples of this task (of --routing-from, else of the training data in train_config.json)')

@@ -3,7 +3,8 @@
  * (`--grad-accumulation 4` for `gradAccumulation: 4`); flags win over the file. Without
  * `--config`, the flags alone must form a complete config. Ctrl-C finishes the current update,
  * saves a checkpoint and exits; `--resume` continues from the latest checkpoint in
- * `<outDir>/checkpoints`.
+ * `<outDir>/checkpoints` when the stored config allows it; `--overwrite` replaces an existing run
+ * (a non-empty `<outDir>` is refused otherwise). See src/train/runFolder.ts.
  */
 import { Command, Option } from 'commander';
 import { Writable } from 'node:stream';
@@ -69,7 +70,11 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
     .addOption(new Option('--schedule <kind>', 'learning-rate decay after warmup').choices(['cosine', 'linear', 'constant']));
   for (const [flag, , help] of NUMERIC_FLAGS) cmd.option(flag, help, num(flag.split(' ')[0]));
   cmd
-    .option('--resume', 'continue from the latest checkpoint in <outDir>/checkpoints')
+    .option('--resume', 'continue the run in <outDir> from its latest complete checkpoint (a damaged one is skipped with a warning); ' +
+      'refused when the stored config differs in a field that changes the training (lr, seed, data, adapter, ...); ' +
+      'steps/epochs, eval, logging and checkpoint settings may change')
+    .option('--overwrite', 'replace the run already in <outDir> (its checkpoints, adapter, metrics and plots are removed once every input is validated); ' +
+      'without --resume or --overwrite a non-empty <outDir> is refused')
     .action(async (o: Record<string, unknown>) => {
       const overrides: Record<string, unknown> = {
         model: o.model,
@@ -94,6 +99,7 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
           : new Writable({ write: (c, _e, cb) => { io.stderr(String(c)); cb(); } });
         const result = await runTraining(config, {
           resume: Boolean(o.resume),
+          overwrite: Boolean(o.overwrite),
           signal: interrupts.signal,
           log: (l) => io.stderr(l + '\n'),
           progress: (total) => new ProgressReporter({ total, stream }),

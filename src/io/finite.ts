@@ -60,7 +60,10 @@ export function assertFinite(
   dtype?: string,
 ): void {
   const n = countNonFiniteData(data, dtype);
-  if (n > 0) {
-    throw new UserError(`${source}: tensor "${tensorName}" has ${n} non-finite value${n === 1 ? '' : 's'} (NaN/Inf) of ${data.length}`);
-  }
+  if (n > 0) throw nonFiniteError(tensorName, source, n, data.length);
+}
+
+/** The error {@link assertFinite} throws, for callers that count elsewhere (the native weight store). */
+export function nonFiniteError(tensorName: string, source: string, count: number, size: number): UserError {
+  return new UserError(`${source}: tensor "${tensorName}" has ${count} non-finite value${count === 1 ? '' : 's'} (NaN/Inf) of ${size}`);
 }

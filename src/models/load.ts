@@ -18,6 +18,7 @@ import { parseHfConfig, type LlamaConfig } from './llama/config.ts';
 import type { LlamaForCausalLM } from './llama/model.ts';
 import { buildModelSafely } from './registry.ts';
 import { MappedFile, StoredWeight, weightStoreAvailable } from '../backend/weightStore.ts';
+import { assertFinite, nonFiniteError } from '../io/finite.ts';
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
@@ -39,12 +40,6 @@ function useWeightStore(mode: LoadModelOptions['weightStore'] = 'auto'): boolean
   return available;
 }
 
-/** How many values of `data` are NaN or ±Inf. */
-function countNonFinite(data: Float32Array): number {
-  let n = 0;
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) n++;
-  return n;
-}
 
 /** Checkpoint keys that carry no weights we need (old LLaMA checkpoints store rope buffers). */
 const IGNORED_KEY = /\.rotary_emb\.inv_freq$/;
@@ -139,20 +134,17 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
         throw new UserError(`${p}: weight ${name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
       }
       used.add(name);
-      const nonFinite = (n: number): UserError =>
-        new UserError(`${p}: weight ${name} has ${n.toLocaleString('en-US')} non-finite value${n === 1 ? '' : 's'} (NaN or Inf)`);
       if (store && (kind === 'linear' || kind === 'embedding')) {
         const w = new StoredWeight(mappingOf(p), f.dataOffset(name), info.dtype, shape as [number, number]);
         const bad = w.countNonFinite();
         if (bad > 0) {
           w.dispose();
-          throw nonFinite(bad);
+          throw nonFiniteError(name, p, bad, w.size);
         }
         return w;
       }
       const data = f.read(name).data as Float32Array;
-      const bad = countNonFinite(data);
-      if (bad > 0) throw nonFinite(bad);
+      assertFinite(name, p, data);
       return tf.tensor(data, shape, 'float32');
     });
     const extra = [...where.keys()].filter(

@@ -116,7 +116,7 @@ test('a NaN or Inf in a base weight is a user error naming the tensor and the co
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
   for (const store of available ? (['on', 'off'] as const) : (['off'] as const)) {
     await assert.rejects(loadModel(dir, { weightStore: store }),
-      /weight model\.layers\.1\.mlp\.up_proj\.weight has 2 non-finite values \(NaN or Inf\)/, store);
+      /model\.safetensors: tensor "model\.layers\.1\.mlp\.up_proj\.weight" has 2 non-finite values \(NaN\/Inf\) of 1536/, store);
   }
 });
 

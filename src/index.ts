@@ -122,8 +122,11 @@ export type { LlamaConfig, ModelType, RopeScaling, LayerType, RopeLayout } from 
 export { KVCache } from './models/llama/kvCache.ts';
 export { causalLmLoss, causalLmLossSum } from './models/llama/loss.ts';
 export { loadModel, loadConfig } from './models/load.ts';
-export { savePretrained } from './models/save.ts';
-export type { SaveOptions } from './models/save.ts';
+export type { LoadModelOptions } from './models/load.ts';
+export { savePretrained, saveTensors, parameterSources } from './models/save.ts';
+export type { SaveOptions, TensorSource } from './models/save.ts';
+export { StoredWeight, weightStoreAvailable } from './backend/weightStore.ts';
+export type { StoredDtype, FrozenWeight } from './backend/weightStore.ts';
 export { createRandomModel } from './models/random.ts';
 export { buildModel, MODEL_BUILDERS } from './models/registry.ts';
 export type { WeightSource, WeightKind } from './models/llama/weights.ts';

@@ -5,7 +5,7 @@
  * `lora_alpha`, `dropout` for `lora_dropout`, `useRslora`, ...); the PEFT `adapter_config.json`
  * mapping lives in `peftConfig.ts`.
  *
- * Every **(choice)** of shared/design/MoR.md is an option here:
+ * Every **(option)** of docs/mor.md is a field here:
  * `omegaInit`/`omegaNoiseStd`, `routerBias`, `routerInitStd`, `dropout`, `routerMode`.
  */
 import { z } from 'zod';

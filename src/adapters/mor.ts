@@ -1,6 +1,6 @@
 /**
  * MoR, Mixture of Ranks (Tang et al., arXiv 2410.13408), as specified in
- * shared/design/MoR.md: one LoRA pair A `[r, in]`, B `[out, r]` shared by N experts; expert i
+ * docs/mor.md: one LoRA pair A `[r, in]`, B `[out, r]` shared by N experts; expert i
  * is `s * diag(Omega_B[i]) B diag(Omega_A[i]) A`; a dense softmax router `W_g` `[N, in]` mixes
  * them per token:
  *

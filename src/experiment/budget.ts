@@ -1,5 +1,5 @@
 /**
- * Trainable-parameter budgets computed from the formulas of shared/design/MoR.md, independently
+ * Trainable-parameter budgets computed from the formulas of docs/mor.md, independently
  * of the adapter code: the experiment report prints these and asserts they equal what
  * `PeftModel.countParameters()` counts on the real model.
  *
@@ -95,7 +95,7 @@ export function targetedLayers(model: LlamaConfig, config: AdapterConfig): Linea
   });
 }
 
-/** Trainable parameters of one adapted layer, by the MoR.md formula for `config.kind`. */
+/** Trainable parameters of one adapted layer, by the docs/mor.md formula for `config.kind`. */
 export function layerFormula(config: AdapterConfig, l: LinearShape): number {
   const { dIn, dOut } = l;
   switch (config.kind) {

@@ -61,7 +61,7 @@ export const MethodSchema = z.strictObject({
   adapter: z.looseObject({ kind: z.enum(['lora', 'dora', 'moelora', 'mor', 'full']) }),
   /**
    * Choose this method's rank (per-expert rank for MoELoRA) so that its trainable-parameter
-   * count (MoR.md formulas) is closest to the named method's: the budget matching.
+   * count (docs/mor.md formulas) is closest to the named method's: the budget matching.
    */
   matchBudget: z.string().optional(),
   /** Training-setting overrides (e.g. a lower `lr` for full fine-tuning). */

@@ -11,8 +11,9 @@ import * as path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { renderVegaLiteSvg } from '../plot/render.ts';
-import { routingHeatmapSvg, type RoutingCell } from '../plot/routingHeatmap.ts';
+import { routingHeatmapSvg, type RoutingCell } from '../routing/heatmap.ts';
 import type { AdapterConfig } from '../adapters/config.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import { formulaText } from './budget.ts';
 import type { ExperimentConfig } from './config.ts';
 import type { RunGroup, RunSpec } from './plan.ts';
@@ -88,17 +89,7 @@ export function summarizeRows(planned: RunSpec[], done: RunRecord[], group: RunG
 /** A short description of an adapter config for table cells. */
 export function describeAdapter(a: AdapterConfig): string {
   const t = a.targetModules === undefined ? '' : ` on ${Array.isArray(a.targetModules) ? a.targetModules.join('/') : a.targetModules}`;
-  switch (a.kind) {
-    case 'full':
-      return `full${t}`;
-    case 'lora':
-    case 'dora':
-      return `${a.kind} r=${a.r} alpha=${a.alpha}${t}`;
-    case 'moelora':
-      return `moelora N=${a.numExperts} r_e=${a.r} alpha=${a.alpha}${a.topK ? ` top${a.topK}` : ''}${a.loadBalance ? ' +lb' : ''}${t}`;
-    case 'mor':
-      return `mor N=${a.numExperts} r=${a.r} alpha=${a.alpha} router=${a.routerMode}${t}`;
-  }
+  return `${adapterKind(a.kind).describe(a)}${t}`;
 }
 
 function taskNames(input: ReportInput): string[] {

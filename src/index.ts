@@ -99,6 +99,8 @@ export { MoeLoraLinear, moeLoraDelta, moeLoraDeltaNaive, moeLoraKind, moeLoraCon
 export type { MoeLoraLayerSpec, MoeLoraConfig } from './adapters/moelora.ts';
 export { FullLinear, fullKind, fullConfigSchema } from './adapters/full.ts';
 export type { FullConfig } from './adapters/full.ts';
+export { HydraLoraLinear, hydraLoraDelta, hydraLoraDeltaNaive, hydraLoraKind, hydraLoraConfigSchema } from './adapters/hydralora.ts';
+export type { HydraLoraLayerSpec, HydraLoraConfig } from './adapters/hydralora.ts';
 export { planAdapter } from './adapters/targets.ts';
 export type { PlannedTarget } from './adapters/targets.ts';
 export { toPeftConfig, fromPeftConfig } from './adapters/peftConfig.ts';

@@ -11,9 +11,10 @@ import { doraKind } from './dora.ts';
 import { moeLoraKind } from './moelora.ts';
 import { morKind } from './mor.ts';
 import { fullKind } from './full.ts';
+import { hydraLoraKind } from './hydralora.ts';
 
 /** The registered kinds, in the order they are listed to users. */
-const KINDS = [loraKind, doraKind, moeLoraKind, morKind, fullKind] as const;
+const KINDS = [loraKind, doraKind, moeLoraKind, morKind, fullKind, hydraLoraKind] as const;
 
 type Registered = (typeof KINDS)[number];
 type ConfigOf<K> = K extends { schema: z.ZodType<infer C> } ? C : never;

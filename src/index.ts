@@ -52,9 +52,9 @@ export { TrainConfigSchema, DataFileSchema, parseTrainConfig, loadTrainConfig, r
 export type { TrainConfig, TrainConfigInput, DataFile } from './train/config.ts';
 export { lossCurveSvg, lossCurveSpec, lossPointsFromRecords } from './plot/lossCurve.ts';
 export type { LossPoint, LossCurveOptions } from './plot/lossCurve.ts';
-export { routingHeatmapSvg, routingHeatmapSpec, routingCellsFromStats } from './plot/routingHeatmap.ts';
-export type { RoutingCell, RoutingHeatmapOptions, RoutingStatsLike } from './plot/routingHeatmap.ts';
-export { runTraining, batchLoss, batchTargets, routingByTask } from './train/run.ts';
+export { routingHeatmapSvg, routingHeatmapSpec, routingCellsFromStats } from './routing/heatmap.ts';
+export type { RoutingCell, RoutingHeatmapOptions, RoutingStatsLike } from './routing/heatmap.ts';
+export { runTraining, batchLoss, batchTargets } from './train/run.ts';
 export type { RunTrainingOptions, RunTrainingResult } from './train/run.ts';
 export { handleInterrupts } from './train/interrupt.ts';
 export type { InterruptHandle, InterruptOptions } from './train/interrupt.ts';
@@ -85,25 +85,27 @@ export { evaluateExactMatch, readExactMatch, exactMatchPrompt, normalizeAnswer, 
 export type { GenerateFn, ExactMatchOptions, ExactMatchResult, ExactMatchItemResult, ExactMatchPromptStyle } from './eval/exactMatch.ts';
 export { aggregate, formatMarkdownTable, reportToJson, writeReport } from './eval/report.ts';
 export type { EvalReport, TaskMetrics, MarkdownOptions } from './eval/report.ts';
-export {
-  ADAPTER_KINDS, adapterConfigSchema, loraConfigSchema, doraConfigSchema, morConfigSchema, moeLoraConfigSchema, fullConfigSchema,
-  parseAdapterConfig, defaultTargetModules, loraScaling,
-} from './adapters/config.ts';
-export type {
-  AdapterKind, AdapterConfig, AdapterConfigInput, LoraConfig, DoraConfig, MorConfig, MoeLoraConfig, FullConfig, LowRankConfig,
-} from './adapters/config.ts';
+export { ADAPTER_KINDS, adapterConfigSchema, parseAdapterConfig, defaultTargetModules, loraScaling } from './adapters/config.ts';
+export type { AdapterKind, AdapterConfig, AdapterConfigInput } from './adapters/config.ts';
+export { adapterKind, adapterKinds } from './adapters/registry.ts';
+export type { AnyAdapterKind } from './adapters/registry.ts';
+export type { AdapterKindDefinition, KindConfigBase, LayerShape, MergeMode, PeftField, PeftFormat } from './adapters/kind.ts';
 export { PeftModel, getPeftModel, createAdapterLayer } from './adapters/inject.ts';
 export type { AddAdapterOptions, RoutingVectors } from './adapters/inject.ts';
-export { AdapterLayer, isAdapterLayer } from './adapters/layer.ts';
-export type { AdapterState, MergeOptions } from './adapters/layer.ts';
-export { LoraLinear } from './adapters/lora.ts';
-export type { LoraLayerSpec } from './adapters/lora.ts';
-export { DoraLinear } from './adapters/dora.ts';
-export { MorLinear, morDeltaFast, morDeltaNaive } from './adapters/mor.ts';
-export type { MorLayerSpec, MorParams } from './adapters/mor.ts';
-export { MoeLoraLinear, moeLoraDelta, moeLoraDeltaNaive } from './adapters/moelora.ts';
-export type { MoeLoraLayerSpec } from './adapters/moelora.ts';
-export { FullLinear } from './adapters/full.ts';
+export { AdapterLayer, isAdapterLayer, modelParameters } from './adapters/layer.ts';
+export type { AdapterState, MergeOptions, FixedRoutingLayer } from './adapters/layer.ts';
+export { LoraLinear, loraKind, loraConfigSchema } from './adapters/lora.ts';
+export type { LoraLayerSpec, LoraConfig } from './adapters/lora.ts';
+export { DoraLinear, doraKind, doraConfigSchema } from './adapters/dora.ts';
+export type { DoraConfig } from './adapters/dora.ts';
+export { MorLinear, morDeltaFast, morDeltaNaive, morKind, morConfigSchema } from './adapters/mor.ts';
+export type { MorLayerSpec, MorParams, MorConfig } from './adapters/mor.ts';
+export { MoeLoraLinear, moeLoraDelta, moeLoraDeltaNaive, moeLoraKind, moeLoraConfigSchema } from './adapters/moelora.ts';
+export type { MoeLoraLayerSpec, MoeLoraConfig } from './adapters/moelora.ts';
+export { FullLinear, fullKind, fullConfigSchema } from './adapters/full.ts';
+export type { FullConfig } from './adapters/full.ts';
+export { HydraLoraLinear, hydraLoraDelta, hydraLoraDeltaNaive, hydraLoraKind, hydraLoraConfigSchema } from './adapters/hydralora.ts';
+export type { HydraLoraLayerSpec, HydraLoraConfig } from './adapters/hydralora.ts';
 export { planAdapter } from './adapters/targets.ts';
 export type { PlannedTarget } from './adapters/targets.ts';
 export { toPeftConfig, fromPeftConfig } from './adapters/peftConfig.ts';
@@ -111,8 +113,9 @@ export { savePretrained as saveAdapter, ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAM
 export type { SaveAdapterOptions } from './adapters/save.ts';
 export { loadAdapter, readAdapterConfig, expectedAdapterTensors } from './adapters/load.ts';
 export type { LoadAdapterOptions } from './adapters/load.ts';
-export { RoutingStats, meanRoutingVectors } from './adapters/routing.ts';
-export type { RoutingBatch, BatchRunner } from './adapters/routing.ts';
+export { RoutingStats, meanRoutingVectors, routingByTask } from './routing/stats.ts';
+export type { RoutingBatch, BatchRunner } from './routing/stats.ts';
+export { mergeWithRouting, setFixedRouting } from './routing/fixedRouting.ts';
 export { countParameters, formatTrainableParameters } from './adapters/params.ts';
 export type { ParamCounts } from './adapters/params.ts';
 export { LlamaForCausalLM, LlamaModel } from './models/llama/model.ts';

@@ -12,13 +12,21 @@
  * With dropout, the base term uses the undropped input (as mlx-lm's DoRA; PEFT recomputes
  * `W dropout(x)` there); without dropout both are identical.
  */
+import { z } from 'zod';
 import { tf } from '../backend/tf.ts';
 import { weightTensor } from '../backend/weightStore.ts';
 import { matMul } from '../backend/matmul.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { LoraLinear, loraTensorShapes, type LoraLayerSpec, type LoraState } from './lora.ts';
 import type { MergeOptions } from './layer.ts';
+import type { AdapterKindDefinition } from './kind.ts';
+import {
+  commonFields, fanInFanOutField, loraBiasRefused, lowRankFields, lowRankLayerBase, lowRankPeftFields,
+} from './schema.ts';
 import { detach, flatten2d, variable } from './lowRank.ts';
+
+export const doraConfigSchema = z.object({ kind: z.literal('dora'), ...commonFields, ...lowRankFields }).strict();
+export type DoraConfig = z.infer<typeof doraConfigSchema>;
 
 /** PEFT key suffixes and shapes of one DoRA adapter: LoRA's plus the magnitude `[out]`. */
 export function doraTensorShapes(spec: Pick<LoraLayerSpec, 'r'>, dIn: number, dOut: number): Map<string, number[]> {
@@ -28,7 +36,7 @@ export function doraTensorShapes(spec: Pick<LoraLayerSpec, 'r'>, dIn: number, dO
 }
 
 export class DoraLinear extends LoraLinear {
-  override readonly kind = 'dora' as const;
+  override readonly kind: string = 'dora';
 
   protected override createState(name: string, spec: LoraLayerSpec): LoraState {
     const s = super.createState(name, { ...spec, loraBias: false });
@@ -70,3 +78,25 @@ export class DoraLinear extends LoraLinear {
     });
   }
 }
+
+/** DoRA's entry in the adapter registry: stored as PEFT stores it, a LoRA with `use_dora`. */
+export const doraKind = {
+  kind: 'dora',
+  label: 'DoRA',
+  schema: doraConfigSchema,
+  defaultTargets: ['q_proj', 'v_proj'],
+  lowRank: true,
+  routes: () => false,
+  merge: 'exact',
+  peft: {
+    peftType: 'LORA',
+    claims: (json) => json.use_dora === true,
+    fields: [...lowRankPeftFields, loraBiasRefused, { peft: 'use_dora', write: () => true }, fanInFanOutField],
+  },
+  layerSpec: (c, path) => lowRankLayerBase(c, path),
+  tensorShapes: (spec, dIn, dOut) => doraTensorShapes(spec, dIn, dOut),
+  createLayer: (base, path) => new DoraLinear(base, path),
+  paramsPerLayer: (c, { dIn, dOut }) => c.r * (dIn + dOut) + dOut,
+  formulaText: () => 'r(d_in+d_out)+d_out',
+  describe: (c) => `dora r=${c.r} alpha=${c.alpha}`,
+} satisfies AdapterKindDefinition<DoraConfig, LoraLayerSpec>;

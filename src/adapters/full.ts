@@ -7,11 +7,24 @@
  * Saved keys: `base_model.model.<module path>.weight` (and `.bias`), as PEFT saves
  * `modules_to_save`.
  */
+import { z } from 'zod';
 import { tf } from '../backend/tf.ts';
 import { variableFrom, type FrozenWeight } from '../backend/weightStore.ts';
 import { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { AdapterLayer, frozenClone, type AdapterState, type MergeOptions } from './layer.ts';
+import type { AdapterKindDefinition } from './kind.ts';
+import { commonFields } from './schema.ts';
+
+export const fullConfigSchema = z
+  .object({
+    kind: z.literal('full'),
+    ...commonFields,
+    /** Also train the biases of the selected modules (when they have one). */
+    trainBias: z.boolean().default(false),
+  })
+  .strict();
+export type FullConfig = z.infer<typeof fullConfigSchema>;
 
 /** Per-layer full fine-tuning settings. */
 export interface FullLayerSpec {
@@ -29,8 +42,8 @@ export function fullTensorShapes(spec: FullLayerSpec, dIn: number, dOut: number,
   return m;
 }
 
-export class FullLinear extends AdapterLayer<FullState> {
-  readonly kind = 'full' as const;
+export class FullLinear extends AdapterLayer<FullState, FullLayerSpec> {
+  readonly kind = 'full';
   private readonly originalWeight: FrozenWeight;
   private readonly originalBias: tf.Tensor1D | undefined;
 
@@ -101,3 +114,21 @@ export class FullLinear extends AdapterLayer<FullState> {
     super.dispose();
   }
 }
+
+/** Full fine-tuning's entry in the adapter registry. */
+export const fullKind = {
+  kind: 'full',
+  label: 'full',
+  schema: fullConfigSchema,
+  defaultTargets: 'all-linear',
+  lowRank: false,
+  routes: () => false,
+  merge: 'inPlace',
+  peft: { peftType: 'FULL', fields: [{ peft: 'seed', field: 'seed' }, { peft: 'train_bias', field: 'trainBias' }] },
+  layerSpec: (c) => ({ trainBias: c.trainBias }),
+  tensorShapes: (spec, dIn, dOut, hasBias) => fullTensorShapes(spec, dIn, dOut, hasBias),
+  createLayer: (base, path) => new FullLinear(base, path),
+  paramsPerLayer: (c, { dIn, dOut, hasBias }) => dIn * dOut + (c.trainBias && hasBias ? dOut : 0),
+  formulaText: () => 'd_in d_out',
+  describe: () => 'full',
+} satisfies AdapterKindDefinition<FullConfig, FullLayerSpec>;

@@ -12,12 +12,10 @@ import { Module, type Param } from '../nn/module.ts';
 import { Linear } from '../nn/linear.ts';
 import { UserError } from '../errors.ts';
 import { parseAdapterConfig, type AdapterConfig, type AdapterConfigInput } from './config.ts';
-import { AdapterLayer, type MergeOptions } from './layer.ts';
-import { LoraLinear, type LoraLayerSpec } from './lora.ts';
-import { DoraLinear } from './dora.ts';
-import { MorLinear, type MorLayerSpec } from './mor.ts';
-import { MoeLoraLinear, type MoeLoraLayerSpec } from './moelora.ts';
-import { FullLinear, type FullLayerSpec } from './full.ts';
+import { AdapterLayer, modelParameters, type MergeOptions } from './layer.ts';
+import { adapterKind } from './registry.ts';
+import { biasMode } from './schema.ts';
+import { mergeWithRouting, type RoutingVectors } from '../routing/fixedRouting.ts';
 import { modulesToSavePaths, planAdapter, type PlannedTarget } from './targets.ts';
 import { ParamCopies } from './paramCopies.ts';
 import { countParameters, formatTrainableParameters, type ParamCounts } from './params.ts';
@@ -37,8 +35,7 @@ export interface AddAdapterOptions {
   inferenceMode?: boolean;
 }
 
-/** Routing for {@link PeftModel.mergeWithRouting}: one vector `[N]` for all MoR layers, or one per module path. */
-export type RoutingVectors = ArrayLike<number> | Map<string, ArrayLike<number>>;
+export type { RoutingVectors };
 
 export class PeftModel<M extends Module = Module> extends Module {
   /** Config of each adapter, by name. */
@@ -105,7 +102,8 @@ export class PeftModel<M extends Module = Module> extends Module {
         this.copies.add(name, `${p}.${k}`, this.model.getModule(ownerPath), k.slice(dot + 1));
       }
     }
-    if (cfg.kind !== 'full' && cfg.bias !== 'none') this.addBiasCopies(name, cfg.bias, plan);
+    const bias = biasMode(cfg);
+    if (bias !== 'none') this.addBiasCopies(name, bias, plan);
     this.peftConfig.set(name, cfg);
     if (opts.inferenceMode) this.inference.add(name);
     for (const [, l] of this.adapterLayers()) if (l.hasAdapter(name)) l.setTrainable(name, false);
@@ -124,13 +122,13 @@ export class PeftModel<M extends Module = Module> extends Module {
       (layer as AdapterLayer).setActiveAdapter(this.active);
       (layer as AdapterLayer).setDisabled(this.disabledDepth > 0);
     }
-    addToLayer(layer as AdapterLayer, name, t.spec);
+    (layer as AdapterLayer).addAdapter(name, t.spec);
   }
 
   private addBiasCopies(name: string, mode: 'all' | 'lora_only', plan: PlannedTarget[]): void {
     if (mode === 'all') {
-      for (const [k] of this.model.namedParameters()) {
-        if (!k.endsWith('bias') || /\.(lora_|mor_|moelora_)/.test(k)) continue;
+      for (const [k] of modelParameters(this.model)) {
+        if (!k.endsWith('bias')) continue;
         const dot = k.lastIndexOf('.');
         this.copies.add(name, k, this.model.getModule(k.slice(0, dot)), k.slice(dot + 1));
       }
@@ -268,48 +266,16 @@ export class PeftModel<M extends Module = Module> extends Module {
     }
   }
 
-  /**
-   * MoR: fold the adapter under a FIXED routing (one vector `[N]` for every layer, or one per
-   * module path, e.g. from `meanRoutingVectors`) into the base weights: zero added latency.
-   */
-  mergeWithRouting(routing: RoutingVectors, name = this.active): void {
-    if (name === undefined) throw new UserError('no adapter to merge');
-    const done: AdapterLayer[] = [];
-    try {
-      for (const [path, l] of this.adapterLayers()) {
-        if (!l.hasAdapter(name)) continue;
-        if (!(l instanceof MorLinear)) throw new UserError(`${path}: mergeWithRouting needs a MoR adapter, "${name}" is ${l.kind}`);
-        const g = routing instanceof Map ? routing.get(path) : routing;
-        if (!g) throw new UserError(`mergeWithRouting: no routing vector for ${path}`);
-        l.merge(name, { routing: g });
-        done.push(l);
-      }
-    } catch (e) {
-      for (const l of done) l.unmerge();
-      throw e;
-    }
-  }
-
-  /** Pin (or with undefined, unpin) the routing of MoR adapter `name` on every layer. */
-  setFixedRouting(routing: RoutingVectors | undefined, name = this.active): void {
-    if (name === undefined) throw new UserError('no active adapter');
-    for (const [path, l] of this.adapterLayers()) {
-      if (!l.hasAdapter(name) || !(l instanceof MorLinear)) continue;
-      const g = routing instanceof Map ? routing.get(path) : routing;
-      if (routing instanceof Map && !g) throw new UserError(`setFixedRouting: no routing vector for ${path}`);
-      l.setFixedRouting(name, g);
-    }
-  }
-
-  /** Undo {@link merge} / {@link mergeWithRouting} everywhere. */
+  /** Undo {@link merge} (and `mergeWithRouting`) everywhere. */
   unmerge(): void {
     for (const [, l] of this.adapterLayers()) l.unmerge();
   }
 
   /**
    * Merge the active adapter into the base weights and remove every wrapper: returns the plain
-   * base model (this PeftModel must not be used afterwards). MoR needs `opts.routing` unless
-   * its routing is uniform or pinned; MoELoRA cannot be merged.
+   * base model (this PeftModel must not be used afterwards). Kinds that merge only under fixed
+   * routing need `opts.routing` unless their routing is uniform or pinned; kinds that never
+   * merge are refused.
    */
   mergeAndUnload(opts: { routing?: RoutingVectors } = {}): M {
     return this.unloadAll(true, opts.routing);
@@ -325,7 +291,7 @@ export class PeftModel<M extends Module = Module> extends Module {
     if (merge) {
       // Check every layer first so a refusal leaves the model untouched.
       this.unmerge();
-      if (routing) this.mergeWithRouting(routing);
+      if (routing) mergeWithRouting(this, routing);
       else this.merge();
     }
     for (const [path, l] of layers) {
@@ -353,26 +319,7 @@ export class PeftModel<M extends Module = Module> extends Module {
 
 /** A fresh wrapper of `kind` around `base`. */
 export function createAdapterLayer(kind: AdapterConfig['kind'], base: Linear, path: string): AdapterLayer {
-  switch (kind) {
-    case 'lora':
-      return new LoraLinear(base, path);
-    case 'dora':
-      return new DoraLinear(base, path);
-    case 'mor':
-      return new MorLinear(base, path);
-    case 'moelora':
-      return new MoeLoraLinear(base, path);
-    case 'full':
-      return new FullLinear(base, path);
-  }
-}
-
-function addToLayer(layer: AdapterLayer, name: string, spec: PlannedTarget['spec']): void {
-  if (layer instanceof LoraLinear) layer.addAdapter(name, spec as LoraLayerSpec);
-  else if (layer instanceof MorLinear) layer.addAdapter(name, spec as MorLayerSpec);
-  else if (layer instanceof MoeLoraLinear) layer.addAdapter(name, spec as MoeLoraLayerSpec);
-  else if (layer instanceof FullLinear) layer.addAdapter(name, spec as FullLayerSpec);
-  else throw new Error(`unknown adapter layer ${layer.constructor.name}`);
+  return adapterKind(kind).createLayer(base, path);
 }
 
 /**

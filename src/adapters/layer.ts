@@ -14,7 +14,6 @@ import { Linear, type LinearLike } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { UserError } from '../errors.ts';
 import { countNonFinite } from '../io/finite.ts';
-import type { AdapterKind } from './config.ts';
 
 /** One adapter on one layer: its tensors keyed by PEFT suffix (`lora_A.weight`). */
 export interface AdapterState {
@@ -25,8 +24,14 @@ export interface AdapterState {
 
 /** Options of {@link AdapterLayer.merge}. */
 export interface MergeOptions {
-  /** MoR only: the fixed routing vector `[N]` folded into W (see `mergeWithRouting`). */
+  /** Kinds that merge under fixed routing: the routing vector `[N]` folded into W (see `mergeWithRouting`). */
   routing?: ArrayLike<number>;
+}
+
+/** A layer whose routing can be pinned to a fixed vector (kinds with `merge: "fixedRouting"`). */
+export interface FixedRoutingLayer {
+  /** Pin adapter `name`'s routing to `g` `[N]` for every token (undefined: use the router again). */
+  setFixedRouting(name: string, g: ArrayLike<number> | undefined): void;
 }
 
 /** A module-tree node holding the per-adapter entries of one PEFT dict (`lora_A`, ...). */
@@ -49,9 +54,13 @@ class ParamHolder extends Module {
   }
 }
 
-/** Base class of every adapter type. */
-export abstract class AdapterLayer<S extends AdapterState = AdapterState> extends Module implements LinearLike {
-  abstract readonly kind: AdapterKind;
+/**
+ * Base class of every adapter type: `S` the per-adapter state, `P` the per-layer spec its
+ * kind's `layerSpec` builds (what {@link addAdapter} takes).
+ */
+export abstract class AdapterLayer<S extends AdapterState = AdapterState, P = unknown> extends Module implements LinearLike {
+  /** The registry name of this layer's kind. */
+  abstract readonly kind: string;
   /** Dotted path of the adapted layer in the base model (`model.layers.0.mlp.up_proj`). */
   readonly modulePath: string;
   protected readonly states = new Map<string, S>();
@@ -98,6 +107,9 @@ export abstract class AdapterLayer<S extends AdapterState = AdapterState> extend
     if (!s) throw new UserError(`${this.modulePath}: no adapter named "${name}"`);
     return s;
   }
+
+  /** Create adapter `name` with fresh parameters from its per-layer spec. */
+  abstract addAdapter(name: string, spec: P): void;
 
   /** Make `name` the adapter used by forward (undefined: none). Unmerges a different merged adapter. */
   setActiveAdapter(name: string | undefined): void {
@@ -270,6 +282,18 @@ export abstract class AdapterLayer<S extends AdapterState = AdapterState> extend
 
 function findChild(m: Module, name: string): Module | undefined {
   return m.children().find(([n]) => n === name)?.[1];
+}
+
+/**
+ * The parameters of the model itself, found by structure: every parameter of the tree except
+ * those held in an adapter's PEFT dicts (`lora_A`, ...). A full adapter's trainable weight is
+ * the layer's own parameter and counts as the model's.
+ */
+export function modelParameters(m: Module, prefix = ''): [string, Param][] {
+  if (m instanceof AdapterDict) return [];
+  const out: [string, Param][] = m.ownParams().map(([n, p]) => [prefix ? `${prefix}.${n}` : n, p]);
+  for (const [n, c] of m.children()) out.push(...modelParameters(c, prefix ? `${prefix}.${n}` : n));
+  return out;
 }
 
 /** `true` if `m` is an adapter wrapper. */

@@ -17,6 +17,8 @@ import { fromPeftConfig } from './peftConfig.ts';
 import { modulesToSavePaths, planAdapter } from './targets.ts';
 import { ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME } from './save.ts';
 import type { AdapterConfig } from './config.ts';
+import { modelParameters } from './layer.ts';
+import { biasMode } from './schema.ts';
 
 /** Options of {@link loadAdapter}. */
 export interface LoadAdapterOptions {
@@ -53,15 +55,14 @@ export function expectedAdapterTensors(model: Module, config: AdapterConfig): Ma
   const out = new Map<string, number[]>();
   const plan = planAdapter(model, config);
   const planned = new Set(plan.map((t) => t.path));
+  const bias = biasMode(config);
   for (const t of plan) {
     for (const [k, shape] of t.shapes) out.set(`base_model.model.${t.path}.${k}`, shape);
-    if (config.kind !== 'full' && config.bias === 'lora_only' && t.hasBias) {
-      out.set(`base_model.model.${t.path}.base_layer.bias`, [t.outFeatures]);
-    }
+    if (bias === 'lora_only' && t.hasBias) out.set(`base_model.model.${t.path}.base_layer.bias`, [t.outFeatures]);
   }
-  if (config.kind !== 'full' && config.bias === 'all') {
-    for (const [k, p] of model.namedParameters()) {
-      if (!k.endsWith('bias') || /\.(lora_|mor_|moelora_)/.test(k)) continue;
+  if (bias === 'all') {
+    for (const [k, p] of modelParameters(model)) {
+      if (!k.endsWith('bias')) continue;
       const owner = k.slice(0, k.lastIndexOf('.'));
       out.set(`base_model.model.${planned.has(owner) ? `${owner}.base_layer.bias` : k}`, [...p.shape]);
     }

@@ -4,6 +4,7 @@
  * `tuners/lora/layer.py`; the low-rank path is two thin products (`x A^T`, then `· B^T`), the
  * `[out, in]` matrix `B A` is only formed when merging.
  */
+import { z } from 'zod';
 import { tf } from '../backend/tf.ts';
 import { weightTensor } from '../backend/weightStore.ts';
 import { matMul } from '../backend/matmul.ts';
@@ -11,8 +12,22 @@ import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
 import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
-import { loraScaling } from './config.ts';
+import type { AdapterKindDefinition } from './kind.ts';
+import {
+  commonFields, fanInFanOutField, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields,
+} from './schema.ts';
 import { derivedRng, dropout, flatten2d, initLowRankPair, variable } from './lowRank.ts';
+
+export const loraConfigSchema = z
+  .object({
+    kind: z.literal('lora'),
+    ...commonFields,
+    ...lowRankFields,
+    /** Add a trainable bias to `lora_B` (PEFT `lora_bias`); it is scaled by `s` like the product. */
+    loraBias: z.boolean().default(false),
+  })
+  .strict();
+export type LoraConfig = z.infer<typeof loraConfigSchema>;
 
 /** Per-layer LoRA settings (the config after rank/alpha patterns are resolved). */
 export interface LoraLayerSpec {
@@ -44,8 +59,8 @@ export function loraTensorShapes(spec: Pick<LoraLayerSpec, 'r' | 'loraBias'>, dI
   return m;
 }
 
-export class LoraLinear extends AdapterLayer<LoraState> {
-  readonly kind: 'lora' | 'dora' = 'lora';
+export class LoraLinear extends AdapterLayer<LoraState, LoraLayerSpec> {
+  readonly kind: string = 'lora';
 
   /** Wrap `base` (frozen) at `modulePath`; add adapters with {@link addAdapter}. */
   constructor(base: Linear, modulePath: string) {
@@ -111,3 +126,25 @@ export class LoraLinear extends AdapterLayer<LoraState> {
     });
   }
 }
+
+/** LoRA's entry in the adapter registry. */
+export const loraKind = {
+  kind: 'lora',
+  label: 'LoRA',
+  schema: loraConfigSchema,
+  defaultTargets: ['q_proj', 'v_proj'],
+  lowRank: true,
+  routes: () => false,
+  merge: 'exact',
+  peft: {
+    peftType: 'LORA',
+    claims: (json) => json.use_dora !== true,
+    fields: [...lowRankPeftFields, { peft: 'lora_bias', field: 'loraBias' }, { peft: 'use_dora', write: () => false }, fanInFanOutField],
+  },
+  layerSpec: (c, path) => ({ ...lowRankLayerBase(c, path), loraBias: c.loraBias }),
+  tensorShapes: (spec, dIn, dOut) => loraTensorShapes(spec, dIn, dOut),
+  createLayer: (base, path) => new LoraLinear(base, path),
+  paramsPerLayer: (c, { dIn, dOut }) => c.r * (dIn + dOut) + (c.loraBias ? dOut : 0),
+  formulaText: (c) => (c.loraBias ? 'r(d_in+d_out)+d_out' : 'r(d_in+d_out)'),
+  describe: (c) => `lora r=${c.r} alpha=${c.alpha}`,
+} satisfies AdapterKindDefinition<LoraConfig, LoraLayerSpec>;

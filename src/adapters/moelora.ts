@@ -13,6 +13,7 @@
  * `moelora_B.weight` `[N, out, r_e]` (slice i is expert i's PEFT `lora_A` / `lora_B`),
  * `moelora_router.weight` `[N, in]`, `moelora_router.bias` `[N]` (optional).
  */
+import { z } from 'zod';
 import { tf } from '../backend/tf.ts';
 import { matMul } from '../backend/matmul.ts';
 import type { Linear } from '../nn/linear.ts';
@@ -20,11 +21,29 @@ import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../errors.ts';
 import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
-import { loraScaling } from './config.ts';
+import type { AdapterKindDefinition } from './kind.ts';
 import {
-  argmaxAssignment, derivedRng, dropout, flatten2d, initLowRankPair, loadBalanceLoss, pushAuxLoss,
-  projectWithRouter, recordRouting, routerProbs, routerSoftmax, topKRenormalize, variable,
-} from './lowRank.ts';
+  commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
+} from './schema.ts';
+import { derivedRng, dropout, flatten2d, initLowRankPair, variable } from './lowRank.ts';
+import {
+  argmaxAssignment, loadBalanceLoss, projectWithRouter, pushAuxLoss, recordRouting, routerProbs, routerSoftmax,
+  topKRenormalize,
+} from '../routing/router.ts';
+
+export const moeLoraConfigSchema = z
+  .object({
+    kind: z.literal('moelora'),
+    ...commonFields,
+    ...lowRankFields,
+    ...routerFields,
+    /** Keep only the top-k experts per token and renormalise; absent = dense softmax. */
+    topK: z.number().int().positive().optional(),
+    /** Load-balance loss on/off (coefficient `loadBalanceCoef`). */
+    loadBalance: z.boolean().default(false),
+  })
+  .strict();
+export type MoeLoraConfig = z.infer<typeof moeLoraConfigSchema>;
 
 /** Per-layer MoELoRA settings. `r` is the per-expert rank r_e. */
 export interface MoeLoraLayerSpec {
@@ -64,8 +83,8 @@ export function moeLoraTensorShapes(
   return m;
 }
 
-export class MoeLoraLinear extends AdapterLayer<MoeLoraState> {
-  readonly kind = 'moelora' as const;
+export class MoeLoraLinear extends AdapterLayer<MoeLoraState, MoeLoraLayerSpec> {
+  readonly kind = 'moelora';
 
   constructor(base: Linear, modulePath: string) {
     super(base, modulePath);
@@ -178,3 +197,38 @@ export function moeLoraDeltaNaive(xd: tf.Tensor2D, a: tf.Tensor, b: tf.Tensor, g
     return tf.mul(acc, scaling) as tf.Tensor2D;
   });
 }
+
+/** MoELoRA's entry in the adapter registry. */
+export const moeLoraKind = {
+  kind: 'moelora',
+  label: 'MoELoRA',
+  schema: moeLoraConfigSchema,
+  validate: (c) => (c.topK !== undefined && c.topK > c.numExperts ? `topK (${c.topK}) must be <= numExperts (${c.numExperts})` : undefined),
+  defaultTargets: ['gate_proj', 'up_proj', 'down_proj'],
+  lowRank: true,
+  routes: () => true,
+  numExperts: (c) => c.numExperts,
+  merge: 'never',
+  peft: {
+    peftType: 'MOELORA',
+    fields: [
+      ...lowRankPeftFields, ...routerPeftFields,
+      { peft: 'load_balance', field: 'loadBalance' },
+      { peft: 'seed', field: 'seed' },
+      { peft: 'top_k', field: 'topK' },
+    ],
+  },
+  layerSpec: (c, path) => ({
+    ...lowRankLayerBase(c, path), numExperts: c.numExperts, topK: c.topK, loadBalance: c.loadBalance,
+    loadBalanceCoef: c.loadBalanceCoef, routerInitStd: c.routerInitStd, routerBias: c.routerBias,
+  }),
+  tensorShapes: (spec, dIn, dOut) => moeLoraTensorShapes(spec, dIn, dOut),
+  createLayer: (base, path) => new MoeLoraLinear(base, path),
+  paramsPerLayer: (c, { dIn, dOut }) => {
+    const n = c.numExperts;
+    return n * c.r * (dIn + dOut) + n * dIn + (c.routerBias ? n : 0);
+  },
+  formulaText: () => 'N r_e(d_in+d_out)+N d_in',
+  describe: (c) => `moelora N=${c.numExperts} r_e=${c.r} alpha=${c.alpha}${c.topK ? ` top${c.topK}` : ''}${c.loadBalance ? ' +lb' : ''}`,
+  rankText: (r) => `r_e=${r} per expert`,
+} satisfies AdapterKindDefinition<MoeLoraConfig, MoeLoraLayerSpec>;

@@ -1,6 +1,6 @@
 /**
  * MoR, Mixture of Ranks (Tang et al., arXiv 2410.13408), as specified in
- * shared/design/MoR.md: one LoRA pair A `[r, in]`, B `[out, r]` shared by N experts; expert i
+ * docs/mor.md: one LoRA pair A `[r, in]`, B `[out, r]` shared by N experts; expert i
  * is `s * diag(Omega_B[i]) B diag(Omega_A[i]) A`; a dense softmax router `W_g` `[N, in]` mixes
  * them per token:
  *
@@ -14,6 +14,7 @@
  * Router modes: `softmax` (learned, default), `uniform` (g = 1/N, no router tensor), and
  * `balanced` (softmax + load-balance loss pushed to `ctx.auxLosses` while training).
  */
+import { z } from 'zod';
 import { tf } from '../backend/tf.ts';
 import { weightTensor } from '../backend/weightStore.ts';
 import { matMul } from '../backend/matmul.ts';
@@ -21,13 +22,36 @@ import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../errors.ts';
-import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
-import { loraScaling, type MorConfig } from './config.ts';
+import { AdapterLayer, type AdapterState, type FixedRoutingLayer, type MergeOptions } from './layer.ts';
+import type { AdapterKindDefinition } from './kind.ts';
 import {
-  argmaxAssignment, derivedRng, dropout, flatten2d, initLowRankPair, loadBalanceLoss, pushAuxLoss,
-  projectWithRouter, recordRouting, routerProbs, routerSoftmax, variable,
-} from './lowRank.ts';
+  commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
+} from './schema.ts';
+import { derivedRng, dropout, flatten2d, initLowRankPair, variable } from './lowRank.ts';
+import {
+  argmaxAssignment, checkRouting, loadBalanceLoss, projectWithRouter, pushAuxLoss, recordRouting, routerProbs, routerSoftmax,
+} from '../routing/router.ts';
 import { rankExpansion } from './rankExpansion.ts';
+
+export const morConfigSchema = z
+  .object({
+    kind: z.literal('mor'),
+    ...commonFields,
+    ...lowRankFields,
+    ...routerFields,
+    /**
+     * `softmax` (default, the paper's best): learned dense router; `uniform`: mean of the
+     * experts (g = 1/N, no router parameters trained); `balanced`: softmax plus the
+     * load-balance loss (coefficient `loadBalanceCoef`).
+     */
+    routerMode: z.enum(['softmax', 'uniform', 'balanced']).default('softmax'),
+    /** Omega_A / Omega_B init **(option)**: all ones, or ones + N(0, omegaNoiseStd). */
+    omegaInit: z.enum(['ones', 'ones+noise']).default('ones'),
+    /** Std of the noise with `omegaInit: "ones+noise"`. */
+    omegaNoiseStd: z.number().nonnegative().default(0.01),
+  })
+  .strict();
+export type MorConfig = z.infer<typeof morConfigSchema>;
 
 /** Per-layer MoR settings (config after rank/alpha patterns). */
 export interface MorLayerSpec {
@@ -115,8 +139,8 @@ export function morDeltaNaive(xd: tf.Tensor2D, p: MorParams, g: tf.Tensor2D, sca
   });
 }
 
-export class MorLinear extends AdapterLayer<MorState> {
-  readonly kind = 'mor' as const;
+export class MorLinear extends AdapterLayer<MorState, MorLayerSpec> implements FixedRoutingLayer {
+  readonly kind = 'mor';
 
   constructor(base: Linear, modulePath: string) {
     super(base, modulePath);
@@ -234,10 +258,38 @@ export class MorLinear extends AdapterLayer<MorState> {
   }
 }
 
-/** Validate a routing vector: length N, finite. */
-export function checkRouting(g: ArrayLike<number>, n: number, where: string): Float32Array {
-  if (g.length !== n) throw new UserError(`${where}: routing vector has ${g.length} entries, expected ${n} (numExperts)`);
-  const out = Float32Array.from(g as ArrayLike<number>);
-  if (!out.every(Number.isFinite)) throw new UserError(`${where}: routing vector has non-finite entries`);
-  return out;
-}
+/** MoR's entry in the adapter registry. */
+export const morKind = {
+  kind: 'mor',
+  label: 'MoR',
+  schema: morConfigSchema,
+  defaultTargets: ['gate_proj', 'up_proj', 'down_proj'],
+  lowRank: true,
+  routes: () => true,
+  numExperts: (c) => c.numExperts,
+  merge: 'fixedRouting',
+  mergeNeedsRouting: (c) => c.routerMode !== 'uniform',
+  peft: {
+    peftType: 'MOR',
+    fields: [
+      ...lowRankPeftFields, ...routerPeftFields,
+      { peft: 'omega_init', field: 'omegaInit' },
+      { peft: 'omega_noise_std', field: 'omegaNoiseStd' },
+      { peft: 'router_mode', field: 'routerMode' },
+      { peft: 'seed', field: 'seed' },
+    ],
+  },
+  layerSpec: (c, path) => ({
+    ...lowRankLayerBase(c, path), numExperts: c.numExperts, routerMode: c.routerMode, routerInitStd: c.routerInitStd,
+    routerBias: c.routerBias, omegaInit: c.omegaInit, omegaNoiseStd: c.omegaNoiseStd, loadBalanceCoef: c.loadBalanceCoef,
+  }),
+  tensorShapes: (spec, dIn, dOut) => morTensorShapes(spec, dIn, dOut),
+  createLayer: (base, path) => new MorLinear(base, path),
+  paramsPerLayer: (c, { dIn, dOut }) => {
+    const n = c.numExperts;
+    const router = c.routerMode === 'uniform' ? 0 : n * dIn + (c.routerBias ? n : 0);
+    return c.r * (dIn + dOut) + n * (c.r + dOut) + router;
+  },
+  formulaText: (c) => (c.routerMode === 'uniform' ? 'r(d_in+d_out)+N(r+d_out)' : 'r(d_in+d_out)+N(r+d_out)+N d_in'),
+  describe: (c) => `mor N=${c.numExperts} r=${c.r} alpha=${c.alpha} router=${c.routerMode}`,
+} satisfies AdapterKindDefinition<MorConfig, MorLayerSpec>;

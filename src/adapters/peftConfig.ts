@@ -1,9 +1,9 @@
 /**
  * The PEFT `adapter_config.json` boundary: camelCase {@link AdapterConfig} <-> PEFT's
- * snake_case fields. LoRA and DoRA are written exactly as PEFT writes a `LoraConfig`
- * (`peft_type: "LORA"`, DoRA as `use_dora: true`), so Python PEFT can load them; MoR, MoELoRA
- * and full fine-tuning use `peft_type` `"MOR"`, `"MOELORA"`, `"FULL"` with the extra fields
- * listed in {@link PEFT_EXTRA_FIELDS}.
+ * snake_case fields. Each kind's field table (`peft` in its definition, see kind.ts) is used
+ * both ways; this file adds the selection fields every kind shares. LoRA and DoRA are written
+ * exactly as PEFT writes a `LoraConfig` (`peft_type: "LORA"`, DoRA as `use_dora: true`), so
+ * Python PEFT can load them; the other kinds use a `peft_type` of their own.
  *
  * Reading is strict about meaning, lenient about bookkeeping: every field we understand is
  * validated; other PEFT fields are accepted when they are informational (`task_type`,
@@ -13,13 +13,28 @@
  */
 import { UserError } from '../errors.ts';
 import { parseAdapterConfig, type AdapterConfig } from './config.ts';
+import type { PeftField } from './kind.ts';
+import { adapterKind, adapterKinds } from './registry.ts';
+import { fanInFanOutField, loraBiasRefused } from './schema.ts';
 
-/** Extra adapter_config.json fields of the non-PEFT kinds (documentation). */
-export const PEFT_EXTRA_FIELDS = {
-  MOR: ['num_experts', 'router_mode', 'router_init_std', 'router_bias', 'omega_init', 'omega_noise_std', 'load_balance_coef'],
-  MOELORA: ['num_experts', 'top_k', 'load_balance', 'load_balance_coef', 'router_init_std', 'router_bias'],
-  FULL: ['train_bias'],
-} as const;
+/** Selection and bookkeeping fields of every kind. */
+const COMMON_FIELDS: PeftField[] = [
+  { peft: 'base_model_name_or_path', field: 'baseModelNameOrPath' },
+  { peft: 'exclude_modules', field: 'excludeModules' },
+  { peft: 'layers_pattern', field: 'layersPattern' },
+  { peft: 'layers_to_transform', field: 'layersToTransform' },
+  { peft: 'modules_to_save', field: 'modulesToSave' },
+  { peft: 'target_modules', field: 'targetModules' },
+];
+
+/** Written for every kind, never read back. */
+const WRITTEN: Record<string, unknown> = { inference_mode: true, revision: null, task_type: 'CAUSAL_LM' };
+
+/** Read for every kind when its own table does not name them. */
+const READ_ALWAYS: PeftField[] = [{ peft: 'seed', field: 'seed' }];
+
+/** Read for every low-rank kind when its own table does not name them: refusals with a reason. */
+const READ_LOW_RANK: PeftField[] = [fanInFanOutField, loraBiasRefused];
 
 /** PEFT fields that carry no meaning for loading here; accepted with any value. */
 const INFORMATIONAL = new Set([
@@ -29,136 +44,37 @@ const INFORMATIONAL = new Set([
 
 type Json = Record<string, unknown>;
 
-/** adapter_config.json content (snake_case, PEFT field names) for `config`. */
+/** adapter_config.json content (snake_case, PEFT field names, sorted) for `config`. */
 export function toPeftConfig(config: AdapterConfig): Json {
-  const common: Json = {
-    base_model_name_or_path: config.baseModelNameOrPath ?? null,
-    exclude_modules: config.excludeModules ?? null,
-    inference_mode: true,
-    layers_pattern: config.layersPattern ?? null,
-    layers_to_transform: config.layersToTransform ?? null,
-    modules_to_save: config.modulesToSave ?? null,
-    revision: null,
-    target_modules: config.targetModules ?? null,
-    task_type: 'CAUSAL_LM',
-  };
-  if (config.kind === 'full') {
-    return sortKeys({ ...common, peft_type: 'FULL', train_bias: config.trainBias, seed: config.seed });
+  const def = adapterKind(config.kind);
+  const c = config as unknown as Json;
+  const out: Json = { ...WRITTEN, peft_type: def.peft.peftType };
+  for (const f of [...COMMON_FIELDS, ...def.peft.fields]) {
+    const v = f.field === undefined ? undefined : c[f.field];
+    out[f.peft] = f.write ? f.write(v) : (v ?? null);
   }
-  const lowRank: Json = {
-    ...common,
-    alpha_pattern: config.alphaPattern,
-    bias: config.bias,
-    init_lora_weights: config.init === 'default' ? true : config.init,
-    lora_alpha: config.alpha,
-    lora_dropout: config.dropout,
-    r: config.r,
-    rank_pattern: config.rankPattern,
-    use_rslora: config.useRslora,
-  };
-  switch (config.kind) {
-    case 'lora':
-      return sortKeys({ ...lowRank, peft_type: 'LORA', use_dora: false, lora_bias: config.loraBias, fan_in_fan_out: false });
-    case 'dora':
-      return sortKeys({ ...lowRank, peft_type: 'LORA', use_dora: true, lora_bias: false, fan_in_fan_out: false });
-    case 'mor':
-      return sortKeys({
-        ...lowRank,
-        peft_type: 'MOR',
-        num_experts: config.numExperts,
-        router_mode: config.routerMode,
-        router_init_std: config.routerInitStd,
-        router_bias: config.routerBias,
-        omega_init: config.omegaInit,
-        omega_noise_std: config.omegaNoiseStd,
-        load_balance_coef: config.loadBalanceCoef,
-        seed: config.seed,
-      });
-    case 'moelora':
-      return sortKeys({
-        ...lowRank,
-        peft_type: 'MOELORA',
-        num_experts: config.numExperts,
-        top_k: config.topK ?? null,
-        load_balance: config.loadBalance,
-        load_balance_coef: config.loadBalanceCoef,
-        router_init_std: config.routerInitStd,
-        router_bias: config.routerBias,
-        seed: config.seed,
-      });
-  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** Parse adapter_config.json content into an {@link AdapterConfig}; `file` names the source in errors. */
 export function fromPeftConfig(json: unknown, file = 'adapter_config.json'): AdapterConfig {
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${file}: expected a JSON object`);
-  const j = { ...(json as Json) };
-  const used = new Set<string>();
-  const take = (k: string): unknown => {
-    used.add(k);
-    const v = j[k];
-    return v === null ? undefined : v;
-  };
-  const peftType = take('peft_type');
-  const useDora = take('use_dora');
-  let kind: AdapterConfig['kind'];
-  if (peftType === 'LORA') kind = useDora === true ? 'dora' : 'lora';
-  else if (peftType === 'MOR') kind = 'mor';
-  else if (peftType === 'MOELORA') kind = 'moelora';
-  else if (peftType === 'FULL') kind = 'full';
-  else throw new UserError(`${file}: peft_type ${JSON.stringify(peftType)} is not supported (LORA, MOR, MOELORA, FULL)`);
-  if (useDora === true && peftType !== 'LORA') throw new UserError(`${file}: use_dora is only valid with peft_type LORA`);
-
-  const out: Json = { kind };
-  const map = (from: string, to: string): void => {
-    const v = take(from);
-    if (v !== undefined) out[to] = v;
-  };
-  map('target_modules', 'targetModules');
-  map('exclude_modules', 'excludeModules');
-  map('layers_to_transform', 'layersToTransform');
-  map('layers_pattern', 'layersPattern');
-  map('modules_to_save', 'modulesToSave');
-  map('base_model_name_or_path', 'baseModelNameOrPath');
-  map('seed', 'seed');
-  if (kind === 'full') {
-    map('train_bias', 'trainBias');
-  } else {
-    map('r', 'r');
-    map('lora_alpha', 'alpha');
-    map('lora_dropout', 'dropout');
-    map('use_rslora', 'useRslora');
-    map('rank_pattern', 'rankPattern');
-    map('alpha_pattern', 'alphaPattern');
-    map('bias', 'bias');
-    const init = take('init_lora_weights');
-    if (init !== undefined) {
-      if (init === true) out.init = 'default';
-      else if (init === false || init === 'gaussian') out.init = init;
-      else throw new UserError(`${file}: init_lora_weights=${JSON.stringify(init)} is not supported (true, false, "gaussian")`);
-    }
-    const loraBias = take('lora_bias');
-    if (loraBias === true) {
-      if (kind !== 'lora') throw new UserError(`${file}: lora_bias is only supported for plain LoRA`);
-      out.loraBias = true;
-    }
-    const fanInFanOut = take('fan_in_fan_out');
-    if (fanInFanOut === true) throw new UserError(`${file}: fan_in_fan_out=true (Conv1D/GPT-2 layout) is not supported`);
-    if (kind === 'mor' || kind === 'moelora') {
-      map('num_experts', 'numExperts');
-      map('router_init_std', 'routerInitStd');
-      map('router_bias', 'routerBias');
-      map('load_balance_coef', 'loadBalanceCoef');
-    }
-    if (kind === 'mor') {
-      map('router_mode', 'routerMode');
-      map('omega_init', 'omegaInit');
-      map('omega_noise_std', 'omegaNoiseStd');
-    }
-    if (kind === 'moelora') {
-      map('top_k', 'topK');
-      map('load_balance', 'loadBalance');
-    }
+  const j = json as Json;
+  const peftType = j.peft_type;
+  const def = adapterKinds().find((k) => k.peft.peftType === peftType && (k.peft.claims?.(j) ?? true));
+  if (!def) {
+    const types = [...new Set(adapterKinds().map((k) => k.peft.peftType))].join(', ');
+    throw new UserError(`${file}: peft_type ${JSON.stringify(peftType)} is not supported (${types})`);
+  }
+  const used = new Set<string>(['peft_type']);
+  const out: Json = { kind: def.kind };
+  const extra = [...READ_ALWAYS, ...(def.lowRank ? READ_LOW_RANK : [])];
+  for (const f of [...COMMON_FIELDS, ...def.peft.fields, ...extra]) {
+    if (used.has(f.peft)) continue;
+    used.add(f.peft);
+    const raw = j[f.peft] === null ? undefined : j[f.peft];
+    const v = f.read ? f.read(raw, file) : raw;
+    if (f.field !== undefined && v !== undefined) out[f.field] = v;
   }
   for (const [k, v] of Object.entries(j)) {
     if (used.has(k) || INFORMATIONAL.has(k) || isOff(v)) continue;
@@ -172,8 +88,4 @@ function isOff(v: unknown): boolean {
   if (Array.isArray(v)) return v.length === 0;
   if (typeof v === 'object') return Object.keys(v as object).length === 0;
   return false;
-}
-
-function sortKeys(o: Json): Json {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

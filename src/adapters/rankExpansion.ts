@@ -1,5 +1,5 @@
 /**
- * MoR's rank-expansion product as ONE differentiable op (see shared/design/MoR.md):
+ * MoR's rank-expansion product as ONE differentiable op (see docs/mor.md):
  *
  *     z[t, (i,k)]     = g[t,i] * om[i,k] * h[t,k]        [T, N*r]   (om = s * Omega_A)
  *     bexpT[(i,k), j] = Omega_B[i,j] * B[j,k]            [N*r, out]

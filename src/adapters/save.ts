@@ -4,27 +4,12 @@
  * The adapter named `default` goes to `dir`, any other adapter to `dir/<name>` (as PEFT's
  * `save_pretrained`).
  *
- * ## Tensor keys (`base_model.model.<module path>.<suffix>`, adapter name omitted as in PEFT)
- * | kind | suffix | shape |
- * |---|---|---|
- * | LoRA | `lora_A.weight` | `[r, in]` |
- * | LoRA | `lora_B.weight` | `[out, r]` |
- * | LoRA (`loraBias`) | `lora_B.bias` | `[out]` |
- * | DoRA | LoRA's + `lora_magnitude_vector` | `[out]` |
- * | MoR | `mor_A.weight` | `[r, in]` (shared A) |
- * | MoR | `mor_B.weight` | `[out, r]` (shared B) |
- * | MoR | `mor_omega_A` | `[N, r]` (row i: expert i's scaling of A's output) |
- * | MoR | `mor_omega_B` | `[N, out]` (row i: expert i's scaling of B's output) |
- * | MoR (not `uniform`) | `mor_router.weight` | `[N, in]` |
- * | MoR (`routerBias`) | `mor_router.bias` | `[N]` |
- * | MoELoRA | `moelora_A.weight` | `[N, r_e, in]` (slice i = expert i's `lora_A`) |
- * | MoELoRA | `moelora_B.weight` | `[N, out, r_e]` (slice i = expert i's `lora_B`) |
- * | MoELoRA | `moelora_router.weight` | `[N, in]` |
- * | MoELoRA (`routerBias`) | `moelora_router.bias` | `[N]` |
- * | full | `weight` (and `bias` with `trainBias`) | the layer's |
- * | `modulesToSave`, `bias` | the parameter's own path (`lm_head.weight`) | the parameter's |
- *
- * Example: `base_model.model.model.layers.0.mlp.up_proj.mor_omega_B`.
+ * ## Tensor keys
+ * `base_model.model.<module path>.<suffix>`, adapter name omitted as in PEFT. The suffixes
+ * and shapes of a kind are its definition's `tensorShapes` (in its own module; the README's
+ * "Adapters and their files" lists them all); `modulesToSave` and `bias` copies are saved under
+ * the parameter's own path (`lm_head.weight`). Example:
+ * `base_model.model.model.layers.0.mlp.up_proj.lora_A.weight`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

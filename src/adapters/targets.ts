@@ -12,16 +12,15 @@
 import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/linear.ts';
 import { UserError } from '../errors.ts';
-import { defaultTargetModules, type AdapterConfig, type AdapterKind } from './config.ts';
+import type { AdapterConfig } from './config.ts';
 import { AdapterLayer } from './layer.ts';
-import { loraTensorShapes, type LoraLayerSpec } from './lora.ts';
-import { doraTensorShapes } from './dora.ts';
-import { morTensorShapes, type MorLayerSpec } from './mor.ts';
-import { moeLoraTensorShapes, type MoeLoraLayerSpec } from './moelora.ts';
-import { fullTensorShapes, type FullLayerSpec } from './full.ts';
+import { adapterKind } from './registry.ts';
+import { patternValue } from './schema.ts';
 
-/** Per-layer spec of any kind. */
-export type LayerSpec = LoraLayerSpec | MorLayerSpec | MoeLoraLayerSpec | FullLayerSpec;
+export { patternValue };
+
+/** Per-layer spec of any kind (what its definition's `layerSpec` builds). */
+export type LayerSpec = unknown;
 
 /** One selected module. */
 export interface PlannedTarget {
@@ -53,12 +52,6 @@ function fullMatch(pattern: string, key: string): boolean {
   return new RegExp(`^(?:${pattern})$`).test(key);
 }
 
-/** PEFT `get_pattern_key`: the first pattern key `k` with `^(.*\.)?(k)$` matching the path. */
-export function patternValue<T>(patterns: Record<string, T>, key: string): T | undefined {
-  for (const [k, v] of Object.entries(patterns)) if (new RegExp(`^(?:.*\\.)?(?:${k})$`).test(key)) return v;
-  return undefined;
-}
-
 /** Layer index of a path (`model.layers.3.mlp.up_proj` -> 3), PEFT's rule. */
 export function layerIndex(key: string, layersPattern?: string | string[]): number | undefined {
   const patterns = layersPattern === undefined ? [undefined] : [layersPattern].flat();
@@ -83,7 +76,7 @@ function escapeRegex(s: string): string {
 /** Does `key` (a module path) match the config's targets (before the Linear check)? */
 export function matchesTarget(config: AdapterConfig, key: string, module: Module): boolean {
   if (key === '' || isExcluded(config, key)) return false;
-  const targets = config.targetModules ?? defaultTargetModules(config.kind);
+  const targets = config.targetModules ?? adapterKind(config.kind).defaultTargets;
   let found: boolean;
   if (targets === 'all-linear') {
     found = isLinearish(module) && key.split('.').pop() !== 'lm_head';
@@ -106,43 +99,12 @@ function isLinearish(m: Module): m is Linear | AdapterLayer {
 
 /** The per-layer spec for `path` (rank/alpha patterns applied). */
 export function layerSpec(config: AdapterConfig, path: string): LayerSpec {
-  if (config.kind === 'full') return { trainBias: config.trainBias };
-  const r = patternValue(config.rankPattern, path) ?? config.r;
-  const alpha = patternValue(config.alphaPattern, path) ?? config.alpha;
-  const base = { r, alpha, dropout: config.dropout, useRslora: config.useRslora, init: config.init, seed: config.seed };
-  switch (config.kind) {
-    case 'lora':
-      return { ...base, loraBias: config.loraBias };
-    case 'dora':
-      return base;
-    case 'mor':
-      return {
-        ...base, numExperts: config.numExperts, routerMode: config.routerMode, routerInitStd: config.routerInitStd,
-        routerBias: config.routerBias, omegaInit: config.omegaInit, omegaNoiseStd: config.omegaNoiseStd,
-        loadBalanceCoef: config.loadBalanceCoef,
-      };
-    case 'moelora':
-      return {
-        ...base, numExperts: config.numExperts, topK: config.topK, loadBalance: config.loadBalance,
-        loadBalanceCoef: config.loadBalanceCoef, routerInitStd: config.routerInitStd, routerBias: config.routerBias,
-      };
-  }
+  return adapterKind(config.kind).layerSpec(config, path);
 }
 
 /** Key suffixes and shapes of one adapter of `kind` on a layer. */
-export function tensorShapes(kind: AdapterKind, spec: LayerSpec, dIn: number, dOut: number, hasBias: boolean): Map<string, number[]> {
-  switch (kind) {
-    case 'lora':
-      return loraTensorShapes(spec as LoraLayerSpec, dIn, dOut);
-    case 'dora':
-      return doraTensorShapes(spec as LoraLayerSpec, dIn, dOut);
-    case 'mor':
-      return morTensorShapes(spec as MorLayerSpec, dIn, dOut);
-    case 'moelora':
-      return moeLoraTensorShapes(spec as MoeLoraLayerSpec, dIn, dOut);
-    case 'full':
-      return fullTensorShapes(spec as FullLayerSpec, dIn, dOut, hasBias);
-  }
+export function tensorShapes(kind: string, spec: LayerSpec, dIn: number, dOut: number, hasBias: boolean): Map<string, number[]> {
+  return adapterKind(kind).tensorShapes(spec, dIn, dOut, hasBias);
 }
 
 /**
@@ -179,7 +141,7 @@ export function planAdapter(model: Module, config: AdapterConfig): PlannedTarget
     });
   }
   if (out.length === 0) {
-    const targets = config.targetModules ?? defaultTargetModules(config.kind);
+    const targets = config.targetModules ?? adapterKind(config.kind).defaultTargets;
     const sample = linearPaths.slice(0, 4).join(', ');
     throw new UserError(
       `targetModules ${JSON.stringify(targets)}${config.layersToTransform !== undefined ? ` with layersToTransform ${JSON.stringify(config.layersToTransform)}` : ''} ` +

@@ -3,7 +3,7 @@
  *
  * Why not `tf.matMul` directly: on tfjs-wasm 4.22 a matmul with `transposeA`/`transposeB`
  * leaves the XNNPACK fast path (5–40x slower), and tf.matMul's built-in gradient uses
- * exactly those flags; batched matmuls with batch > 1 are also slow (FACTS.md). So:
+ * exactly those flags; batched matmuls with batch > 1 are also slow (docs/backend.md). So:
  *  - every product goes through one differentiable op whose backward products are again
  *    project matmuls. On the pure-wasm path transposes are explicit copies of the smaller
  *    side (x·Wᵀ is computed as (W·xᵀ)ᵀ when x is smaller than W); with the native BLAS

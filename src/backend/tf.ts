@@ -2,7 +2,7 @@
  * The one place that owns TensorFlow.js global state: the backend choice.
  *
  * We run on `@tensorflow/tfjs-backend-wasm` (SIMD, single-threaded in Node; see
- * shared/design/FACTS.md), loading its .wasm files from node_modules so nothing is
+ * docs/backend.md), loading its .wasm files from node_modules so nothing is
  * fetched. An optional native BLAS kernel (src/backend/blas.ts) replaces the wasm
  * backend's BatchMatMul when the addon is built and loads. Slow or wrong wasm kernels
  * (Identity, Slice, Unpack, _FusedMatMul) are replaced at init (src/backend/wasmKernels.ts).

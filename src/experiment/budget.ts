@@ -1,30 +1,23 @@
 /**
- * Trainable-parameter budgets computed from the formulas of shared/design/MoR.md, independently
+ * Trainable-parameter budgets computed from the formulas of docs/mor.md, independently
  * of the adapter code: the experiment report prints these and asserts they equal what
- * `PeftModel.countParameters()` counts on the real model.
- *
- * | kind | trainable per adapted layer `[d_out, d_in]` |
- * |---|---|
- * | LoRA | `r (d_in + d_out)` (+ `d_out` with `loraBias`) |
- * | DoRA | `r (d_in + d_out) + d_out` |
- * | MoELoRA | `N r_e (d_in + d_out) + N d_in` (+ `N` router bias) |
- * | MoR | `r (d_in + d_out) + N (r + d_out) + N d_in` (router `N d_in` absent when `uniform`; + `N` router bias) |
- * | full | `d_in d_out` (+ `d_out` with `trainBias` on a layer with bias) |
+ * `PeftModel.countParameters()` counts on the real model. Each kind's per-layer formula is
+ * `paramsPerLayer` of its registry definition (written from the docs table, not from the
+ * tensors the layer creates); this file sums it over the layers a config targets.
  *
  * {@link matchRank} picks the rank of one method that brings its count closest to another's:
  * how the comparison's budgets are matched.
  */
 import { UserError } from '../errors.ts';
 import type { AdapterConfig } from '../adapters/config.ts';
+import { adapterKind } from '../adapters/registry.ts';
+import type { LayerShape } from '../adapters/kind.ts';
 import type { LlamaConfig } from '../models/llama/config.ts';
 
 /** One linear layer of a LLaMA-family model, as the adapters see it. */
-export interface LinearShape {
+export interface LinearShape extends LayerShape {
   /** Dotted module path (`model.layers.0.mlp.up_proj`). */
   path: string;
-  dIn: number;
-  dOut: number;
-  hasBias: boolean;
 }
 
 /** Every linear layer of a LLaMA-family model (HF names), `lm_head` last. */
@@ -58,21 +51,13 @@ export function llamaParameterCount(c: LlamaConfig): number {
   return n;
 }
 
-const DEFAULT_TARGETS: Record<AdapterConfig['kind'], string[] | 'all-linear'> = {
-  lora: ['q_proj', 'v_proj'],
-  dora: ['q_proj', 'v_proj'],
-  mor: ['gate_proj', 'up_proj', 'down_proj'],
-  moelora: ['gate_proj', 'up_proj', 'down_proj'],
-  full: 'all-linear',
-};
-
 /** The layers `config` adapts (suffix lists, full-match regexes, `all-linear`, `layersToTransform`). */
 export function targetedLayers(model: LlamaConfig, config: AdapterConfig): LinearShape[] {
   // Per-layer ranks are outside the closed formulas (the report would have to sum per layer).
-  if (config.kind !== 'full' && Object.keys(config.rankPattern).length > 0) {
+  if ('rankPattern' in config && Object.keys(config.rankPattern).length > 0) {
     throw new UserError('parameter formulas: rankPattern is not supported in experiments');
   }
-  const targets = config.targetModules ?? DEFAULT_TARGETS[config.kind];
+  const targets = config.targetModules ?? adapterKind(config.kind).defaultTargets;
   const layersWanted = config.layersToTransform === undefined ? undefined : new Set([config.layersToTransform].flat());
   const excl = config.excludeModules;
   return llamaLinearShapes(model).filter((l) => {
@@ -95,42 +80,14 @@ export function targetedLayers(model: LlamaConfig, config: AdapterConfig): Linea
   });
 }
 
-/** Trainable parameters of one adapted layer, by the MoR.md formula for `config.kind`. */
+/** Trainable parameters of one adapted layer, by the docs/mor.md formula for `config.kind`. */
 export function layerFormula(config: AdapterConfig, l: LinearShape): number {
-  const { dIn, dOut } = l;
-  switch (config.kind) {
-    case 'lora':
-      return config.r * (dIn + dOut) + (config.loraBias ? dOut : 0);
-    case 'dora':
-      return config.r * (dIn + dOut) + dOut;
-    case 'moelora': {
-      const n = config.numExperts;
-      return n * config.r * (dIn + dOut) + n * dIn + (config.routerBias ? n : 0);
-    }
-    case 'mor': {
-      const n = config.numExperts;
-      const router = config.routerMode === 'uniform' ? 0 : n * dIn + (config.routerBias ? n : 0);
-      return config.r * (dIn + dOut) + n * (config.r + dOut) + router;
-    }
-    case 'full':
-      return dIn * dOut + (config.trainBias && l.hasBias ? dOut : 0);
-  }
+  return adapterKind(config.kind).paramsPerLayer(config, l);
 }
 
 /** A human-readable form of the formula used for `config` (for the report). */
 export function formulaText(config: AdapterConfig): string {
-  switch (config.kind) {
-    case 'lora':
-      return config.loraBias ? 'r(d_in+d_out)+d_out' : 'r(d_in+d_out)';
-    case 'dora':
-      return 'r(d_in+d_out)+d_out';
-    case 'moelora':
-      return 'N r_e(d_in+d_out)+N d_in';
-    case 'mor':
-      return config.routerMode === 'uniform' ? 'r(d_in+d_out)+N(r+d_out)' : 'r(d_in+d_out)+N(r+d_out)+N d_in';
-    case 'full':
-      return 'd_in d_out';
-  }
+  return adapterKind(config.kind).formulaText(config);
 }
 
 /** Trainable parameters of `config` on `model`, summed over the targeted layers (formulas only). */
@@ -145,7 +102,7 @@ export function formulaTrainableParameters(model: LlamaConfig, config: AdapterCo
  * closest to `target` (ties: the smaller rank). Only low-rank kinds have a rank.
  */
 export function matchRank(model: LlamaConfig, config: AdapterConfig, target: number, maxRank = 1024): { r: number; count: number } {
-  if (config.kind === 'full') throw new UserError('matchBudget: a "full" adapter has no rank to choose');
+  if (!adapterKind(config.kind).lowRank) throw new UserError(`matchBudget: a "${config.kind}" adapter has no rank to choose`);
   let best = { r: 1, count: Number.POSITIVE_INFINITY };
   for (let r = 1; r <= maxRank; r++) {
     const count = formulaTrainableParameters(model, { ...config, r } as AdapterConfig);

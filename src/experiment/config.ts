@@ -18,7 +18,8 @@
  */
 import { z } from 'zod';
 import { UserError } from '../errors.ts';
-import { adapterConfigSchema } from '../adapters/config.ts';
+import { ADAPTER_KINDS, adapterConfigSchema, type AdapterKind } from '../adapters/config.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import { formatZodIssues, readConfigFile } from '../train/config.ts';
 
 /** Training hyper-parameters shared by the runs (each method may override some). */
@@ -58,10 +59,10 @@ export const MethodSchema = z.strictObject({
    * The adapter (same fields as `mor train`'s `adapter`), kept raw here so that the runner can
    * tell a given `alpha` from a default one (see `alphaRatio`) and fill `r` for `matchBudget`.
    */
-  adapter: z.looseObject({ kind: z.enum(['lora', 'dora', 'moelora', 'mor', 'full']) }),
+  adapter: z.looseObject({ kind: z.enum(ADAPTER_KINDS as [AdapterKind, ...AdapterKind[]]) }),
   /**
    * Choose this method's rank (per-expert rank for MoELoRA) so that its trainable-parameter
-   * count (MoR.md formulas) is closest to the named method's: the budget matching.
+   * count (docs/mor.md formulas) is closest to the named method's: the budget matching.
    */
   matchBudget: z.string().optional(),
   /** Training-setting overrides (e.g. a lower `lr` for full fine-tuning). */
@@ -141,7 +142,9 @@ export const ExperimentConfigSchema = z
       else if (ref.matchBudget !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['methods', i, 'matchBudget'], message: `"${m.matchBudget}" is itself budget-matched; match a fixed method` });
       }
-      if (m.adapter.kind === 'full') ctx.addIssue({ code: 'custom', path: ['methods', i, 'matchBudget'], message: 'a full adapter has no rank to match' });
+      if (!adapterKind(m.adapter.kind).lowRank) {
+        ctx.addIssue({ code: 'custom', path: ['methods', i, 'matchBudget'], message: `a ${m.adapter.kind} adapter has no rank to match` });
+      }
     });
     for (const key of ['ablations', 'staticRouting'] as const) {
       const of = c[key]?.of;

@@ -21,9 +21,12 @@ import { writeFileAtomicSync } from '../io/atomic.ts';
 import { loadModel } from '../models/load.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { lossCurveSvg } from '../plot/lossCurve.ts';
-import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
+import { routingCellsFromStats, routingHeatmapSvg } from '../routing/heatmap.ts';
+import { routingByTask } from '../routing/stats.ts';
+import { mergeWithRouting } from '../routing/fixedRouting.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { batchLoss, batchTargets, routingByTask } from '../train/run.ts';
+import { batchLoss, batchTargets } from '../train/run.ts';
 import { train } from '../train/trainer.ts';
 import type { MetricRecord, TrainRecord } from '../train/metrics.ts';
 import { formulaTrainableParameters, llamaParameterCount } from './budget.ts';
@@ -198,7 +201,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
 
     let routing: RoutingByTask | undefined;
     let staticRouting: Record<string, StaticRoutingResult> | undefined;
-    if (adapter.kind === 'mor' || adapter.kind === 'moelora') {
+    if (adapterKind(adapter.kind).routes(adapter)) {
       const perTask = o.routingExamplesPerTask ?? 32;
       const examples = await loadExamplesPerTask([o.trainData], tok, { perTask, maxLength: o.train.maxLength });
       const stats = routingByTask(model, examples, o.train.batchSize, padIdOf(tok), perTask);
@@ -218,14 +221,14 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
           files.push(svg);
         }
       }
-      if (o.staticRouting && adapter.kind === 'mor') {
+      if (o.staticRouting && adapterKind(adapter.kind).merge === 'fixedRouting') {
         staticRouting = {};
         for (const task of Object.keys(after.tasks)) {
           const vectors = stats.means(task);
           if (vectors.size === 0) continue;
           log(`static routing: ${task}`);
           const items = o.evalItems.filter((it) => it.task === task);
-          peft.mergeWithRouting(vectors);
+          mergeWithRouting(peft, vectors);
           try {
             const acc = await measureAccuracy(model, tok, items, evalOpts(`static ${task}`));
             const lat = o.latency ? await measureLatency(model, tok, items.slice(0, o.latency.prompts), o.latency) : undefined;

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parseAdapterConfig, type AdapterConfig } from '../adapters/config.ts';
+import { adapterKind, adapterKinds } from '../adapters/registry.ts';
 import type { LlamaConfig } from '../models/llama/config.ts';
 import { formulaTrainableParameters, matchRank } from './budget.ts';
 import type { ExperimentConfig, MethodSpec, TrainSettings } from './config.ts';
@@ -35,7 +36,7 @@ export interface RunSpec {
 function resolveAdapter(raw: Record<string, unknown>, alphaRatio: number, r?: number): AdapterConfig {
   const a: Record<string, unknown> = { ...raw };
   if (r !== undefined) a.r = r;
-  if (a.kind !== 'full' && a.alpha === undefined) a.alpha = alphaRatio * ((a.r as number | undefined) ?? 8);
+  if (adapterKinds().find((k) => k.kind === a.kind)?.lowRank !== false && a.alpha === undefined) a.alpha = alphaRatio * ((a.r as number | undefined) ?? 8);
   return parseAdapterConfig(a, `adapter of a run`);
 }
 
@@ -50,7 +51,7 @@ export function resolveMethods(c: ExperimentConfig, model: LlamaConfig): Map<str
     const probe = resolveAdapter(m.adapter, c.alphaRatio, 1);
     const { r, count } = matchRank(model, probe, target);
     const adapter = resolveAdapter(m.adapter, c.alphaRatio, r);
-    const what = adapter.kind === 'moelora' ? `r_e=${r} per expert` : `r=${r}`;
+    const what = adapterKind(adapter.kind).rankText?.(r) ?? `r=${r}`;
     out.set(m.name, {
       adapter,
       note: `${what}: ${count.toLocaleString('en-US')} trainable vs ${target.toLocaleString('en-US')} for ${m.matchBudget} (closest integer rank)`,

@@ -1,6 +1,6 @@
 /**
  * The experiment report: `report.md` (the comparison table with mean ± std over seeds,
- * parameter budgets checked against the MoR.md formulas, the ablations, the static-routing
+ * parameter budgets checked against the docs/mor.md formulas, the ablations, the static-routing
  * merge, the status of planned runs), `results.json` (every number), and two SVG plots
  * (average accuracy vs trainable parameters; MoR's mean routing weight per task and layer).
  * A hand-written `<outDir>/NOTES.md` (how and where the runs were executed, caveats) is
@@ -11,8 +11,9 @@ import * as path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { renderVegaLiteSvg } from '../plot/render.ts';
-import { routingHeatmapSvg, type RoutingCell } from '../plot/routingHeatmap.ts';
+import { routingHeatmapSvg, type RoutingCell } from '../routing/heatmap.ts';
 import type { AdapterConfig } from '../adapters/config.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import { formulaText } from './budget.ts';
 import type { ExperimentConfig } from './config.ts';
 import type { RunGroup, RunSpec } from './plan.ts';
@@ -88,17 +89,7 @@ export function summarizeRows(planned: RunSpec[], done: RunRecord[], group: RunG
 /** A short description of an adapter config for table cells. */
 export function describeAdapter(a: AdapterConfig): string {
   const t = a.targetModules === undefined ? '' : ` on ${Array.isArray(a.targetModules) ? a.targetModules.join('/') : a.targetModules}`;
-  switch (a.kind) {
-    case 'full':
-      return `full${t}`;
-    case 'lora':
-    case 'dora':
-      return `${a.kind} r=${a.r} alpha=${a.alpha}${t}`;
-    case 'moelora':
-      return `moelora N=${a.numExperts} r_e=${a.r} alpha=${a.alpha}${a.topK ? ` top${a.topK}` : ''}${a.loadBalance ? ' +lb' : ''}${t}`;
-    case 'mor':
-      return `mor N=${a.numExperts} r=${a.r} alpha=${a.alpha} router=${a.routerMode}${t}`;
-  }
+  return `${adapterKind(a.kind).describe(a)}${t}`;
 }
 
 function taskNames(input: ReportInput): string[] {
@@ -143,7 +134,7 @@ function mainTable(input: ReportInput, rows: RowSummary[]): string {
 }
 
 function budgetTable(rows: RowSummary[]): string {
-  const header = ['method', 'adapter', 'formula per layer (MoR.md)', 'formula total', 'countParameters()', 'equal'];
+  const header = ['method', 'adapter', 'formula per layer (docs/mor.md)', 'formula total', 'countParameters()', 'equal'];
   return markdownTable(header, rows.map((r) => [
     r.label, describeAdapter(r.adapter), formulaText(r.adapter), formatInt(r.formulaParams), formatInt(r.trainableParams),
     Number.isNaN(r.trainableParams) ? 'not run' : r.formulaParams === r.trainableParams ? 'yes' : '**NO**',
@@ -261,7 +252,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
   L.push('## Main comparison (accuracy %, per task and average)', '', mainTable(input, main));
   L.push(
     '## Trainable-parameter budgets', '',
-    'Every count below is computed twice: from the formulas of `shared/design/MoR.md` (`src/experiment/budget.ts`, from the model config alone) and by `countParameters()` on the model with the adapter injected; a run fails if they differ. "% of model" is relative to the base model\'s parameters.',
+    'Every count below is computed twice: from the formulas of `docs/mor.md` (`src/experiment/budget.ts`, from the model config alone) and by `countParameters()` on the model with the adapter injected; a run fails if they differ. "% of model" is relative to the base model\'s parameters.',
     '',
     budgetTable(main),
   );

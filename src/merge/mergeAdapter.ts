@@ -4,15 +4,15 @@
  * base model's tokenizer / generation files, and `merge_info.json` saying what was merged),
  * loadable by `loadModel` or transformers without any adapter code: zero added latency.
  *
- * Which adapters merge:
- * - LoRA, DoRA, full: always (the adapter is a fixed weight delta).
- * - MoR with a `uniform` router: always (g = 1/N for every token).
- * - MoR with a learned router: only under a FIXED routing vector per layer, the mean routing
- *   of the real (non-padding) tokens of some data: `routingFrom` files, optionally only the
- *   examples of `task`; with `task` alone, the training data recorded next to the adapter
- *   (`train_config.json` in the adapter directory or its parent, as `mor train` writes it).
- *   The merged model equals the adapter with its router pinned to those vectors.
- * - MoELoRA: never (its routing picks different experts per token).
+ * Which adapters merge is their kind's `merge` mode (adapters/registry.ts):
+ * - `exact` (LoRA, DoRA) and `inPlace` (full): always (the adapter is a fixed weight delta).
+ * - `fixedRouting` (MoR): without routing data when the kind says a config needs none (a
+ *   `uniform` router: g = 1/N for every token); otherwise only under a FIXED routing vector per
+ *   layer, the mean routing of the real (non-padding) tokens of some data: `routingFrom` files,
+ *   optionally only the examples of `task`; with `task` alone, the training data recorded next
+ *   to the adapter (`train_config.json` in the adapter directory or its parent, as `mor train`
+ *   writes it). The merged model equals the adapter with its router pinned to those vectors.
+ * - `never` (MoELoRA): its routing picks different experts per token.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -23,7 +23,7 @@ import { loadModel } from '../models/load.ts';
 import { saveTensors } from '../models/save.ts';
 import { mergedTensorSources } from './mergedSources.ts';
 import { loadAdapter, readAdapterConfig } from '../adapters/load.ts';
-import { meanRoutingVectors } from '../adapters/routing.ts';
+import { meanRoutingVectors } from '../routing/stats.ts';
 import type { PeftModel } from '../adapters/inject.ts';
 import type { AdapterConfig } from '../adapters/config.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
@@ -35,6 +35,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { checkOutputDir, isSameOrInside, realPath } from '../io/outputPath.ts';
 import { readTextFileStrict } from '../io/text.ts';
 import { loadExamplesPerTask } from '../data/mix.ts';
+import { adapterKind, adapterKinds } from '../adapters/registry.ts';
 
 /** Files of a model directory that are copied unchanged next to the merged weights. */
 export const TOKENIZER_FILES = [
@@ -117,13 +118,15 @@ export function recordedTrainingData(adapterDir: string): { file: string; data: 
 
 /** The routing data of a MoR merge, or the reason it cannot be merged (checked before loading the model). */
 function resolveRoutingData(opts: MergeAdapterOptions, config: AdapterConfig): { data: (string | DataSource)[]; maxLength?: number; source: string } | undefined {
-  if (config.kind !== 'mor') {
+  const def = adapterKind(config.kind);
+  if (def.merge !== 'fixedRouting') {
     if (opts.routingFrom?.length || opts.task !== undefined) {
-      throw new UserError(`--routing-from / --task apply to MoR adapters only; ${opts.adapter} holds a ${config.kind} adapter`);
+      const kinds = adapterKinds().filter((k) => k.merge === 'fixedRouting').map((k) => k.label);
+      throw new UserError(`--routing-from / --task apply to ${kinds.join(' and ')} adapters only; ${opts.adapter} holds a ${config.kind} adapter`);
     }
-    if (config.kind === 'moelora') {
+    if (def.merge === 'never') {
       throw new UserError(
-        `${opts.adapter}: a MoELoRA adapter routes every token to different experts and cannot be merged into the base weights; ` +
+        `${opts.adapter}: a ${def.label} adapter routes every token to different experts and cannot be merged into the base weights; ` +
           'use it unmerged (mor eval / mor generate --adapter)',
       );
     }
@@ -144,9 +147,9 @@ function resolveRoutingData(opts: MergeAdapterOptions, config: AdapterConfig): {
     const names = rec.data.map((d) => d.path).join(', ');
     return { data: rec.data, maxLength: rec.maxLength, source: `mean routing over the training data (${names})${taskNote}` };
   }
-  if (config.routerMode === 'uniform') return undefined;
+  if (!(def.mergeNeedsRouting?.(config) ?? true)) return undefined;
   throw new UserError(
-    `${opts.adapter}: MoR adapter with a learned router (routerMode ${config.routerMode}) mixes its experts differently for every token, ` +
+    `${opts.adapter}: ${def.label} adapter with a learned router mixes its experts differently for every token, ` +
       'so it cannot be merged without a fixed routing vector: give --routing-from DATA.jsonl (mean routing over that data) ' +
       'and/or --task NAME (only that task\'s examples; without --routing-from, of the recorded training data)',
   );
@@ -199,7 +202,7 @@ export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdap
       const batches = batchesOf(examples, opts.batchSize ?? 8, { padId: padIdOf(tokenizer), bucket: true });
       routing = meanRoutingVectors(peft, batches);
       routingSource = routingData.source;
-    } else if (config.kind === 'mor') {
+    } else if (adapterKind(config.kind).merge === 'fixedRouting') {
       routingSource = 'uniform router (1/N)';
     }
     const files = await writeMerged(peft, opts, config, routing, routingSource, log);

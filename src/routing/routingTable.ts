@@ -1,9 +1,9 @@
 /**
  * `routingTable(options)`: the library call behind `mor routing`. Loads a base model and a routed
- * adapter (MoR or MoELoRA), runs it in inference mode over data files (one task per batch) and
- * reports the mean routing weight per expert for every adapted module and task: a Markdown
- * table, the numbers as JSON and a heatmap SVG (the paper's evidence that experts specialise
- * by task).
+ * adapter (a kind whose registry definition routes), runs it in inference mode over data files
+ * (one task per batch) and reports the mean routing weight per expert for every adapted module
+ * and task: a Markdown table, the numbers as JSON and a heatmap SVG (the paper's evidence that
+ * experts specialise by task).
  *
  * Files written to `outDir` (when given):
  * ```
@@ -16,16 +16,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../backend/tf.ts';
 import { UserError } from '../errors.ts';
+import { ADAPTER_KINDS } from '../adapters/config.ts';
 import { loadModel } from '../models/load.ts';
 import { loadAdapter, readAdapterConfig } from '../adapters/load.ts';
-import type { RoutingStats } from '../adapters/routing.ts';
+import { routingByTask, type RoutingStats } from './stats.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import type { PeftModel } from '../adapters/inject.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { loadExamplesPerTask, type DataSource } from '../data/mix.ts';
 import { padIdOf } from '../data/batch.ts';
-import { routingByTask } from '../train/run.ts';
-import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
+import { routingCellsFromStats, routingHeatmapSvg } from './heatmap.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { checkOutputDir } from '../io/outputPath.ts';
 
@@ -33,7 +34,7 @@ import { checkOutputDir } from '../io/outputPath.ts';
 export interface RoutingTableOptions {
   /** Base model directory (HF layout with tokenizer files). */
   model: string;
-  /** Adapter directory of a MoR or MoELoRA adapter. */
+  /** Adapter directory of a routed adapter. */
   adapter: string;
   /** Data files (JSONL: chat, prompt/completion or text records; `task` field or file name = task). */
   data: (string | DataSource)[];
@@ -62,7 +63,7 @@ export interface RoutingRow {
 
 /** What {@link routingTable} returns. */
 export interface RoutingTableResult {
-  /** Adapter kind (`mor` or `moelora`). */
+  /** Adapter kind (a routed one). */
   kind: string;
   /** Number of experts. */
   numExperts: number;
@@ -115,9 +116,12 @@ export function routingRows(stats: RoutingStats, tasks: string[]): RoutingRow[] 
 export async function routingTable(opts: RoutingTableOptions): Promise<RoutingTableResult> {
   if (opts.outDir !== undefined) checkOutputDir(opts.outDir, '--out');
   const config = readAdapterConfig(opts.adapter);
-  if (config.kind !== 'mor' && config.kind !== 'moelora') {
-    throw new UserError(`${opts.adapter}: a ${config.kind} adapter has no router; routing tables need a MoR or MoELoRA adapter`);
+  const kind = adapterKind(config.kind);
+  if (!kind.routes(config) || !kind.numExperts) {
+    const routed = ADAPTER_KINDS.filter((k) => adapterKind(k).numExperts).map((k) => adapterKind(k).label);
+    throw new UserError(`${opts.adapter}: a ${config.kind} adapter has no router; routing tables need a ${routed.join(' or ')} adapter`);
   }
+  const numExperts = kind.numExperts(config);
   if (opts.maxExamples !== undefined && (!Number.isInteger(opts.maxExamples) || opts.maxExamples < 1)) {
     throw new UserError(`maxExamples must be a positive integer, got ${opts.maxExamples}`);
   }
@@ -132,9 +136,8 @@ export async function routingTable(opts: RoutingTableOptions): Promise<RoutingTa
     const stats = routingByTask(peft.model, examples, opts.batchSize ?? 8, padIdOf(tokenizer), opts.maxExamples ?? 256);
     const tasks = [...new Set(examples.map((e) => e.task))];
     const rows = routingRows(stats, tasks);
-    const kindName = config.kind === 'mor' ? 'MoR' : 'MoELoRA';
-    const title = opts.title ?? `${kindName}: mean routing weight per expert, by task`;
-    const markdown = formatRoutingMarkdown(rows, config.numExperts, title);
+    const title = opts.title ?? `${kind.label}: mean routing weight per expert, by task`;
+    const markdown = formatRoutingMarkdown(rows, numExperts, title);
     const json = stats.toJSON();
     const svg = await routingHeatmapSvg(routingCellsFromStats(stats), { title });
     const files: string[] = [];
@@ -149,7 +152,7 @@ export async function routingTable(opts: RoutingTableOptions): Promise<RoutingTa
       await write('routing.svg', svg);
       await write('routing.md', markdown);
     }
-    return { kind: config.kind, numExperts: config.numExperts, tasks, rows, json, markdown, svg, files };
+    return { kind: config.kind, numExperts, tasks, rows, json, markdown, svg, files };
   } finally {
     (peft ?? base).dispose();
   }

@@ -27,9 +27,9 @@ import { savePretrained as saveAdapter } from '../adapters/save.ts';
 import { inferenceContext, type ForwardContext } from '../nn/context.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { lossCurveSvg } from '../plot/lossCurve.ts';
-import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
-import { RoutingStats } from '../adapters/routing.ts';
-import type { RenderedExample } from '../data/render.ts';
+import { routingCellsFromStats, routingHeatmapSvg } from '../routing/heatmap.ts';
+import { routingByTask } from '../routing/stats.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import { train, type ResumableIterator, type TrainResult } from './trainer.ts';
 import type { MetricRecord } from './metrics.ts';
 import type { TrainConfig } from './config.ts';
@@ -228,7 +228,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
       adapterDir = path.join(outDir, 'adapter');
       saveAdapter(peft, adapterDir);
       log(`adapter saved to ${adapterDir}`);
-      if (config.adapter.kind === 'mor' || config.adapter.kind === 'moelora') {
+      if (adapterKind(config.adapter.kind).routes(config.adapter)) {
         const perTask = ROUTING_EXAMPLES_PER_TASK;
         const examples = await loadExamplesPerTask(config.data, tokenizer, { maxLength: config.maxLength, perTask });
         const stats = routingByTask(model, examples, config.batchSize, padIdOf(tokenizer), perTask);
@@ -255,42 +255,4 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
   } finally {
     peft.dispose();
   }
-}
-
-/**
- * Routing statistics grouped by task over (at most `perTask`) examples of each task, in
- * inference mode: batches hold one task each, so every observation belongs to that task.
- */
-export function routingByTask(
-  model: LlamaForCausalLM,
-  examples: RenderedExample[],
-  batchSize: number,
-  padId: number,
-  perTask = 256,
-): RoutingStats {
-  const byTask = new Map<string, RenderedExample[]>();
-  for (const ex of examples) {
-    const list = byTask.get(ex.task) ?? [];
-    if (list.length < perTask) list.push(ex);
-    byTask.set(ex.task, list);
-  }
-  const stats = new RoutingStats();
-  for (const [task, list] of byTask) {
-    stats.group = task;
-    for (const b of batchesOf(list, batchSize, { padId, bucket: false })) {
-      const tokenMask = tf.tensor1d(Float32Array.from(b.attentionMask)); // [B * T]
-      const ctx: ForwardContext = { training: false, auxLosses: [], routing: stats, tokenMask };
-      try {
-        tf.tidy(() => {
-          const ids = tf.tensor2d(b.inputIds, [b.batchSize, b.seqLen], 'int32');
-          const mask = tf.tensor2d(b.attentionMask, [b.batchSize, b.seqLen], 'int32');
-          model.forward(ids, { attentionMask: mask, ctx, logitsToKeep: 1 });
-        });
-      } finally {
-        tokenMask.dispose();
-        for (const a of ctx.auxLosses) a.dispose();
-      }
-    }
-  }
-  return stats;
 }

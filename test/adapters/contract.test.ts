@@ -1,7 +1,8 @@
 /**
  * The adapter contract: every adapter type goes through the same checks on a LLaMA-shaped toy
  * model (no-op init, disable, finite-difference gradients of every trainable tensor, exact
- * parameter counts from the MoR.md formulas, save/load round trip, merge, no tensor leaks).
+ * parameter counts from the docs/mor.md formulas, save/load round trip, merge, merge under a
+ * fixed routing vector, two adapters on one model, no tensor leaks).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,8 @@ import { savePretrained } from '../../src/adapters/save.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
 import { DoraLinear } from '../../src/adapters/dora.ts';
 import type { AdapterConfigInput } from '../../src/adapters/config.ts';
+import type { PeftModel } from '../../src/adapters/inject.ts';
+import { mergeWithRouting, setFixedRouting } from '../../src/routing/fixedRouting.ts';
 import { ToyModel, fdCheck, maxAbsDiff, randTensor } from './helpers.ts';
 
 await initBackend();
@@ -25,7 +28,9 @@ interface Case {
   name: string;
   config: AdapterConfigInput;
   mergeable: boolean;
-  /** Trainable parameters of one adapted `[dOut, dIn]` layer, per MoR.md's table. */
+  /** Number of experts of a kind that merges under a fixed routing vector. */
+  fixedRouting?: number;
+  /** Trainable parameters of one adapted `[dOut, dIn]` layer, per docs/mor.md's table. */
   perLayer: (dIn: number, dOut: number) => number;
 }
 
@@ -44,12 +49,14 @@ const CASES: Case[] = [
     name: 'mor softmax',
     config: { kind: 'mor', r, alpha: 6, numExperts: n, omegaInit: 'ones+noise', omegaNoiseStd: 0.3, routerInitStd: 0.5 },
     mergeable: false,
+    fixedRouting: n,
     perLayer: (i, o) => r * (i + o) + n * (r + o) + n * i,
   },
   {
     name: 'mor uniform',
     config: { kind: 'mor', r, alpha: 6, numExperts: n, routerMode: 'uniform', omegaInit: 'ones+noise', omegaNoiseStd: 0.3 },
     mergeable: true,
+    fixedRouting: n,
     perLayer: (i, o) => r * (i + o) + n * (r + o),
   },
   {
@@ -59,6 +66,7 @@ const CASES: Case[] = [
       omegaInit: 'ones+noise', omegaNoiseStd: 0.3, routerInitStd: 0.5,
     },
     mergeable: false,
+    fixedRouting: n,
     perLayer: (i, o) => r * (i + o) + n * (r + o) + n * i + n,
   },
   {
@@ -74,6 +82,20 @@ const CASES: Case[] = [
     perLayer: (i, o) => n * 2 * (i + o) + n * i,
   },
   { name: 'full', config: { kind: 'full' }, mergeable: true, perLayer: (i, o) => i * o },
+  {
+    name: 'hydralora',
+    config: { kind: 'hydralora', r, alpha: 6, numExperts: n, routerInitStd: 0.5 },
+    mergeable: false,
+    fixedRouting: n,
+    perLayer: (i, o) => r * i + n * r * o + n * i,
+  },
+  {
+    name: 'hydralora load balance + router bias',
+    config: { kind: 'hydralora', r: 2, alpha: 4, numExperts: n, loadBalance: true, loadBalanceCoef: 0.5, routerBias: true, routerInitStd: 0.5 },
+    mergeable: false,
+    fixedRouting: n,
+    perLayer: (i, o) => 2 * i + n * 2 * o + n * i + n,
+  },
 ];
 
 const D = 8;
@@ -121,7 +143,7 @@ for (const c of CASES) {
       tf.dispose([off, again]);
     });
 
-    await t.test('parameter counts equal the MoR.md formulas', () => {
+    await t.test('parameter counts equal the docs/mor.md formulas', () => {
       const expected = c.perLayer(D, F) + c.perLayer(D, D);
       const counts = peft.countParameters();
       assert.equal(counts.trainable, expected);
@@ -190,6 +212,34 @@ for (const c of CASES) {
       }
     });
 
+    if (c.fixedRouting !== undefined) {
+      const k = c.fixedRouting;
+      await t.test('fixed routing: merging under g equals the forward with the router pinned to g', () => {
+        const g = Array.from({ length: k }, (_, i) => (2 * (i + 1)) / (k * (k + 1))); // sums to 1, not uniform
+        setFixedRouting(peft, g);
+        const pinned = model.forward(x);
+        assert.ok(maxAbsDiff(pinned, out) > 1e-5, 'pinning must change the output');
+        setFixedRouting(peft, undefined);
+        const free = model.forward(x);
+        assert.equal(maxAbsDiff(free, out), 0, 'unpinning restores the router');
+        mergeWithRouting(peft, g);
+        const merged = model.forward(x);
+        assert.ok(maxAbsDiff(merged, pinned) <= 1e-4, `merged vs pinned ${maxAbsDiff(merged, pinned)}`);
+        peft.unmerge();
+        const back = model.forward(x);
+        assert.equal(maxAbsDiff(back, out), 0);
+        assert.throws(() => mergeWithRouting(peft, g.slice(1)), (e: Error) => e instanceof UserError && /numExperts/.test(e.message));
+        tf.dispose([pinned, free, merged, back]);
+      });
+    } else {
+      await t.test('merging under a fixed routing vector is refused', () => {
+        assert.throws(() => mergeWithRouting(peft, [1]), (e: Error) => e instanceof UserError && /mergeWithRouting needs/.test(e.message));
+        const y = model.forward(x);
+        assert.equal(maxAbsDiff(y, out), 0);
+        y.dispose();
+      });
+    }
+
     await t.test(c.mergeable ? 'merge / unmerge / mergeAndUnload keep the output' : 'merge is refused', () => {
       if (!c.mergeable) {
         assert.throws(() => peft.merge(), (e: Error) => e instanceof UserError && /cannot be merged/.test(e.message));
@@ -214,8 +264,61 @@ for (const c of CASES) {
       tf.dispose([merged, unmerged, final]);
     });
 
+    await t.test('two adapters on one model: add, switch, disable, delete', () => twoAdapters(c, x));
+
     tf.dispose([base, out, x]);
     peft.dispose();
     assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
   });
+}
+
+/** A fresh peft model's adapter `name` with random values (full adapters start as the base). */
+function randomise(peft: PeftModel, name: string, seed: number): void {
+  for (const [, v] of peft.adapterTensors(name)) tf.tidy(() => v.assign(tf.add(v, randTensor(new Rng(seed), v.shape, 0.3))));
+}
+
+/**
+ * Adapters `a` and `b` of the same kind on one model: adding `b` does not activate it, the
+ * active adapter alone is trainable and shapes the output, disabling gives the base output,
+ * switching back is exact, deleting the active one activates the other, deleting both restores
+ * the base model (no wrappers, no extra parameters).
+ */
+function twoAdapters(c: Case, x: tf.Tensor2D): void {
+  const model = new ToyModel(D, F);
+  const base = model.forward(x);
+  const allBase = model.namedParameters().reduce((s, [, p]) => s + p.size, 0);
+  const cfg = (seed: number): AdapterConfigInput => ({ ...c.config, ...TARGETS, seed, ...(c.config.kind === 'full' ? {} : { init: false }) });
+  const peft = getPeftModel(model, cfg(5), 'a');
+  randomise(peft, 'a', 7);
+  const outA = model.forward(x);
+  peft.addAdapter('b', cfg(6));
+  randomise(peft, 'b', 8);
+  assert.equal(peft.activeAdapter, 'a');
+  const stillA = model.forward(x);
+  assert.equal(maxAbsDiff(stillA, outA), 0, 'adding an adapter does not activate it');
+
+  peft.setAdapter('b');
+  const outB = model.forward(x);
+  assert.ok(maxAbsDiff(outB, outA) > 1e-3, 'b differs from a');
+  const trainable = new Set(peft.trainableParameters().map(([, v]) => v));
+  assert.deepEqual(trainable, new Set(peft.adapterTensors('b').values()), 'only the active adapter is trainable');
+  const off = peft.withAdapterDisabled(() => model.forward(x));
+  assert.equal(maxAbsDiff(off, base), 0, 'disabled: the base output');
+
+  peft.setAdapter('a');
+  const backA = model.forward(x);
+  assert.equal(maxAbsDiff(backA, outA), 0, 'switching back is exact');
+
+  peft.deleteAdapter('a');
+  assert.equal(peft.activeAdapter, 'b');
+  const onlyB = model.forward(x);
+  assert.equal(maxAbsDiff(onlyB, outB), 0, 'deleting the active adapter activates the other');
+  peft.deleteAdapter('b');
+  const none = model.forward(x);
+  assert.equal(maxAbsDiff(none, base), 0, 'no adapter left: the base output');
+  assert.equal(peft.adapterLayers().length, 0, 'layers unwrapped');
+  assert.equal(model.namedParameters().reduce((s, [, p]) => s + p.size, 0), allBase, 'no adapter tensors left');
+
+  tf.dispose([base, outA, stillA, outB, off, backA, onlyB, none]);
+  peft.dispose();
 }

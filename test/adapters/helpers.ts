@@ -119,7 +119,7 @@ export function layerVsReferenceGrads(
   layer: { forward(x: tf.Tensor, ctx?: ForwardContext): tf.Tensor; state(name: string): { tensors: Map<string, tf.Variable> }; dispose(): void },
   reference: (x: tf.Tensor2D) => tf.Tensor,
 ): { name: string; diff: number }[] {
-  const x = tf.variable(randTensor(rng, [5, 6]));
+  const x = tf.tidy(() => tf.variable(randTensor(rng, [5, 6])));
   const w = randTensor(rng, [5, 7]);
   const vars = [...layer.state('default').tensors.values(), x];
   const grads = (f: () => tf.Tensor) => {

@@ -16,7 +16,7 @@ import { makeConfig } from '../../src/models/llama/config.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
-import { RoutingStats } from '../../src/adapters/routing.ts';
+import { RoutingStats } from '../../src/routing/stats.ts';
 import type { AdapterConfigInput } from '../../src/adapters/config.ts';
 
 await initBackend();

@@ -5,7 +5,7 @@ import { initBackend, tf } from '../../src/backend/tf.ts';
 import { Rng } from '../../src/util/rng.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
 import { MoeLoraLinear, moeLoraDelta, moeLoraDeltaNaive, type MoeLoraLayerSpec } from '../../src/adapters/moelora.ts';
-import { RoutingStats } from '../../src/adapters/routing.ts';
+import { RoutingStats } from '../../src/routing/stats.ts';
 import { layerVsReferenceGrads, maxAbsDiff, randLinear, randTensor } from './helpers.ts';
 
 await initBackend();

@@ -25,6 +25,7 @@ import { readDataRecords } from '../../src/data/mix.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { makeTinySetup } from '../fixtures/train/tinyLlama.ts';
 import { runCli as run } from './runCli.ts';
+import { setFixedRouting } from '../../src/routing/fixedRouting.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-cli-merge-'));
@@ -68,7 +69,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 /** Logits of the base model with the adapter in `dir` (optionally its MoR router pinned to `routing`). */
 async function adaptedLogits(dir: string, routing?: Map<string, Float32Array>): Promise<Float32Array> {
   const peft = loadAdapter(await loadModel(setup.modelDir), dir);
-  if (routing) peft.setFixedRouting(routing);
+  if (routing) setFixedRouting(peft, routing);
   const out = logits(peft.model);
   peft.dispose();
   return out;
@@ -220,7 +221,7 @@ test('mor merge errors: one `error:` line, exit 1, nothing written', async () =>
   const cases: [string[], RegExp][] = [
     [['--adapter', mor], /learned router.*cannot be merged without a fixed routing vector.*--routing-from/],
     [['--adapter', moelora], /MoELoRA.*cannot be merged/],
-    [['--adapter', lora, '--routing-from', setup.shout], /MoR adapters only/],
+    [['--adapter', lora, '--routing-from', setup.shout], /MoR.* adapters only/],
     [['--adapter', lora, '--dtype', 'f8'], /--dtype must be one of f32, f16, bf16/],
     [['--adapter', mor, '--routing-from', setup.shout, '--task', 'nope'], /task "nope" has no example.*tasks there: shout/],
     [['--adapter', mor, '--task', 'shout'], /no train_config\.json/],

@@ -1,5 +1,5 @@
 /**
- * Parameter budgets: the MoR.md formulas (budget.ts) against counts written out by hand for a
+ * Parameter budgets: the docs/mor.md formulas (budget.ts) against counts written out by hand for a
  * small GQA model, and against `countParameters()` of the real adapters injected into that
  * model (every kind, router modes, biases); rank matching picks the closest integer rank.
  */

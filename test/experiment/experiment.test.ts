@@ -2,7 +2,7 @@
  * `mor experiment --config experiments/smoke.yaml` end to end, in process, on a tiny random
  * checkpoint: exit 0; the report has the main table (base, mor, lora rows), the budget table
  * with every count equal, the ablation and static-routing tables and both plots; every run's
- * trainable count equals the MoR.md formula written out here for this model; a second call
+ * trainable count equals the docs/mor.md formula written out here for this model; a second call
  * reuses every cached run (resumable) and re-measures latency back to back; no tensor outlives the runs; `mor demo` writes its
  * outputs and table.
  */
@@ -24,7 +24,7 @@ const modelDir = path.join(root, 'model');
 await makeTinyCheckpoint(modelDir, { seed: 3 });
 
 
-/** MoR.md per-layer formulas for the tiny model's FFN: gate/up [128, 64], down [64, 128]. */
+/** docs/mor.md per-layer formulas for the tiny model's FFN: gate/up [128, 64], down [64, 128]. */
 function morFfn(r: number, n: number): number {
   const layer = (dIn: number, dOut: number): number => r * (dIn + dOut) + n * (r + dOut) + n * dIn;
   return 2 * (2 * layer(64, 128) + layer(128, 64));

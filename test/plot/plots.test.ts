@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lossCurveSvg, lossPointsFromRecords } from '../../src/plot/lossCurve.ts';
-import { routingCellsFromStats, routingHeatmapSvg } from '../../src/plot/routingHeatmap.ts';
+import { routingCellsFromStats, routingHeatmapSvg } from '../../src/routing/heatmap.ts';
 import type { MetricRecord } from '../../src/train/metrics.ts';
 
 /** Minimal well-formedness check: one root <svg>, every tag closed in order. */

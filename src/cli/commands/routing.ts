@@ -25,11 +25,11 @@ export function registerRoutingCommand(program: Command, io: CliIO): void {
   program
     .command('routing')
     .description(
-      'routing table of a MoR or MoELoRA adapter over data: mean routing weight per expert, per adapted module and per task ' +
+      'routing table of a routed adapter (MoR, MoELoRA, HydraLoRA) over data: mean routing weight per expert, per adapted module and per task ' +
         '(the task is the record\'s "task" field, else the file name); with --out also routing.json and a heatmap routing.svg',
     )
     .requiredOption('--model <dir>', 'base model directory (config.json, model.safetensors, tokenizer.json)')
-    .requiredOption('--adapter <dir>', 'MoR or MoELoRA adapter directory')
+    .requiredOption('--adapter <dir>', 'routed adapter directory (MoR, MoELoRA, HydraLoRA)')
     .requiredOption('--data <files...>', 'JSONL file(s): chat, prompt/completion or text records')
     .option('--out <dir>', 'write routing.json, routing.svg and routing.md here')
     .option('--max-examples <n>', 'at most N examples per task', '256')

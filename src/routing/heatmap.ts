@@ -3,7 +3,7 @@
  * panel per layer — the paper's evidence that experts specialise by task.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { renderVegaLiteSvg } from './render.ts';
+import { renderVegaLiteSvg } from '../plot/render.ts';
 
 /** Mean routing weight of `expert` over the tokens of `task` at `layer`. */
 export interface RoutingCell {

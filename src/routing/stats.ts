@@ -1,15 +1,19 @@
 /**
- * Router statistics for analysis: {@link RoutingStats} observes the routing weights that MoR /
- * MoELoRA layers report through `ctx.routing` and keeps, per module path and per token group
+ * Router statistics for analysis: {@link RoutingStats} observes the routing weights that routed
+ * adapter layers report through `ctx.routing` and keeps, per module path and per token group
  * (e.g. the task of the batch), the number of real tokens and the sum of their weights, so
  * the mean routing weight per expert is exact over any number of batches.
- * {@link meanRoutingVectors} runs a list of batches and returns the mean routing vector per
- * layer: the fixed routing `g*` that `PeftModel.mergeWithRouting` folds into W.
+ * {@link routingByTask} groups them by task (the trainer, `mor routing` and the experiment call
+ * it); {@link meanRoutingVectors} runs a list of batches and returns the mean routing vector per
+ * layer: the fixed routing `g*` that `mergeWithRouting` (fixedRouting.ts) folds into W.
  */
 import { tf } from '../backend/tf.ts';
 import type { RoutingObserver, ForwardContext } from '../nn/context.ts';
 import type { Module } from '../nn/module.ts';
-import type { PeftModel } from './inject.ts';
+import type { PeftModel } from '../adapters/inject.ts';
+import type { LlamaForCausalLM } from '../models/llama/model.ts';
+import type { RenderedExample } from '../data/render.ts';
+import { batchesOf } from '../data/batch.ts';
 
 interface Acc {
   tokens: number;
@@ -109,7 +113,7 @@ interface CausalLmLike extends Module {
 
 /**
  * Mean routing vector per routed layer over the real tokens (attention mask 1) of `batches`,
- * in inference mode. Use it with `peft.mergeWithRouting(vectors)` for static routing.
+ * in inference mode. Use it with `mergeWithRouting(peft, vectors)` for static routing.
  */
 export function meanRoutingVectors(peft: PeftModel, batches: Iterable<RoutingBatch>, run?: BatchRunner): Map<string, Float32Array> {
   const stats = new RoutingStats();
@@ -135,4 +139,42 @@ export function meanRoutingVectors(peft: PeftModel, batches: Iterable<RoutingBat
     }
   }
   return stats.means();
+}
+
+/**
+ * Routing statistics grouped by task over (at most `perTask`) examples of each task, in
+ * inference mode: batches hold one task each, so every observation belongs to that task.
+ */
+export function routingByTask(
+  model: LlamaForCausalLM,
+  examples: RenderedExample[],
+  batchSize: number,
+  padId: number,
+  perTask = 256,
+): RoutingStats {
+  const byTask = new Map<string, RenderedExample[]>();
+  for (const ex of examples) {
+    const list = byTask.get(ex.task) ?? [];
+    if (list.length < perTask) list.push(ex);
+    byTask.set(ex.task, list);
+  }
+  const stats = new RoutingStats();
+  for (const [task, list] of byTask) {
+    stats.group = task;
+    for (const b of batchesOf(list, batchSize, { padId, bucket: false })) {
+      const tokenMask = tf.tensor1d(Float32Array.from(b.attentionMask)); // [B * T]
+      const ctx: ForwardContext = { training: false, auxLosses: [], routing: stats, tokenMask };
+      try {
+        tf.tidy(() => {
+          const ids = tf.tensor2d(b.inputIds, [b.batchSize, b.seqLen], 'int32');
+          const mask = tf.tensor2d(b.attentionMask, [b.batchSize, b.seqLen], 'int32');
+          model.forward(ids, { attentionMask: mask, ctx, logitsToKeep: 1 });
+        });
+      } finally {
+        tokenMask.dispose();
+        for (const a of ctx.auxLosses) a.dispose();
+      }
+    }
+  }
+  return stats;
 }

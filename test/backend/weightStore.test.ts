@@ -52,8 +52,8 @@ if (!available) {
       assert.deepEqual(Array.from(w.dataSync()), Array.from(decoded));
       const ref = tf.tensor2d(decoded, [ROWS, COLS]);
       const n0 = tf.memory().numTensors;
-      // m <= 4 rows of x take the few-row path (W converted on the fly), more rows the blocked sgemm.
-      for (const [m, block] of [[1, 0], [3, 0], [6, 0], [6, COLS * 5]]) { // block: whole matrix, or 5 rows (last partial)
+      // m <= 8 rows of x take the few-row path (W converted on the fly), more rows the (blocked) sgemm.
+      for (const [m, block] of [[1, 0], [3, 0], [6, 0], [9, 0], [9, COLS * 5]]) { // block: whole matrix, or 5 rows (last partial)
         setStoreBlockFloats(block);
         const x = tf.tensor2d(rng.normalArray(m * COLS, 0, 1), [m, COLS]);
         const dy = tf.tensor2d(rng.normalArray(m * ROWS, 0, 1), [m, ROWS]);

@@ -105,24 +105,49 @@ __attribute__((target("avx2,fma,f16c"))) float Sum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Rows [r0, r1) of y = x W^T for m <= 8 rows of x.
-__attribute__((target("avx2,fma,f16c"))) void GemvAvx2(const float* x, size_t m, size_t k, const char* w, int dtype,
-                                                       size_t r0, size_t r1, float* y, size_t ldy) {
+// Rows [r0, r1) of y = x W^T for M (compile-time, so the accumulators stay in registers) rows
+// of x; two accumulators per row of x hide the FMA latency.
+template <int M>
+__attribute__((target("avx2,fma,f16c"))) void GemvAvx2M(const float* x, size_t k, const char* w, int dtype, size_t r0,
+                                                        size_t r1, float* y, size_t ldy) {
   const size_t bytes = DtypeBytes(dtype);
   for (size_t j = r0; j < r1; j++) {
     const char* row = w + j * k * bytes;
-    __m256 acc[8];
-    for (size_t i = 0; i < m; i++) acc[i] = _mm256_setzero_ps();
+    __m256 acc0[M], acc1[M];
+    for (int i = 0; i < M; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
     size_t p = 0;
-    for (; p + 8 <= k; p += 8) {
-      const __m256 wv = Load8(row + p * bytes, dtype);
-      for (size_t i = 0; i < m; i++) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * k + p), wv, acc[i]);
+    for (; p + 16 <= k; p += 16) {
+      const __m256 w0 = Load8(row + p * bytes, dtype);
+      const __m256 w1 = Load8(row + (p + 8) * bytes, dtype);
+      for (int i = 0; i < M; i++) {
+        acc0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * k + p), w0, acc0[i]);
+        acc1[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * k + p + 8), w1, acc1[i]);
+      }
     }
-    for (size_t i = 0; i < m; i++) {
-      float s = Sum8(acc[i]);
+    for (; p + 8 <= k; p += 8) {
+      const __m256 w0 = Load8(row + p * bytes, dtype);
+      for (int i = 0; i < M; i++) acc0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * k + p), w0, acc0[i]);
+    }
+    for (int i = 0; i < M; i++) {
+      float s = Sum8(_mm256_add_ps(acc0[i], acc1[i]));
       for (size_t q = p; q < k; q++) s += x[i * k + q] * At(row, dtype, q);
       y[i * ldy + j] = s;
     }
+  }
+}
+
+void GemvAvx2(const float* x, size_t m, size_t k, const char* w, int dtype, size_t r0, size_t r1, float* y,
+              size_t ldy) {
+  switch (m) {
+    case 1: return GemvAvx2M<1>(x, k, w, dtype, r0, r1, y, ldy);
+    case 2: return GemvAvx2M<2>(x, k, w, dtype, r0, r1, y, ldy);
+    case 3: return GemvAvx2M<3>(x, k, w, dtype, r0, r1, y, ldy);
+    default:
+      for (size_t i = 0; i < m; i += 4) {
+        const size_t mi = std::min<size_t>(4, m - i);
+        if (mi == 4) GemvAvx2M<4>(x + i * k, k, w, dtype, r0, r1, y + i * ldy, ldy);
+        else GemvAvx2(x + i * k, mi, k, w, dtype, r0, r1, y + i * ldy, ldy);
+      }
   }
 }
 #endif

@@ -56,7 +56,7 @@ constexpr size_t kMaxBlockFloats = size_t(64) << 20;  // 256 MB
 
 // Products with at most this many rows of x convert W on the fly (GemvRows) instead of
 // converting it whole for sgemm: generation's one-token steps.
-constexpr size_t kGemvMaxRows = 4;
+constexpr size_t kGemvMaxRows = 8;
 
 int Threads() { return std::max(1, openblas_get_num_threads()); }
 

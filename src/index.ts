@@ -116,6 +116,17 @@ export { parseHfConfig, toHfConfig, makeConfig, SUPPORTED_MODEL_TYPES } from './
 export type { LlamaConfig, ModelType, RopeScaling } from './models/llama/config.ts';
 export { KVCache } from './models/llama/kvCache.ts';
 export { causalLmLoss, causalLmLossSum } from './models/llama/loss.ts';
+export { chunkedLossSum, defaultLossChunkRows } from './models/llama/chunkedLoss.ts';
+export { checkpointed } from './nn/checkpoint.ts';
+export type { CheckpointableModule } from './nn/checkpoint.ts';
+export { isolatedGradients } from './nn/tape.ts';
+export {
+  planRun, checkRunFits, runFits, autoGradientCheckpointing, adapterTrainableParams,
+  WASM_HEAP_MAX_BYTES, WASM_HEAP_USABLE_FRACTION, PROCESS_BASE_BYTES, ACTIVATION_COEFFICIENTS, TRAINABLE_BYTES_PER_PARAM,
+} from './models/memoryPlan.ts';
+export type { RunShape, MemoryPlan, MemoryLimits } from './models/memoryPlan.ts';
+export { sizeTrainingRun } from './train/memory.ts';
+export type { WeightPlacement, TrainingSize } from './train/memory.ts';
 export { loadModel, loadConfig } from './models/load.ts';
 export { savePretrained } from './models/save.ts';
 export type { SaveOptions } from './models/save.ts';

@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend, tf } from '../backend/tf.ts';
-import { loadModel } from '../models/load.ts';
+import { loadConfig, loadModel } from '../models/load.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { getPeftModel, type PeftModel } from '../adapters/inject.ts';
 import { BatchStream, DataMixture, loadExamples, loadExamplesPerTask, type BatchStreamState } from '../data/mix.ts';
@@ -25,7 +25,7 @@ import { batchesOf, countTargets, padIdOf, type Batch } from '../data/batch.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { savePretrained as saveAdapter } from '../adapters/save.ts';
 import { inferenceContext, type ForwardContext } from '../nn/context.ts';
-import type { LlamaForCausalLM } from '../models/llama/model.ts';
+import type { LlamaForCausalLM, LossOptions } from '../models/llama/model.ts';
 import { lossCurveSvg } from '../plot/lossCurve.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
 import { RoutingStats } from '../adapters/routing.ts';
@@ -35,6 +35,7 @@ import { train, type ResumableIterator, type TrainResult } from './trainer.ts';
 import type { MetricRecord } from './metrics.ts';
 import type { TrainConfig } from './config.ts';
 import { ProgressReporter } from './progress.ts';
+import { sizeTrainingRun } from './memory.ts';
 
 /** Options of {@link runTraining} that are not part of the config file. */
 export interface RunTrainingOptions {
@@ -77,13 +78,20 @@ export function batchTargets(b: Batch): number {
 }
 
 /** Causal-LM loss of one batch (mean over target tokens), for the trainer's lossFn. */
-export function batchLoss(model: LlamaForCausalLM, b: Batch, ctx: ForwardContext, reduction: 'mean' | 'sum' = 'mean'): tf.Scalar {
+export function batchLoss(
+  model: LlamaForCausalLM,
+  b: Batch,
+  ctx: ForwardContext,
+  reduction: 'mean' | 'sum' = 'mean',
+  memory: Pick<LossOptions, 'gradientCheckpointing' | 'lossChunkSize'> = {},
+): tf.Scalar {
   // No tidy here: auxiliary losses pushed to ctx must outlive this call (the trainer sums them).
   const ids = tf.tensor2d(b.inputIds, [b.batchSize, b.seqLen], 'int32'); // [B, T]
   const labels = tf.tensor2d(b.labels, [b.batchSize, b.seqLen], 'int32');
   const mask = tf.tensor2d(b.attentionMask, [b.batchSize, b.seqLen], 'int32');
   try {
-    return model.loss(ids, labels, { attentionMask: mask, ctx, reduction });
+    const { gradientCheckpointing, lossChunkSize } = memory;
+    return model.loss(ids, labels, { attentionMask: mask, ctx, reduction, gradientCheckpointing, lossChunkSize });
   } finally {
     ids.dispose();
     labels.dispose();
@@ -105,6 +113,9 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     ? await loadExamples(config.evalData, tokenizer, { maxLength: config.maxLength })
     : undefined;
 
+  // Refuse, with one line naming the knobs, a run the heap cannot hold; resolve 'auto'.
+  const size = sizeTrainingRun(config, loadConfig(config.model));
+  if (config.gradientCheckpointing === 'auto' && size.gradientCheckpointing) log('gradient checkpointing: on (the activations would not fit without it)');
   const base = await loadModel(config.model);
   let peft: PeftModel<LlamaForCausalLM>;
   try {
@@ -143,7 +154,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
         for (const b of evalBatches) {
           const ctx = inferenceContext();
           const l = tf.tidy(() => {
-            const s = batchLoss(model, b, ctx, 'sum');
+            const s = batchLoss(model, b, ctx, 'sum', size);
             for (const a of ctx.auxLosses) a.dispose();
             return s;
           });
@@ -165,7 +176,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     try {
       result = await train<Batch>({
         params,
-        lossFn: (b, ctx) => batchLoss(model, b, ctx),
+        lossFn: (b, ctx) => batchLoss(model, b, ctx, 'mean', size),
         data,
         steps: totalSteps,
         schedule: { lr: config.lr, warmupSteps: config.warmup, kind: config.schedule, minLr: config.minLr },

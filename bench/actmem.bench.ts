@@ -8,7 +8,7 @@
  * process is timed, the best over rounds kept.
  * Also prints the size policy's heap estimate for each variant (src/models/memoryPlan.ts).
  *
- * Env: BENCH_REPS (default 2), BENCH_BATCH (1), BENCH_SEQ (256), BENCH_CHUNKS (`0,85,512`).
+ * Env: BENCH_REPS (default 2), BENCH_BATCH (1), BENCH_SEQ (256), BENCH_CHUNKS (`0,85,341`).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,7 @@ import { fmt, formatTable } from './lib/timing.ts';
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const BATCH = Number(process.env.BENCH_BATCH ?? 1);
 const SEQ = Number(process.env.BENCH_SEQ ?? 256);
-const CHUNKS = (process.env.BENCH_CHUNKS ?? '0,85,512').split(',').map(Number);
+const CHUNKS = (process.env.BENCH_CHUNKS ?? '0,85,341').split(',').map(Number);
 const shapes = {
   smollm: { vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, tieWordEmbeddings: true },
   tiny: { vocabSize: 2048, hiddenSize: 128, intermediateSize: 256, numHiddenLayers: 4, numAttentionHeads: 4, numKeyValueHeads: 2, tieWordEmbeddings: true },

@@ -50,7 +50,7 @@ export const TrainConfigSchema = z
      * says the activations would not fit the wasm heap without it.
      */
     gradientCheckpointing: z.union([z.boolean(), z.literal('auto')]).default('auto'),
-    /** Rows of the output head per chunk of the loss (0: the full `[tokens, vocab]` logits). Default: 2^22 / vocab. */
+    /** Rows of the output head per chunk of the loss (0: the full `[tokens, vocab]` logits). Default: 2^24 / vocab (at least 64). */
     lossChunkSize: z.int().nonnegative().optional(),
     /** Micro-batches per optimizer update. Default 1. */
     gradAccumulation: z.int().positive().default(1),

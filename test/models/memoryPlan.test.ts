@@ -58,10 +58,10 @@ test('LLaMA-2-7B shape, MoR r 8 N 8 on the FFN, 1 x 512, checkpointing + chunked
   // x 3 x 32 layers = 23205888.
   const trainable = adapterTrainableParams(llama7b, parseAdapterConfig({ kind: 'mor', r: 8, numExperts: 8 }));
   assert.equal(trainable, 23205888);
-  assert.equal(defaultLossChunkRows(32000), 131); // 4194304 / 32000 = 131.07
+  assert.equal(defaultLossChunkRows(32000), 524); // 16777216 / 32000 = 524.3
   const p = planRun({
     model: llama7b, batchSize: 1, maxLength: 512, trainableParams: trainable, gradientCheckpointing: true,
-    lossChunkRows: 131, weightsOffHeap: true, fileDtypeBytes: 2,
+    lossChunkRows: 524, weightsOffHeap: true, fileDtypeBytes: 2,
   });
   // 6738415616 params (embed + head 2 x 131072000, 32 x 202383360 per layer, norm 4096) in bf16.
   assert.equal(p.host.offHeapWeights, 13476831232);
@@ -70,10 +70,11 @@ test('LLaMA-2-7B shape, MoR r 8 N 8 on the FFN, 1 x 512, checkpointing + chunked
   // Per layer: 4 x 512 x (28 x 4096 + 10 x 11008 + 3 x 32 x 512) = 2048 x 273920 = 560988160;
   // checkpointed: 2 x 32 x (4 x 512 x 4096 = 8388608) + 3 x 560988160 = 536870912 + 1682964480.
   assert.equal(p.heap.activations, 2219835392);
-  // 4 x 5.5 x 131 x 32000 + 4 x 3 x 512 x 4096 = 92224000 + 25165824.
-  assert.equal(p.heap.loss, 117389824);
-  assert.equal(p.heap.total, 464117760 + 2219835392 + 117389824); // 2.61 GiB: fits the heap
-  assert.equal(p.host.total, 2801342976 + 13476831232 + 512 * 2 ** 20); // 15.7 GiB: fits 24 GiB
+  // A chunk holds at most the 512 tokens there are: 4 x 5.5 x 512 x 32000 + 4 x 3 x 512 x 4096
+  // = 360448000 + 25165824.
+  assert.equal(p.heap.loss, 385613824);
+  assert.equal(p.heap.total, 464117760 + 2219835392 + 385613824); // 2.86 GiB: fits the heap
+  assert.equal(p.host.total, 3069566976 + 13476831232 + 512 * 2 ** 20); // 15.9 GiB: fits 24 GiB
   assert.ok(runFits(p, { hostBytes: 24 * 2 ** 30 }));
   assert.ok(!runFits(p, { hostBytes: 8 * 2 ** 30 }), 'not on an 8 GiB machine');
   // Without checkpointing: 2 x 32 x 560988160 = 33.4 GiB of activations.

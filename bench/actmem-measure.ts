@@ -3,8 +3,10 @@
  * random LLaMA (MoR r 8, N 8 on gate/up/down unless `adapter` is given), in this fresh
  * process, as a JSON line: `heldBytes` (tensor bytes allocated during the step and still live
  * at the end of the forward: what the tape keeps), `peakBytes` (the most tensor bytes live at
- * once during the step, above the loaded model), `heapGrowth` (growth of the wasm heap over
- * the step, fragmentation and the heap's 20 % growth steps included) and `heapBytes`. The numbers behind the activation terms of src/models/memoryPlan.ts.
+ * once during the step, above the loaded model, as counted at the backend's malloc/free; it
+ * can overcount: on the SmolLM shape it exceeded the heap's own growth), `heapGrowth` (growth
+ * of the wasm heap over the step, fragmentation and the heap's 20 % growth steps included) and
+ * `heapBytes` (the whole heap after the step: the number that meets the 4 GiB ceiling). The numbers behind the activation terms of src/models/memoryPlan.ts.
  *
  * JSON: LlamaConfig fields, plus `batch`, `seq`, `ckpt` (bool), `chunk` (rows, 0 = full
  * logits), `adapter` (an adapter config).

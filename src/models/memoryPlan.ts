@@ -20,7 +20,7 @@
  * tape holds each layer's input (and, in the backward, its gradient) and one layer is live at
  * a time, which peaked near three times one layer's share. The loss peaked at 9 float32 values
  * per logit with the full `[tokens, vocab]` logits, 5.5 per logit of one chunk when chunked.
- * The estimates matched the measured peaks within -8 % / +17 % on the measured shapes.
+ * How the plan compares with the heap measured after a real step: README, "Memory".
  */
 import * as os from 'node:os';
 import { UserError } from '../errors.ts';

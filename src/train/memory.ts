@@ -32,7 +32,7 @@ export function sizeTrainingRun(config: TrainConfig, model: LlamaConfig, placeme
     model,
     batchSize: config.batchSize,
     maxLength: config.maxLength,
-    trainableParams: adapterTrainableParams(model, config.adapter),
+    trainableParams: trainableOrOne(model, config),
     lossChunkRows: config.lossChunkSize ?? defaultLossChunkRows(model.vocabSize),
     weightsOffHeap: placement.weightsOffHeap ?? false,
     fileDtypeBytes: placement.fileDtypeBytes ?? 4,
@@ -43,4 +43,16 @@ export function sizeTrainingRun(config: TrainConfig, model: LlamaConfig, placeme
   const plan = planRun({ ...shape, gradientCheckpointing });
   checkRunFits(plan, limits);
   return { plan, gradientCheckpointing, lossChunkSize: shape.lossChunkRows };
+}
+
+/**
+ * The adapter's trainable count by the closed formulas; 1 (still a training step) when they
+ * cannot say, e.g. targets that match no layer: the adapter injection reports that itself.
+ */
+function trainableOrOne(model: LlamaConfig, config: TrainConfig): number {
+  try {
+    return adapterTrainableParams(model, config.adapter);
+  } catch {
+    return 1;
+  }
 }

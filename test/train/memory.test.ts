@@ -80,3 +80,15 @@ test('mor train flags: --gradient-checkpointing on|off|auto and --loss-chunk-siz
   assert.match(text, /gradientCheckpointing: true/, text);
   assert.match(text, /a lossChunkSize above 0/, text);
 });
+
+test('runTraining with checkpointing and a small loss chunk logs the same losses as without', async () => {
+  const losses = async (extra: Record<string, unknown>, name: string): Promise<number[]> => {
+    const config = parseTrainConfig({ ...base, ...extra, adapter: { kind: 'mor', r: 4, numExperts: 2, dropout: 0.1, routerMode: 'balanced' }, steps: 3, logEvery: 1, batchSize: 2, maxLength: 32, outDir: path.join(root, name) });
+    const r = await runTraining(config, { progress: false, log: () => {} });
+    return r.log.flatMap((x) => (x.type === 'train' ? [x.loss] : []));
+  };
+  const plain = await losses({ gradientCheckpointing: false, lossChunkSize: 0 }, 'plain');
+  const both = await losses({ gradientCheckpointing: true, lossChunkSize: 5 }, 'both');
+  assert.equal(both.length, 3);
+  both.forEach((l, i) => assert.ok(Math.abs(l - plain[i]) <= 1e-5 * Math.abs(plain[i]), `step ${i + 1}: ${l} vs ${plain[i]}`));
+});

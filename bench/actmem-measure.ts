@@ -3,8 +3,8 @@
  * random LLaMA (MoR r 8, N 8 on gate/up/down unless `adapter` is given), in this fresh
  * process, as a JSON line: `heldBytes` (tensor bytes allocated during the step and still live
  * at the end of the forward: what the tape keeps), `peakBytes` (the most tensor bytes live at
- * once during the step, above the loaded model, as counted at the backend's malloc/free; it
- * can overcount: on the SmolLM shape it exceeded the heap's own growth), `heapGrowth` (growth
+ * once during the step, above the loaded model, as counted at the backend's malloc/free),
+ * `heapGrowth` (growth
  * of the wasm heap over the step, fragmentation and the heap's 20 % growth steps included) and
  * `heapBytes` (the whole heap after the step: the number that meets the 4 GiB ceiling). The numbers behind the activation terms of src/models/memoryPlan.ts.
  *
@@ -36,14 +36,14 @@ let peak = 0;
 const [malloc0, free0] = [wasm._malloc.bind(wasm), wasm._free.bind(wasm)];
 wasm._malloc = (n: number): number => {
   const p = malloc0(n);
-  sizes.set(p, n);
+  sizes.set(p >>> 0, n); // malloc returns a negative int above 2 GiB; the backend frees `p >>> 0`
   live += n;
   peak = Math.max(peak, live);
   return p;
 };
 wasm._free = (p: number): void => {
-  live -= sizes.get(p) ?? 0;
-  sizes.delete(p);
+  live -= sizes.get(p >>> 0) ?? 0;
+  sizes.delete(p >>> 0);
   free0(p);
 };
 const ctx: ForwardContext = { training: true, seed: 1, auxLosses: [] };

@@ -124,8 +124,19 @@ export { parseHfConfig, toHfConfig, makeConfig, SUPPORTED_MODEL_TYPES } from './
 export type { LlamaConfig, ModelType, RopeScaling, LayerType, RopeLayout } from './models/llama/config.ts';
 export { KVCache } from './models/llama/kvCache.ts';
 export { causalLmLoss, causalLmLossSum } from './models/llama/loss.ts';
-export { loadModel, loadConfig } from './models/load.ts';
-export type { LoadModelOptions } from './models/load.ts';
+export { chunkedLossSum, defaultLossChunkRows } from './models/llama/chunkedLoss.ts';
+export { checkpointed } from './nn/checkpoint.ts';
+export type { CheckpointableModule } from './nn/checkpoint.ts';
+export { isolatedGradients } from './nn/tape.ts';
+export {
+  planRun, checkRunFits, runFits, autoGradientCheckpointing, adapterTrainableParams,
+  WASM_HEAP_MAX_BYTES, WASM_HEAP_USABLE_FRACTION, PROCESS_BASE_BYTES, ACTIVATION_COEFFICIENTS, TRAINABLE_BYTES_PER_PARAM,
+} from './models/memoryPlan.ts';
+export type { RunShape, MemoryPlan, MemoryLimits } from './models/memoryPlan.ts';
+export { sizeTrainingRun } from './train/memory.ts';
+export type { WeightPlacement, TrainingSize } from './train/memory.ts';
+export { loadModel, loadConfig, weightPlacement } from './models/load.ts';
+export type { LoadModelOptions, WeightPlacement as ModelWeightPlacement } from './models/load.ts';
 export { savePretrained, saveTensors, parameterSources } from './models/save.ts';
 export type { SaveOptions, TensorSource } from './models/save.ts';
 export { StoredWeight, weightStoreAvailable } from './backend/weightStore.ts';

@@ -19,6 +19,8 @@ import type { LlamaForCausalLM } from './llama/model.ts';
 import { buildModelSafely } from './registry.ts';
 import { MappedFile, StoredWeight, weightStoreAvailable } from '../backend/weightStore.ts';
 import { assertFinite, nonFiniteError } from '../io/finite.ts';
+import { WASM_HEAP_MAX_BYTES, WASM_HEAP_USABLE_FRACTION } from './memoryPlan.ts';
+import { llamaParameterCount } from '../experiment/budget.ts';
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
@@ -28,6 +30,50 @@ export interface LoadModelOptions {
    * also `MOR_WEIGHT_STORE=0`).
    */
   weightStore?: 'auto' | 'on' | 'off';
+}
+
+/** Where {@link loadModel} will keep a directory's frozen weights: what a run is sized with before loading. */
+export interface WeightPlacement {
+  /** Matrices stay in the native store, outside the wasm heap. */
+  weightsOffHeap: boolean;
+  /** Bytes per value of the checkpoint's float tensors (BF16/F16 2, F32 4). */
+  fileDtypeBytes: number;
+}
+
+/**
+ * The {@link WeightPlacement} of `dir` (reads only the first safetensors header; a directory
+ * without weight files is sized as float32, and {@link loadModel} then reports what is missing).
+ */
+export function weightPlacement(dir: string, opts: LoadModelOptions = {}): WeightPlacement {
+  const weightsOffHeap = useWeightStore(opts.weightStore);
+  const file = fs.existsSync(path.join(dir, 'model.safetensors')) || fs.existsSync(path.join(dir, 'model.safetensors.index.json'))
+    ? [...new Set(weightFiles(dir).values())][0]
+    : undefined;
+  if (!file) return { weightsOffHeap, fileDtypeBytes: 4 };
+  const f = openSafetensors(file);
+  try {
+    const float = f.tensors.find((t) => t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16');
+    return { weightsOffHeap, fileDtypeBytes: float?.dtype === 'F32' ? 4 : 2 };
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Refuse, before reading any weight, a model whose float32 weights cannot fit the wasm heap (the
+ * store is off or unavailable): tfjs-wasm would otherwise die half-way with "memory access out of
+ * bounds".
+ */
+function checkHeapFits(dir: string, config: LlamaConfig): void {
+  const bytes = 4 * llamaParameterCount(config);
+  const limit = WASM_HEAP_MAX_BYTES * WASM_HEAP_USABLE_FRACTION;
+  if (bytes > limit) {
+    throw new UserError(
+      `${dir}: the model's ${(bytes / 2 ** 30).toFixed(1)} GiB of float32 weights do not fit the ${(limit / 2 ** 30).toFixed(1)} GiB wasm heap; ` +
+        'install OpenBLAS and rebuild the native addon (npm run setup) so the frozen weights stay outside the heap' +
+        (process.env.MOR_WEIGHT_STORE === '0' ? ', and unset MOR_WEIGHT_STORE=0' : ''),
+    );
+  }
 }
 
 /** Whether this load keeps matrices in the native store. */
@@ -95,6 +141,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const config = loadConfig(dir);
   const files = weightFiles(dir);
   const store = useWeightStore(opts.weightStore);
+  if (!store) checkHeapFits(dir, config);
   const open = new Map<string, SafetensorsFile>();
   // Each mapping is held by the loader until the end, then only by the weights that view it.
   const mapped = new Map<string, MappedFile>();

@@ -45,6 +45,14 @@ export const TrainConfigSchema = z
     maxLength: z.int().positive().default(512),
     /** Sequences per micro-batch. Default 4. */
     batchSize: z.int().positive().default(4),
+    /**
+     * Gradient checkpointing per decoder layer (keep each layer's input, recompute the layer in
+     * the backward: less memory, one more forward). `auto` (default): on when the size estimate
+     * says the activations would not fit the wasm heap without it.
+     */
+    gradientCheckpointing: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+    /** Rows of the output head per chunk of the loss (0: the full `[tokens, vocab]` logits). Default: 2^24 / vocab (at least 64). */
+    lossChunkSize: z.int().nonnegative().optional(),
     /** Micro-batches per optimizer update. Default 1. */
     gradAccumulation: z.int().positive().default(1),
     /** Number of optimizer updates (give this or `epochs`). */

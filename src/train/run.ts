@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend, tf } from '../backend/tf.ts';
-import { loadModel } from '../models/load.ts';
+import { loadConfig, loadModel, weightPlacement } from '../models/load.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { getPeftModel, type PeftModel } from '../adapters/inject.ts';
 import { BatchStream, DataMixture, loadExamples, loadExamplesPerTask, type BatchStreamState } from '../data/mix.ts';
@@ -25,7 +25,7 @@ import { batchesOf, countTargets, padIdOf, type Batch } from '../data/batch.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { savePretrained as saveAdapter } from '../adapters/save.ts';
 import { inferenceContext, type ForwardContext } from '../nn/context.ts';
-import type { LlamaForCausalLM } from '../models/llama/model.ts';
+import type { LlamaForCausalLM, LossOptions } from '../models/llama/model.ts';
 import { lossCurveSvg } from '../plot/lossCurve.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../routing/heatmap.ts';
 import { routingByTask } from '../routing/stats.ts';
@@ -36,6 +36,7 @@ import type { TrainConfig } from './config.ts';
 import { ProgressReporter } from './progress.ts';
 import { checkResumable, clearRunFolder, describeChange, planRunFolder } from './runFolder.ts';
 import { checkEvaluationInputs, evaluate, type EvaluateResult } from '../eval/evaluate.ts';
+import { sizeTrainingRun } from './memory.ts';
 
 /** Options of {@link runTraining} that are not part of the config file. */
 export interface RunTrainingOptions {
@@ -83,13 +84,20 @@ export function batchTargets(b: Batch): number {
 }
 
 /** Causal-LM loss of one batch (mean over target tokens), for the trainer's lossFn. */
-export function batchLoss(model: LlamaForCausalLM, b: Batch, ctx: ForwardContext, reduction: 'mean' | 'sum' = 'mean'): tf.Scalar {
+export function batchLoss(
+  model: LlamaForCausalLM,
+  b: Batch,
+  ctx: ForwardContext,
+  reduction: 'mean' | 'sum' = 'mean',
+  memory: Pick<LossOptions, 'gradientCheckpointing' | 'lossChunkSize'> = {},
+): tf.Scalar {
   // No tidy here: auxiliary losses pushed to ctx must outlive this call (the trainer sums them).
   const ids = tf.tensor2d(b.inputIds, [b.batchSize, b.seqLen], 'int32'); // [B, T]
   const labels = tf.tensor2d(b.labels, [b.batchSize, b.seqLen], 'int32');
   const mask = tf.tensor2d(b.attentionMask, [b.batchSize, b.seqLen], 'int32');
   try {
-    return model.loss(ids, labels, { attentionMask: mask, ctx, reduction });
+    const { gradientCheckpointing, lossChunkSize } = memory;
+    return model.loss(ids, labels, { attentionMask: mask, ctx, reduction, gradientCheckpointing, lossChunkSize });
   } finally {
     ids.dispose();
     labels.dispose();
@@ -117,6 +125,9 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     await checkEvaluationInputs({ model: config.model, data: config.finalEval, outDir: path.join(outDir, 'eval'), outFlag: 'outDir' }, tokenizer);
   }
 
+  // Refuse, with one line naming the knobs, a run the heap cannot hold; resolve 'auto'.
+  const size = sizeTrainingRun(config, loadConfig(config.model), weightPlacement(config.model));
+  if (config.gradientCheckpointing === 'auto' && size.gradientCheckpointing) log('gradient checkpointing: on (the activations would not fit without it)');
   const base = await loadModel(config.model);
   let peft: PeftModel<LlamaForCausalLM>;
   try {
@@ -169,7 +180,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
         for (const b of evalBatches) {
           const ctx = inferenceContext();
           const l = tf.tidy(() => {
-            const s = batchLoss(model, b, ctx, 'sum');
+            const s = batchLoss(model, b, ctx, 'sum', size);
             for (const a of ctx.auxLosses) a.dispose();
             return s;
           });
@@ -191,7 +202,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     try {
       result = await train<Batch>({
         params,
-        lossFn: (b, ctx) => batchLoss(model, b, ctx),
+        lossFn: (b, ctx) => batchLoss(model, b, ctx, 'mean', size),
         data,
         steps: totalSteps,
         schedule: { lr: config.lr, warmupSteps: config.warmup, kind: config.schedule, minLr: config.minLr },

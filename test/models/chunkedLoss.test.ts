@@ -120,8 +120,8 @@ test('chunked loss without a tape: the same value, nothing kept', () => {
   model.dispose();
 });
 
-test('default chunk rows: 2^22 / vocab, at least 16', () => {
-  assert.equal(defaultLossChunkRows(49152), 85); // 4194304 / 49152 = 85.3
-  assert.equal(defaultLossChunkRows(151936), 27); // 4194304 / 151936 = 27.6
-  assert.equal(defaultLossChunkRows(1_000_000), 16);
+test('default chunk rows: 2^24 / vocab, at least 64', () => {
+  assert.equal(defaultLossChunkRows(49152), 341); // 16777216 / 49152 = 341.3
+  assert.equal(defaultLossChunkRows(151936), 110); // 16777216 / 151936 = 110.4
+  assert.equal(defaultLossChunkRows(1_000_000), 64);
 });

@@ -137,3 +137,14 @@ test('a model saved in shards (index + files) loads back with the same logits', 
   model.dispose();
   again.dispose();
 });
+
+test('without the store, a model whose float32 weights exceed the heap is refused before any weight is read', async () => {
+  const dir = tempDir('mor-toobig-');
+  const config = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'llama_gqa', 'config.json'), 'utf8'));
+  // TinyLlama-1.1B widths: 4.4 GB as float32. The weight file holds nothing: it must not be read.
+  Object.assign(config, { vocab_size: 32000, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, head_dim: 64 });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  await writeSafetensors(path.join(dir, 'model.safetensors'), {});
+  await assert.rejects(loadModel(dir, { weightStore: 'off' }),
+    /float32 weights do not fit the 3\.4 GiB wasm heap; install OpenBLAS and rebuild the native addon/);
+});

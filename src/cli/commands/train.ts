@@ -53,7 +53,11 @@ const NUMERIC_FLAGS: [flag: string, key: string, help: string][] = [
   ['--keep-checkpoints <n>', 'keepCheckpoints', 'checkpoints kept'],
   ['--eval-every <n>', 'evalEvery', 'evaluate every N updates'],
   ['--log-every <n>', 'logEvery', 'log every N updates'],
+  ['--loss-chunk-size <n>', 'lossChunkSize', 'rows of the output head per loss chunk (0: full logits)'],
 ];
+
+/** `--gradient-checkpointing on|off|auto` -> the config's true / false / 'auto'. */
+const CHECKPOINTING: Record<string, boolean | 'auto'> = { on: true, off: false, auto: 'auto' };
 
 export function registerTrainCommand(program: Command, io: CliIO): void {
   const cmd = program
@@ -67,7 +71,11 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
     .option('--final-eval <file>', 'benchmark JSONL scored on the adapter at the end, as `mor eval` (repeatable)',
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--out-dir <dir>', 'output directory (adapter, checkpoints, metrics.jsonl, loss.svg)')
-    .addOption(new Option('--schedule <kind>', 'learning-rate decay after warmup').choices(['cosine', 'linear', 'constant']));
+    .addOption(new Option('--schedule <kind>', 'learning-rate decay after warmup').choices(['cosine', 'linear', 'constant']))
+    .addOption(
+      new Option('--gradient-checkpointing <mode>', 'recompute each layer in the backward (auto: when the activations would not fit)')
+        .choices(Object.keys(CHECKPOINTING)),
+    );
   for (const [flag, , help] of NUMERIC_FLAGS) cmd.option(flag, help, num(flag.split(' ')[0]));
   cmd
     .option('--resume', 'continue the run in <outDir> from its latest complete checkpoint (a damaged one is skipped with a warning); ' +
@@ -84,6 +92,7 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
         finalEval: o.finalEval,
         outDir: o.outDir,
         schedule: o.schedule,
+        gradientCheckpointing: typeof o.gradientCheckpointing === 'string' ? CHECKPOINTING[o.gradientCheckpointing] : undefined,
       };
       for (const [, key] of NUMERIC_FLAGS) overrides[key] = o[key];
       const config = typeof o.config === 'string'

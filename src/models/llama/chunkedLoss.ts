@@ -21,12 +21,13 @@ import { crossEntropyRows } from './loss.ts';
 import type { RMSNorm } from './rmsnorm.ts';
 
 /**
- * Default rows per chunk for a vocabulary: `2^22 / vocab` rows (16 MiB of float32 logits per
- * chunk; 85 rows at vocab 49152, 27 at 151936), at least 16. Measured on the SmolLM-135M
- * shape (vocab 49152, hidden 576): training steps at 4 x 256 were no slower than unchunked.
+ * Default rows per chunk for a vocabulary: `2^24 / vocab` rows (64 MiB of float32 logits per
+ * chunk; 341 rows at vocab 49152, 110 at 151936, 524 at 32000), at least 64. Chunks of under
+ * ~256 rows made the loss measurably slower than unchunked on the SmolLM-135M shape (vocab
+ * 49152, hidden 576); 341 rows was as fast (bench/actmem.bench.ts).
  */
 export function defaultLossChunkRows(vocabSize: number): number {
-  return Math.max(16, Math.floor(2 ** 22 / vocabSize));
+  return Math.max(64, Math.floor(2 ** 24 / vocabSize));
 }
 
 type Saver = tf.GradSaveFunc;

@@ -1,8 +1,8 @@
 """PyTorch side of `npm run bench:big` (bench/big.bench.ts): the same checkpoint, the same work.
 
-Usage: python big_torch.py MODEL_DIR float32|bfloat16   (env BENCH_SEQ, BENCH_NEW)
+Usage: python big_torch.py MODEL_DIR float32|bfloat16   (env BENCH_SEQ, BENCH_BATCH, BENCH_NEW)
 Loads the checkpoint with transformers in the given dtype, times a forward (1 x SEQ, full
-logits), one MoR training step (r=8, N=8 on gate/up/down, full causal-LM loss, AdamW; MoR as
+logits), one MoR training step (BENCH_BATCH x SEQ, r=8, N=8 on gate/up/down, full causal-LM loss, AdamW; MoR as
 in the project's docs: one shared LoRA pair, N diagonal expert rescalings, softmax router;
 gradient checkpointing on for bfloat16, i.e. the 7B shape, where activations would not fit
 otherwise) and greedy generation; prints one JSON line with the process's peak RSS.
@@ -52,6 +52,7 @@ def peak_rss_gib():
 def main():
     model_dir, dtype_name = sys.argv[1], sys.argv[2]
     seq = int(os.environ.get("BENCH_SEQ", "512"))
+    batch = int(os.environ.get("BENCH_BATCH", "1"))
     new = int(os.environ.get("BENCH_NEW", "8"))
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
     torch.manual_seed(0)
@@ -81,7 +82,8 @@ def main():
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     t0 = time.perf_counter()
-    loss = model(ids, labels=ids).loss
+    batch_ids = ids.repeat(batch, 1)
+    loss = model(batch_ids, labels=batch_ids).loss
     loss.backward()
     opt.step()
     opt.zero_grad()
@@ -96,7 +98,7 @@ def main():
         gen_tok_s = (out.shape[1] - prompt.shape[1]) / (time.perf_counter() - t0)
     print(json.dumps({
         "loadS": load_s, "peakRssGiB": peak_rss_gib(), "forwardTokS": forward_tok_s,
-        "trainStepS": train_step_s, "trainTokS": seq / train_step_s, "generateTokS": gen_tok_s,
+        "trainStepS": train_step_s, "trainTokS": batch * seq / train_step_s, "generateTokS": gen_tok_s,
     }))
 
 

@@ -2,7 +2,8 @@
  * Random bf16 sharded checkpoints of real model shapes for `npm run bench:big`, written once
  * into a cache folder (config.json, model-0000i-of-0000n.safetensors, the index), shard by
  * shard, so memory stays near one shard. Values: N(0, 0.02) draws from a pool, copied at
- * rotating offsets (the benchmark measures speed and memory, not what the model says).
+ * rotating offsets (the benchmark measures speed and memory, not what the model says); norms 1,
+ * biases 0.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,16 +18,18 @@ export function checkpointShapes(c: LlamaConfig): [string, number[]][] {
   const out: [string, number[]][] = [['model.embed_tokens.weight', [c.vocabSize, h]]];
   for (let i = 0; i < c.numHiddenLayers; i++) {
     const p = `model.layers.${i}`;
+    const linear = (name: string, out: number, inF: number, bias: boolean): [string, number[]][] =>
+      bias ? [[`${p}.${name}.weight`, [out, inF]], [`${p}.${name}.bias`, [out]]] : [[`${p}.${name}.weight`, [out, inF]]];
     out.push(
       [`${p}.input_layernorm.weight`, [h]],
-      [`${p}.self_attn.q_proj.weight`, [nh * d, h]],
-      [`${p}.self_attn.k_proj.weight`, [nkv * d, h]],
-      [`${p}.self_attn.v_proj.weight`, [nkv * d, h]],
-      [`${p}.self_attn.o_proj.weight`, [h, nh * d]],
+      ...linear('self_attn.q_proj', nh * d, h, c.qkvBias),
+      ...linear('self_attn.k_proj', nkv * d, h, c.qkvBias),
+      ...linear('self_attn.v_proj', nkv * d, h, c.qkvBias),
+      ...linear('self_attn.o_proj', h, nh * d, c.oBias),
       [`${p}.post_attention_layernorm.weight`, [h]],
-      [`${p}.mlp.gate_proj.weight`, [f, h]],
-      [`${p}.mlp.up_proj.weight`, [f, h]],
-      [`${p}.mlp.down_proj.weight`, [h, f]],
+      ...linear('mlp.gate_proj', f, h, c.mlpBias),
+      ...linear('mlp.up_proj', f, h, c.mlpBias),
+      ...linear('mlp.down_proj', h, f, c.mlpBias),
     );
   }
   out.push(['model.norm.weight', [h]]);
@@ -77,7 +80,8 @@ export async function ensureBigCheckpoint(dir: string, config: LlamaConfig, shar
     const tensors = new Map<string, HostTensor>();
     for (const [name, shape] of shards[s]) {
       const n = shape.reduce((x, y) => x * y, 1);
-      tensors.set(name, { dtype: 'F32', shape, data: fill(n, shape.length === 1) });
+      const data = name.endsWith('.bias') ? new Float32Array(n) : fill(n, shape.length === 1);
+      tensors.set(name, { dtype: 'F32', shape, data });
       weightMap[name] = file;
       total += 2 * n;
     }

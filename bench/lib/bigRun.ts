@@ -1,11 +1,18 @@
 /**
  * One side of `npm run bench:big` (bench/big.bench.ts), run in its own process: load the
- * checkpoint in argv[2], time a forward, a MoR training step and greedy generation, and print
- * one JSON line ({@link BigResult}) with the peak RSS of this process.
+ * checkpoint in argv[2], time a forward, a MoR training step and greedy generation, then (unless
+ * BENCH_MERGE=0) merge a LoRA r=8 adapter on gate/up/down into bf16 shards with `mergeAdapter`
+ * (the model is disposed first); print one JSON line ({@link BigResult}) with the peak RSS.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { mergeAdapter } from '../../src/merge/mergeAdapter.ts';
 import { initBackend, tf } from '../../src/backend/tf.ts';
-import { loadModel } from '../../src/models/load.ts';
+import { loadModel, weightPlacement } from '../../src/models/load.ts';
+import { parseAdapterConfig } from '../../src/adapters/config.ts';
+import { adapterTrainableParams, autoGradientCheckpointing, checkRunFits, planRun } from '../../src/models/memoryPlan.ts';
+import { defaultLossChunkRows } from '../../src/models/llama/chunkedLoss.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { generate } from '../../src/generate/generate.ts';
@@ -19,6 +26,8 @@ export interface BigResult {
   trainStepS?: number;
   trainTokS?: number;
   generateTokS?: number;
+  /** `mor merge` of a LoRA adapter into bf16 shards, after the model was disposed. */
+  mergeS?: number;
   error?: string;
 }
 
@@ -32,6 +41,7 @@ const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
 async function main(dir: string): Promise<BigResult> {
   const seq = Number(process.env.BENCH_SEQ ?? 512);
+  const batch = Number(process.env.BENCH_BATCH ?? 1);
   const newTokens = Number(process.env.BENCH_NEW ?? 8);
   await initBackend({ announce: false });
   let t0 = performance.now();
@@ -47,19 +57,29 @@ async function main(dir: string): Promise<BigResult> {
   const forwardTokS = seq / seconds(t0);
   process.stderr.write(`  forward ${forwardTokS.toFixed(1)} tokens/s\n`);
 
-  const peft = getPeftModel(model, { kind: 'mor', r: 8, numExperts: 8, targetModules: ['gate_proj', 'up_proj', 'down_proj'] });
+  const adapter = parseAdapterConfig({ kind: 'mor', r: 8, numExperts: 8, targetModules: ['gate_proj', 'up_proj', 'down_proj'] });
+  // Sized as `mor train` sizes a run: checkpointing only when the plan says it is needed.
+  const shape = {
+    model: model.config, batchSize: batch, maxLength: seq, trainableParams: adapterTrainableParams(model.config, adapter),
+    lossChunkRows: defaultLossChunkRows(model.config.vocabSize), ...weightPlacement(dir),
+  };
+  const gradientCheckpointing = autoGradientCheckpointing(shape);
+  checkRunFits(planRun({ ...shape, gradientCheckpointing }));
+  process.stderr.write(`  training ${batch} x ${seq}, gradient checkpointing ${gradientCheckpointing ? 'on' : 'off'}\n`);
+  const peft = getPeftModel(model, adapter);
   const params = peft.trainableParameters();
   const opt = new AdamW(params);
+  const batchIds = tf.tile(ids, [batch, 1]) as tf.Tensor2D;
   t0 = performance.now();
   const { value, grads } = tf.variableGrads(() => {
     const ctx: ForwardContext = { training: true, auxLosses: [], seed: 1 };
-    return model.loss(ids, ids, { ctx, gradientCheckpointing: true });
+    return model.loss(batchIds, batchIds, { ctx, gradientCheckpointing });
   }, params.map(([, v]) => v));
   const byName = new Map(params.map(([k, v]) => [k, grads[v.name]] as [string, tf.Tensor]));
   opt.update(byName, 1e-4);
   value.dataSync();
   const trainStepS = seconds(t0);
-  tf.dispose([value, ...Object.values(grads)]);
+  tf.dispose([value, batchIds, ...Object.values(grads)]);
   process.stderr.write(`  train step ${trainStepS.toFixed(1)} s\n`);
 
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 31 + 7) % vocab);
@@ -67,7 +87,27 @@ async function main(dir: string): Promise<BigResult> {
   const gen = await generate(model, null, prompt, { maxNewTokens: newTokens, temperature: 0, eosTokenIds: [] });
   const generateTokS = gen.tokenIds[0].length / seconds(t0);
   ids.dispose();
-  return { loadS, peakRssGiB: peakRssGiB(), forwardTokS, trainStepS, trainTokS: seq / trainStepS, generateTokS };
+  peft.dispose();
+  let mergeS: number | undefined;
+  if (process.env.BENCH_MERGE !== '0') mergeS = await timeMerge(dir);
+  return { loadS, peakRssGiB: peakRssGiB(), forwardTokS, trainStepS, trainTokS: (batch * seq) / trainStepS, generateTokS, mergeS };
+}
+
+/** Seconds of `mergeAdapter` for a random LoRA r=8 on gate/up/down, written as bf16 shards to a temp folder. */
+async function timeMerge(dir: string): Promise<number> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-big-merge-'));
+  try {
+    const lora = getPeftModel(await loadModel(dir), { kind: 'lora', r: 8, init: false, seed: 1, targetModules: ['gate_proj', 'up_proj', 'down_proj'] });
+    lora.savePretrained(path.join(tmp, 'adapter'));
+    lora.dispose();
+    const t0 = performance.now();
+    await mergeAdapter({ model: dir, adapter: path.join(tmp, 'adapter'), out: path.join(tmp, 'merged'), dtype: 'BF16' });
+    const s = seconds(t0);
+    process.stderr.write(`  merge ${s.toFixed(1)} s\n`);
+    return s;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 main(process.argv[2]).then(

@@ -14,6 +14,7 @@ import { createRandomModel } from '../src/models/random.ts';
 import { getPeftModel } from '../src/adapters/inject.ts';
 import type { ForwardContext } from '../src/nn/context.ts';
 import { fmt, formatTable } from './lib/timing.ts';
+import { minOf } from '../src/util/array.ts';
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const BATCH = Number(process.env.BENCH_BATCH ?? 4);
@@ -52,9 +53,9 @@ function stepOnce(v: Variant): void {
 stepOnce(variants[0]); // warm-up
 variants[0].times = [];
 for (let r = 0; r < REPS; r++) for (const v of variants) stepOnce(v);
-const base = Math.min(...variants[0].times);
+const base = minOf(variants[0].times);
 const rows = variants.map((v) => {
-  const best = Math.min(...v.times);
+  const best = minOf(v.times);
   return [v.name, fmt(best / 1000, 2), fmt(best / base, 2), fmt(v.held / 2 ** 20, 1)];
 });
 process.stdout.write(`${shapeName}-shaped, MoR r8 N8 gate/up/down, ${BATCH}x${SEQ}, matmul ${info.matmulPath} (${info.threads} thr), best of ${REPS}\n`);

@@ -19,6 +19,7 @@ import { doraTensorShapes } from './dora.ts';
 import { morTensorShapes, type MorLayerSpec } from './mor.ts';
 import { moeLoraTensorShapes, type MoeLoraLayerSpec } from './moelora.ts';
 import { fullTensorShapes, type FullLayerSpec } from './full.ts';
+import { pushAll } from '../util/array.ts';
 
 /** Per-layer spec of any kind. */
 export type LayerSpec = LoraLayerSpec | MorLayerSpec | MoeLoraLayerSpec | FullLayerSpec;
@@ -40,7 +41,7 @@ export interface PlannedTarget {
 export function walkModules(root: Module, prefix = ''): [string, Module][] {
   const out: [string, Module][] = [[prefix, root]];
   if (root instanceof AdapterLayer) return out;
-  for (const [name, c] of root.children()) out.push(...walkModules(c, prefix ? `${prefix}.${name}` : name));
+  for (const [name, c] of root.children()) pushAll(out, walkModules(c, prefix ? `${prefix}.${name}` : name));
   return out;
 }
 
@@ -195,7 +196,7 @@ export function modulesToSavePaths(model: Module, names: string[]): string[] {
   for (const name of names) {
     const hits = walkModules(model).filter(([p]) => p !== '' && (p === name || p.endsWith(`.${name}`)));
     if (hits.length === 0) throw new UserError(`modulesToSave "${name}" matched no module of the model`);
-    out.push(...hits.map(([p]) => p));
+    pushAll(out, hits.map(([p]) => p));
   }
   return [...new Set(out)];
 }

@@ -12,6 +12,7 @@
  */
 import { tf } from '../backend/tf.ts';
 import { inferenceContext, type ForwardContext } from '../nn/context.ts';
+import { maxOf } from '../util/array.ts';
 
 /**
  * What the evaluator needs from a model: a causal LM forward returning logits `[B, T, V]`
@@ -77,8 +78,8 @@ export async function loglikelihoods(
   for (let start = 0; start < order.length; start += batchSize) {
     const group = order.slice(start, start + batchSize);
     const b = group.length;
-    const t = Math.max(...group.map((s) => s.all.length - 1));
-    const keep = Math.max(...group.map((s) => s.cont));
+    const t = maxOf(group.map((s) => s.all.length - 1));
+    const keep = maxOf(group.map((s) => s.cont));
     const ids = new Int32Array(b * t);
     const mask = new Int32Array(b * t);
     group.forEach((s, row) => {

@@ -9,6 +9,7 @@ import { Rng } from '../util/rng.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { KVCache } from '../models/llama/kvCache.ts';
 import { sampleToken, type SamplingOptions } from './sampling.ts';
+import { maxOf } from '../util/array.ts';
 
 /** What generation needs from a tokenizer (src/tokenizer/tokenizer.ts implements it). */
 export interface GenerationTokenizer {
@@ -58,7 +59,7 @@ export async function generate(
   const eos = new Set(opts.eosTokenIds ?? (tokenizer?.eosTokenIds.length ? tokenizer.eosTokenIds : configEos(model)));
   const padId = tokenizer?.padTokenId ?? [...eos][0] ?? 0;
   const b = rows.length;
-  const len = Math.max(...rows.map((r) => r.length));
+  const len = maxOf(rows.map((r) => r.length));
   const padded = rows.some((r) => r.length < len);
   const mask: number[][] = rows.map((r) => [...new Array(len - r.length).fill(0), ...new Array(r.length).fill(1)]);
   const ids = rows.map((r) => [...new Array(len - r.length).fill(padId), ...r]);

@@ -28,6 +28,7 @@ import { routingByTask } from '../train/run.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../plot/routingHeatmap.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { checkOutputDir } from '../io/outputPath.ts';
+import { maxOf } from '../util/array.ts';
 
 /** Options of {@link routingTable}. */
 export interface RoutingTableOptions {
@@ -91,7 +92,7 @@ export function formatRoutingMarkdown(rows: RoutingRow[], numExperts: number, ti
   lines.push(`| module | task | tokens | ${experts.join(' | ')} |`);
   lines.push(`|---|---|---:|${experts.map(() => '---:').join('|')}|`);
   for (const r of rows) {
-    const top = r.mean.indexOf(Math.max(...r.mean));
+    const top = r.mean.indexOf(maxOf(r.mean));
     const cells = r.mean.map((w, i) => (i === top ? `**${fmt(w)}**` : fmt(w)));
     lines.push(`| ${r.module} | ${r.task} | ${r.tokens} | ${cells.join(' | ')} |`);
   }

@@ -208,6 +208,58 @@ const ISSUE14: [string, string[], RegExp][] = [
   ['MC choice longer than --max-length', [...evalMc(mcLong), '--max-length', '16'], new RegExp(`^error: ${esc(mcLong)}:2: choice 1 is \\d+ tokens long, more than the maximum length 16`)],
 ];
 
+// --- Groups 7 and 8: outcomes other than "exit 1" too ---------------------------------------
+/** 200,000 one-element tensors (group 7: nothing may spread them into a call's arguments). */
+const MANY = 200_000;
+function manyTensors(n: number, prefix: string): Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> {
+  const m = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
+  for (let i = 0; i < n; i++) m.set(`${prefix}${i}`, { dtype: 'F32', shape: [1], data: new Float32Array([i]) });
+  return m;
+}
+const manyDir = path.join(root, 'many');
+fs.mkdirSync(manyDir);
+const many = path.join(manyDir, 'many.safetensors');
+writeSafetensors(many, manyTensors(MANY, 'layers.'));
+fs.copyFileSync(path.join(setup.modelDir, 'model.safetensors'), path.join(manyDir, 'small.safetensors'));
+/** The same file, its last tensor's 4 bytes cut off (a truncated download). */
+const manyCut = path.join(root, 'many-cut.safetensors');
+fs.writeFileSync(manyCut, fs.readFileSync(many).subarray(0, fs.statSync(many).size - 4));
+/** The finished LoRA adapter plus 200,000 tensors it does not have. */
+const manyAdapter = path.join(root, 'many-adapter');
+fs.cpSync(path.join(loraRun, 'adapter'), manyAdapter, { recursive: true });
+{
+  const f = path.join(manyAdapter, 'adapter_model.safetensors');
+  const { tensors, metadata } = readSafetensors(f);
+  for (const [k, v] of manyTensors(MANY, 'zz.extra.')) tensors.set(k, v);
+  writeSafetensors(f, tensors, { metadata });
+}
+
+/** A row of groups 7 and 8: the exit code, the one `error:` line (or none), the `warning:` lines. */
+interface Row {
+  what: string;
+  argv: string[];
+  code: number;
+  /** The one `error:` line; without it there must be none. */
+  error?: RegExp;
+  /** The `warning:` lines, each exactly once (and no other). */
+  warnings?: RegExp[];
+  /** What stdout must show. */
+  stdout?: RegExp;
+  /** A folder the command may create (a new run); every other file stays as it was. */
+  creates?: string;
+}
+
+const ROWS: Row[] = [
+  // 7. Sizes: 200,000 tensors are listed, checked and refused without a stack overflow.
+  { what: 'inspect a file of 200,000 tensors', argv: ['inspect', many], code: 0, stdout: /^total: 200,000 tensors, 200,000 parameters \(F32 200,000\), 800,000 bytes/m },
+  { what: 'inspect --json of 200,000 tensors', argv: ['inspect', many, '--json'], code: 0, stdout: /"tensors": 200000,/ },
+  { what: 'inspect --stats of 200,000 tensors', argv: ['inspect', many, '--stats'], code: 0, stdout: /^layers\.199999 +F32 +\[1\] +1 +200000 +200000 +200000 +0 +0 +0$/m },
+  { what: 'inspect a folder holding a 200,000-tensor shard', argv: ['inspect', manyDir], code: 0, stdout: /^all 2 files: 200,0\d\d tensors/m },
+  { what: 'inspect a truncated 200,000-tensor file', argv: ['inspect', manyCut], code: 1, error: new RegExp(`^error: ${esc(manyCut)}: .*run past the end of the file`) },
+  { what: 'eval with an adapter file of 200,000 unknown tensors', argv: [...evalMc(setup.mc), '--adapter', manyAdapter], code: 1,
+    error: /^error: .*many-adapter\/adapter_model\.safetensors: unexpected tensor "zz\.extra\.\d+"/ },
+];
+
 /** Every entry under `dir` (folders too): relative path -> bytes (folders: empty). */
 function snapshot(dir: string): Map<string, Buffer> {
   const snap = new Map<string, Buffer>();
@@ -230,6 +282,28 @@ for (const [what, argv, re] of ISSUE14) {
     const after = snapshot(root);
     assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), 'no file or folder added or removed');
     for (const [f, b] of before) assert.ok(after.get(f)!.equals(b), `${f} changed`);
+  });
+}
+
+for (const row of ROWS) {
+  test(`issue 14: ${row.what}: exit ${row.code}, ${row.error ? 'one "error:" line' : 'no "error:" line'}, existing files byte-identical`, async () => {
+    const before = snapshot(root);
+    const r = await run(row.argv);
+    assert.equal(r.code, row.code, `exit code (stderr: ${r.err.slice(0, 2000)})`);
+    const lines = r.err.split('\n').filter((l) => l !== '');
+    const errors = lines.filter((l) => l.startsWith('error: '));
+    assert.equal(errors.length, row.error ? 1 : 0, `"error:" lines, got:\n${r.err.slice(0, 2000)}`);
+    if (row.error) assert.match(errors[0], row.error);
+    assert.ok(!/\n +at /.test(r.err), 'no stack trace');
+    const warnings = lines.filter((l) => l.startsWith('warning: '));
+    assert.equal(warnings.length, row.warnings?.length ?? 0, `"warning:" lines, got:\n${warnings.join('\n')}`);
+    for (const w of row.warnings ?? []) assert.equal(warnings.filter((l) => w.test(l)).length, 1, `one warning matching ${w}, got:\n${warnings.join('\n')}`);
+    if (row.stdout) assert.match(r.out, row.stdout);
+    const after = snapshot(root);
+    const created = row.creates ? path.relative(root, row.creates) : undefined;
+    const isNew = (f: string): boolean => created !== undefined && (f === `${created}/` || f.startsWith(`${created}/`) || f === created);
+    for (const [f, b] of before) assert.ok(after.get(f)?.equals(b), `${f} changed or was removed`);
+    assert.deepEqual([...after.keys()].filter((f) => !before.has(f) && !isNew(f)), [], 'nothing added outside the new run folder');
   });
 }
 

@@ -13,6 +13,7 @@
 import { tf } from '../backend/tf.ts';
 import { inferenceContext, type ForwardContext } from '../nn/context.ts';
 import { maxOf } from '../util/array.ts';
+import type { PositionLimit } from '../models/positions.ts';
 
 /**
  * What the evaluator needs from a model: a causal LM forward returning logits `[B, T, V]`
@@ -49,6 +50,8 @@ export interface LoglikelihoodOptions {
   makeContext?: () => ForwardContext;
   /** Called after each forward with (requests done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** Told the length of every sequence fed (the warning past the model's max positions). */
+  positions?: PositionLimit;
 }
 
 /**
@@ -80,6 +83,7 @@ export async function loglikelihoods(
     const b = group.length;
     const t = maxOf(group.map((s) => s.all.length - 1));
     const keep = maxOf(group.map((s) => s.cont));
+    opts.positions?.check(t, 'a scored sequence (context + choice)', `lower --max-length to ${opts.positions.limit}`);
     const ids = new Int32Array(b * t);
     const mask = new Int32Array(b * t);
     group.forEach((s, row) => {

@@ -73,7 +73,7 @@ export async function generate(
   const cache = KVCache.forConfig(model.config); // sliding layers keep only their window
   // Positions fed so far: the longest prompt, then one more per decoding step.
   const fed = (n: number): void =>
-    opts.positions?.check(n, `a generated sequence (a prompt of ${len} tokens + the new ones)`, 'shorten the prompt or lower --max-new-tokens');
+    opts.positions?.check(n, `generation (a prompt of ${len} tokens + new tokens)`, 'shorten the prompt or lower --max-new-tokens');
   try {
     fed(len);
     let logits = step(model, ids, padded ? mask : undefined, cache);

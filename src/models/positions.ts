@@ -33,7 +33,7 @@ export class PositionLimit {
     if (this.told || length <= this.limit) return;
     this.told = true;
     this.warn(
-      `warning: ${what} of ${length} tokens goes past the model's max_position_embeddings (${this.limit}): ` +
+      `warning: ${what} reaches ${length} positions, past the model's max_position_embeddings (${this.limit}): ` +
         `positions beyond it were never trained, so results may degrade (${fix})`,
     );
   }

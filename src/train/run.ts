@@ -37,6 +37,7 @@ import { ProgressReporter } from './progress.ts';
 import { checkResumable, clearRunFolder, describeChange, planRunFolder } from './runFolder.ts';
 import { checkEvaluationInputs, evaluate, type EvaluateResult } from '../eval/evaluate.ts';
 import { longestRow, PositionLimit } from '../models/positions.ts';
+import { maxOf } from '../util/array.ts';
 
 /** Options of {@link runTraining} that are not part of the config file. */
 export interface RunTrainingOptions {
@@ -244,6 +245,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
       if (config.adapter.kind === 'mor' || config.adapter.kind === 'moelora') {
         const perTask = ROUTING_EXAMPLES_PER_TASK;
         const examples = await loadExamplesPerTask(config.data, tokenizer, { maxLength: config.maxLength, perTask });
+        positions.check(maxOf(examples.map((e) => e.inputIds.length)), 'a routing example (routing.json)', fix);
         const stats = routingByTask(model, examples, config.batchSize, padIdOf(tokenizer), perTask);
         writeFileAtomicSync(path.join(outDir, 'routing.json'), JSON.stringify(stats.toJSON(), null, 1) + '\n');
         routingPlot = path.join(outDir, 'routing.svg');

@@ -314,6 +314,12 @@ const ROWS: Row[] = [
     warnings: [/^warning: generation \(a prompt of \d{3} tokens \+ new tokens\) reaches \d{3} positions, past the model's max_position_embeddings \(128\)/] },
   { what: 'generate from a prompt past the limit', argv: ['generate', '--model', setup.modelDir, '--prompt', longText, '--max-new-tokens', '4'], code: 0,
     warnings: [/^warning: generation \(a prompt of \d{3} tokens \+ new tokens\) reaches \d{3} positions, past the model's max_position_embeddings \(128\)/] },
+  { what: 'routing --max-length 1000 of examples past the limit', argv: ['routing', '--model', setup.modelDir, '--adapter', path.join(finished, 'adapter'), '--data', longTrain, '--max-length', '1000'], code: 0,
+    warnings: [/^warning: a routing example reaches \d{3} positions, past the model's max_position_embeddings \(128\): .*\(lower --max-length to 128\)$/] },
+  { what: 'routing of the same examples without --max-length (they do not fit: refused, no warning)', argv: ['routing', '--model', setup.modelDir, '--adapter', path.join(finished, 'adapter'), '--data', longTrain], code: 1,
+    error: new RegExp(`^error: no example of ${esc(longTrain)} fits maxLength 128$`) },
+  { what: 'merge of MoR with routing from examples past the limit', argv: [...merge(path.join(finished, 'adapter'), fresh('merged-long')), '--routing-from', longTrain, '--max-length', '1000'], code: 0, creates: fresh('merged-long'),
+    warnings: [/^warning: a routing example reaches \d{3} positions, past the model's max_position_embeddings \(128\): .*\(lower --max-length \(now 1000\) to 128\)$/] },
   { what: 'generate crossing the limit while decoding', argv: ['generate', '--model', setup.modelDir, '--prompt', nearLimit, '--max-new-tokens', '30'], code: 0,
     warnings: [/^warning: generation \(a prompt of 12\d tokens \+ new tokens\) reaches 129 positions, past the model's max_position_embeddings \(128\)/] },
 ];

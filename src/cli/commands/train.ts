@@ -1,10 +1,11 @@
 /**
  * `mor train --config FILE [flags]`: fine-tune an adapter. Every config key is also a flag
  * (`--grad-accumulation 4` for `gradAccumulation: 4`); flags win over the file. Without
- * `--config`, the flags alone must form a complete config. Ctrl-C (SIGINT) or SIGTERM finishes the
- * current update, saves a checkpoint, says so in one line and exits 130 / 143; `--resume` continues from the latest checkpoint in
- * `<outDir>/checkpoints` when the stored config allows it; `--overwrite` replaces an existing run
- * (a non-empty `<outDir>` is refused otherwise). See src/train/runFolder.ts.
+ * `--config`, the flags alone must form a complete config. Ctrl-C (SIGINT) or SIGTERM finishes
+ * the current update, saves a checkpoint, says so in one line and exits 130 / 143 (never 0: no
+ * adapter was written); `--resume` continues from the latest checkpoint in `<outDir>/checkpoints`
+ * when the stored config allows it; `--overwrite` replaces an existing run (a non-empty
+ * `<outDir>` is refused otherwise). See src/train/runFolder.ts.
  */
 import { Command, Option } from 'commander';
 import { Writable } from 'node:stream';

@@ -20,6 +20,7 @@ import { parseAdapterConfig } from '../src/adapters/config.ts';
 import { adapterTrainableParams, planRun } from '../src/models/memoryPlan.ts';
 import type { ForwardContext } from '../src/nn/context.ts';
 import { fmt, formatTable } from './lib/timing.ts';
+import { minOf } from '../src/util/array.ts';
 
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const BATCH = Number(process.env.BENCH_BATCH ?? 1);
@@ -73,10 +74,10 @@ if (process.env.BENCH_VARIANT) {
   }
   const info = await initBackend({ announce: false });
   const trainable = adapterTrainableParams(config, adapter);
-  const base = times[0].length ? Math.min(...times[0]) : undefined;
+  const base = times[0].length ? minOf(times[0]) : undefined;
   const rows = variants.map((v, i) => {
     const plan = planRun({ model: config, batchSize: BATCH, maxLength: SEQ, trainableParams: trainable, gradientCheckpointing: v.ckpt, lossChunkRows: v.chunk, weightsOffHeap: false, fileDtypeBytes: 4 });
-    const best = times[i].length ? Math.min(...times[i]) : undefined;
+    const best = times[i].length ? minOf(times[i]) : undefined;
     return [
       `ckpt ${v.ckpt ? 'on' : 'off'}, chunk ${v.chunk || 'off'}`,
       crashed[i] ? 'crashed' : fmt(best! / 1000, 2),

@@ -24,6 +24,7 @@ import { LoraLinear } from '../src/adapters/lora.ts';
 import { MorLinear, morDeltaNaive } from '../src/adapters/mor.ts';
 import { MoeLoraLinear } from '../src/adapters/moelora.ts';
 import type { AdapterLayer } from '../src/adapters/layer.ts';
+import { minOf } from '../src/util/array.ts';
 
 await initBackend();
 const ITERS = Number(process.env.BENCH_ITERS ?? 7);
@@ -158,7 +159,7 @@ for (let it = 0; it < ITERS + 2; it++) {
 // The minimum is the least disturbed run on a shared machine; ratios use it.
 const results = jobs.map((j, i) => ({
   name: j.name, params: j.params, macs: j.macs,
-  fwd: Math.min(...tf_[i]), fwdBwd: Math.min(...tb[i]), fwdMed: median(tf_[i]), fwdBwdMed: median(tb[i]),
+  fwd: minOf(tf_[i]), fwdBwd: minOf(tb[i]), fwdMed: median(tf_[i]), fwdBwdMed: median(tb[i]),
 }));
 
 const info = backendInfo();

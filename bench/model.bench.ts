@@ -18,6 +18,7 @@ import { makeConfig } from '../src/models/llama/config.ts';
 import { createRandomModel } from '../src/models/random.ts';
 import { generate } from '../src/generate/generate.ts';
 import { fmt, formatTable } from './lib/timing.ts';
+import { minOf } from '../src/util/array.ts';
 
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const NEW = Number(process.env.BENCH_NEW ?? 64);
@@ -47,7 +48,7 @@ for (let i = 0; i < REPS; i++) {
   logits.dispose();
 }
 ids.dispose();
-const fwdS = Math.min(...times) / 1000;
+const fwdS = minOf(times) / 1000;
 const fwdTokS = (BATCH * SEQ) / fwdS;
 process.stderr.write(`forward ${BATCH}x${SEQ}: ${times.map((t) => (t / 1000).toFixed(2)).join(', ')} s\n`);
 

@@ -14,3 +14,19 @@ export class UserError extends Error {
 export function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;
 }
+
+/**
+ * A command stopped by a signal (Ctrl-C = SIGINT, or SIGTERM) after saving what it could. Not
+ * an error of the user's nor a bug: the CLI prints the message (one line saying what was saved
+ * and how to continue, no `error:` prefix) and exits with `exitCode`, 128 + the signal's number
+ * as shells report it (130 for SIGINT, 143 for SIGTERM), so `mor train && mor eval` stops there.
+ */
+export class Interrupted extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'Interrupted';
+  }
+}

@@ -2,7 +2,7 @@
 export { initBackend, backendInfo, tf, setMatmulPath, describeBackend } from './backend/tf.ts';
 export type { BackendInfo, InitOptions, MatmulPath } from './backend/tf.ts';
 export { matMul, matMul2d } from './backend/matmul.ts';
-export { UserError, isUserError } from './errors.ts';
+export { UserError, isUserError, Interrupted } from './errors.ts';
 export { Module } from './nn/module.ts';
 export type { Param } from './nn/module.ts';
 export { Linear } from './nn/linear.ts';
@@ -32,7 +32,8 @@ export { writeFileAtomic, writeFileAtomicSync } from './io/atomic.ts';
 export { countNonFinite, countNonFiniteBits, assertFinite } from './io/finite.ts';
 export { checkOutputDir, realPath } from './io/outputPath.ts';
 export { readTextFileStrict } from './io/text.ts';
-export { train, defaultCountTokens } from './train/trainer.ts';
+export { train, defaultCountTokens, divergenceAdvice, WEIGHT_LIMIT } from './train/trainer.ts';
+export { PositionLimit } from './models/positions.ts';
 export type { TrainOptions, TrainResult, ResumableIterator } from './train/trainer.ts';
 export { AdamW, defaultNoDecay } from './train/adamw.ts';
 export type { AdamWOptions, AdamWState, MomentArray } from './train/adamw.ts';
@@ -56,7 +57,7 @@ export { routingHeatmapSvg, routingHeatmapSpec, routingCellsFromStats } from './
 export type { RoutingCell, RoutingHeatmapOptions, RoutingStatsLike } from './routing/heatmap.ts';
 export { runTraining, batchLoss, batchTargets } from './train/run.ts';
 export type { RunTrainingOptions, RunTrainingResult } from './train/run.ts';
-export { handleInterrupts } from './train/interrupt.ts';
+export { handleInterrupts, signalExitCode } from './train/interrupt.ts';
 export type { InterruptHandle, InterruptOptions } from './train/interrupt.ts';
 export { renderVegaLiteSvg } from './plot/render.ts';
 export { Tokenizer } from './tokenizer/tokenizer.ts';

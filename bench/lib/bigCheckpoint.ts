@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../../src/io/atomic.ts';
 import { writeSafetensors, type HostTensor } from '../../src/io/safetensors.ts';
 import { toHfConfig, type LlamaConfig } from '../../src/models/llama/config.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { pushAll } from '../../src/util/array.ts';
 
 /** Tensor names and shapes of a LLaMA checkpoint, in HF order. */
 export function checkpointShapes(c: LlamaConfig): [string, number[]][] {
@@ -20,7 +21,7 @@ export function checkpointShapes(c: LlamaConfig): [string, number[]][] {
     const p = `model.layers.${i}`;
     const linear = (name: string, out: number, inF: number, bias: boolean): [string, number[]][] =>
       bias ? [[`${p}.${name}.weight`, [out, inF]], [`${p}.${name}.bias`, [out]]] : [[`${p}.${name}.weight`, [out, inF]]];
-    out.push(
+    pushAll(out, [
       [`${p}.input_layernorm.weight`, [h]],
       ...linear('self_attn.q_proj', nh * d, h, c.qkvBias),
       ...linear('self_attn.k_proj', nkv * d, h, c.qkvBias),
@@ -30,7 +31,7 @@ export function checkpointShapes(c: LlamaConfig): [string, number[]][] {
       ...linear('mlp.gate_proj', f, h, c.mlpBias),
       ...linear('mlp.up_proj', f, h, c.mlpBias),
       ...linear('mlp.down_proj', h, f, c.mlpBias),
-    );
+    ]);
   }
   out.push(['model.norm.weight', [h]]);
   if (!c.tieWordEmbeddings) out.push(['lm_head.weight', [c.vocabSize, h]]);

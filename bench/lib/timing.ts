@@ -3,6 +3,8 @@
  * median and best wall time, plus GFLOP/s and a plain-text table printer.
  */
 
+import { maxOf } from '../../src/util/array.ts';
+
 export interface Timing {
   /** Median wall time of the timed runs, ms. */
   medianMs: number;
@@ -45,7 +47,7 @@ export function gflops(flops: number, ms: number): number {
 
 /** Fixed-width text table: first column left-aligned, the rest right-aligned. */
 export function formatTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const widths = headers.map((h, c) => Math.max(h.length, maxOf(rows.map((r) => (r[c] ?? '').length))));
   const line = (cells: string[]) =>
     cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join('  ');
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');

@@ -14,6 +14,7 @@ import { Linear, type LinearLike } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { UserError } from '../errors.ts';
 import { countNonFinite } from '../io/finite.ts';
+import { pushAll } from '../util/array.ts';
 
 /** One adapter on one layer: its tensors keyed by PEFT suffix (`lora_A.weight`). */
 export interface AdapterState {
@@ -292,7 +293,7 @@ function findChild(m: Module, name: string): Module | undefined {
 export function modelParameters(m: Module, prefix = ''): [string, Param][] {
   if (m instanceof AdapterDict) return [];
   const out: [string, Param][] = m.ownParams().map(([n, p]) => [prefix ? `${prefix}.${n}` : n, p]);
-  for (const [n, c] of m.children()) out.push(...modelParameters(c, prefix ? `${prefix}.${n}` : n));
+  for (const [n, c] of m.children()) pushAll(out, modelParameters(c, prefix ? `${prefix}.${n}` : n));
   return out;
 }
 

@@ -16,6 +16,7 @@ import type { AdapterConfig } from './config.ts';
 import { AdapterLayer } from './layer.ts';
 import { adapterKind } from './registry.ts';
 import { patternValue } from './schema.ts';
+import { pushAll } from '../util/array.ts';
 
 export { patternValue };
 
@@ -39,7 +40,7 @@ export interface PlannedTarget {
 export function walkModules(root: Module, prefix = ''): [string, Module][] {
   const out: [string, Module][] = [[prefix, root]];
   if (root instanceof AdapterLayer) return out;
-  for (const [name, c] of root.children()) out.push(...walkModules(c, prefix ? `${prefix}.${name}` : name));
+  for (const [name, c] of root.children()) pushAll(out, walkModules(c, prefix ? `${prefix}.${name}` : name));
   return out;
 }
 
@@ -157,7 +158,7 @@ export function modulesToSavePaths(model: Module, names: string[]): string[] {
   for (const name of names) {
     const hits = walkModules(model).filter(([p]) => p !== '' && (p === name || p.endsWith(`.${name}`)));
     if (hits.length === 0) throw new UserError(`modulesToSave "${name}" matched no module of the model`);
-    out.push(...hits.map(([p]) => p));
+    pushAll(out, hits.map(([p]) => p));
   }
   return [...new Set(out)];
 }

@@ -1,10 +1,11 @@
 /**
  * The `mor` command line: parse -> validate -> call the library. No logic of its own.
  * `main(argv)` is callable in-process (tests) and returns the exit code:
- * 0 success, 1 user error (one line `error: ...`), 2 bug (stack trace).
+ * 0 success, 1 user error (one line `error: ...`), 2 bug (stack trace), 130 / 143 stopped by
+ * SIGINT / SIGTERM (`mor train`: after saving a checkpoint; one line says what was saved).
  */
 import { Command, CommanderError } from 'commander';
-import { isUserError } from '../errors.ts';
+import { Interrupted, isUserError } from '../errors.ts';
 import { registerCommands } from './commands/index.ts';
 
 export interface CliIO {
@@ -39,6 +40,10 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     if (e instanceof CommanderError) {
       // --help / --version exit with code 0; parse errors were already printed by commander.
       return e.exitCode === 0 ? 0 : 1;
+    }
+    if (e instanceof Interrupted) {
+      io.stderr(`${e.message}\n`);
+      return e.exitCode;
     }
     if (isUserError(e)) {
       io.stderr(`error: ${e.message}\n`);

@@ -8,6 +8,7 @@
 import { UserError } from '../errors.ts';
 import type { Rng } from '../util/rng.ts';
 import { IGNORE_INDEX, type RenderedExample, type TokenizerLike } from './render.ts';
+import { maxOf } from '../util/array.ts';
 
 /** A padded batch of token ids, labels and attention mask, all `[batchSize, seqLen]` row-major. */
 export interface Batch {
@@ -62,7 +63,7 @@ export interface CollateOptions {
 export function collate(examples: RenderedExample[], opts: CollateOptions): Batch {
   if (examples.length === 0) throw new Error('collate: no examples');
   const mult = Math.max(1, opts.padToMultipleOf ?? 1);
-  const longest = Math.max(...examples.map((e) => e.inputIds.length));
+  const longest = maxOf(examples.map((e) => e.inputIds.length));
   const seqLen = Math.ceil(longest / mult) * mult;
   const batchSize = examples.length;
   const inputIds = new Int32Array(batchSize * seqLen).fill(opts.padId);

@@ -19,6 +19,7 @@ import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { evaluateMultipleChoice, multipleChoiceRequests, type MultipleChoiceResult, type PromptStyle } from './multipleChoice.ts';
 import { evaluateExactMatch, modelGenerator, type ExactMatchPromptStyle, type ExactMatchResult } from './exactMatch.ts';
 import { formatMarkdownTable, reportToJson } from './report.ts';
+import { PositionLimit } from '../models/positions.ts';
 
 export interface EvaluateOptions {
   /** Model directory (HF layout with tokenizer files). */
@@ -45,6 +46,13 @@ export interface EvaluateOptions {
   limit?: number;
   /** Progress callback: (phase, done, total). */
   onProgress?: (phase: 'multiple_choice' | 'exact_match', done: number, total: number) => void;
+  /** Warning lines (a sequence past the model's max positions). Default: stderr. */
+  warn?: (line: string) => void;
+  /**
+   * The run's position-limit warning, when the evaluation is part of a run that may already
+   * have given it (a training run's final evaluation); default: a new one telling `warn`.
+   */
+  positions?: PositionLimit;
 }
 
 export interface EvaluateResult {
@@ -120,6 +128,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   try {
     const model = opts.adapter ? loadAdapter(base, opts.adapter).model : base;
     const batchSize = opts.batchSize ?? 16;
+    const positions = opts.positions ?? new PositionLimit(base.config.maxPositionEmbeddings, opts.warn ?? ((l) => process.stderr.write(l + '\n')));
     const result: EvaluateResult = { markdown: '', json: {}, files: [] };
     const json: Record<string, unknown> = { model: opts.model, adapter: opts.adapter ?? null, data: opts.data };
     const tables: string[] = [];
@@ -128,6 +137,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
         batchSize,
         promptStyle: opts.promptStyle,
         maxLength: opts.maxLength ?? base.config.maxPositionEmbeddings,
+        positions,
         onProgress: (d, t) => opts.onProgress?.('multiple_choice', d, t),
       });
       result.multipleChoice = mc;
@@ -136,7 +146,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     }
     if (data.exactMatch.length > 0) {
       const style = opts.generationPromptStyle ?? 'raw';
-      const em = await evaluateExactMatch(data.exactMatch, modelGenerator(model, tokenizer, { maxNewTokens: opts.maxNewTokens }), {
+      const em = await evaluateExactMatch(data.exactMatch, modelGenerator(model, tokenizer, { maxNewTokens: opts.maxNewTokens, positions }), {
         batchSize,
         promptStyle: style,
         tokenizer,

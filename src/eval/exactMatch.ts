@@ -17,6 +17,7 @@ import { parseExactMatchItem, type ExactMatchItem } from '../data/formats.ts';
 import { readJsonl } from '../data/jsonl.ts';
 import { plainEosText, renderPlainChat, tokenizerAddsBos, type TokenizerLike } from '../data/render.ts';
 import { generate } from '../generate/generate.ts';
+import type { PositionLimit } from '../models/positions.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { aggregate, type EvalReport } from './report.ts';
 
@@ -30,7 +31,7 @@ export type GenerateFn = (prompts: string[]) => Promise<string[]> | string[];
 export function modelGenerator(
   model: LlamaForCausalLM,
   tok: TokenizerLike,
-  opts: { maxNewTokens?: number; stop?: string[] } = {},
+  opts: { maxNewTokens?: number; stop?: string[]; positions?: PositionLimit } = {},
 ): GenerateFn {
   const addBos = tokenizerAddsBos(tok);
   return async (prompts) => {
@@ -38,7 +39,7 @@ export function modelGenerator(
       const x = tok.encode(p, { addSpecialTokens: false });
       return addBos && tok.bosTokenId !== undefined && x[0] !== tok.bosTokenId ? [tok.bosTokenId, ...x] : x;
     });
-    const out = await generate(model, tok, ids, { maxNewTokens: opts.maxNewTokens ?? 32, stop: opts.stop, temperature: 0 });
+    const out = await generate(model, tok, ids, { maxNewTokens: opts.maxNewTokens ?? 32, stop: opts.stop, temperature: 0, positions: opts.positions });
     return out.texts;
   };
 }

@@ -12,6 +12,8 @@
  */
 import { tf } from '../backend/tf.ts';
 import { inferenceContext, type ForwardContext } from '../nn/context.ts';
+import { maxOf } from '../util/array.ts';
+import type { PositionLimit } from '../models/positions.ts';
 
 /**
  * What the evaluator needs from a model: a causal LM forward returning logits `[B, T, V]`
@@ -48,6 +50,8 @@ export interface LoglikelihoodOptions {
   makeContext?: () => ForwardContext;
   /** Called after each forward with (requests done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** Told the length of every sequence fed (the warning past the model's max positions). */
+  positions?: PositionLimit;
 }
 
 /**
@@ -77,8 +81,9 @@ export async function loglikelihoods(
   for (let start = 0; start < order.length; start += batchSize) {
     const group = order.slice(start, start + batchSize);
     const b = group.length;
-    const t = Math.max(...group.map((s) => s.all.length - 1));
-    const keep = Math.max(...group.map((s) => s.cont));
+    const t = maxOf(group.map((s) => s.all.length - 1));
+    const keep = maxOf(group.map((s) => s.cont));
+    opts.positions?.check(t, 'a scored sequence (context + choice)', `lower --max-length to ${opts.positions.limit}`);
     const ids = new Int32Array(b * t);
     const mask = new Int32Array(b * t);
     group.forEach((s, row) => {

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { maxOf } from '../util/array.ts';
 
 /** Metrics of one task. */
 export interface TaskMetrics {
@@ -78,7 +79,7 @@ export function formatMarkdownTable(report: EvalReport, opts: MarkdownOptions = 
   const header = ['task', 'n', ...report.metricNames.map((m) => (percent ? `${m} (%)` : m))];
   const rows = report.tasks.map((t) => [escapeCell(t.task), String(t.n), ...report.metricNames.map((m) => fmt(t.metrics[m]))]);
   rows.push(['**average**', String(report.n), ...report.metricNames.map((m) => fmt(report.average[m]))]);
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const widths = header.map((h, c) => Math.max(h.length, maxOf(rows.map((r) => r[c].length))));
   const line = (cells: string[]): string =>
     '| ' + cells.map((s, c) => (c === 0 ? s.padEnd(widths[c]) : s.padStart(widths[c]))).join(' | ') + ' |';
   const sep = '|' + widths.map((w, c) => (c === 0 ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|') + '|';

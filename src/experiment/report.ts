@@ -19,6 +19,7 @@ import type { ExperimentConfig } from './config.ts';
 import type { RunGroup, RunSpec } from './plan.ts';
 import type { BaseResult, RunRecord } from './runner.ts';
 import { formatInt, formatNum, formatPercentMeanStd, markdownTable, mean } from './stats.ts';
+import { pushAll } from '../util/array.ts';
 
 /** Inputs of {@link writeExperimentReport}. */
 export interface ReportInput {
@@ -257,7 +258,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     budgetTable(main),
   );
   const notes = main.filter((r) => r.budgetNote).map((r) => `- **${r.label}**: rank chosen for the closest budget: ${r.budgetNote}.`);
-  if (notes.length) L.push('How budgets were matched:', '', ...notes, '');
+  if (notes.length) pushAll(L, ['How budgets were matched:', '', ...notes, '']);
   for (const a of ablations) {
     if (a.rows.length === 0) continue;
     const title = { experts: 'Number of experts N', ranks: 'Rank r', routers: 'Router: learned softmax vs uniform mean vs softmax + load-balance loss' }[a.group];

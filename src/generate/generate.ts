@@ -9,6 +9,8 @@ import { Rng } from '../util/rng.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { KVCache } from '../models/llama/kvCache.ts';
 import { sampleToken, type SamplingOptions } from './sampling.ts';
+import { maxOf } from '../util/array.ts';
+import type { PositionLimit } from '../models/positions.ts';
 
 /** What generation needs from a tokenizer (src/tokenizer/tokenizer.ts implements it). */
 export interface GenerationTokenizer {
@@ -31,6 +33,8 @@ export interface GenerateOptions extends SamplingOptions {
   addSpecialTokens?: boolean;
   /** Streaming: called with each new piece of decoded text of row `row`. */
   onToken?: (text: string, info: { row: number; tokenId: number }) => void;
+  /** Told the length fed at every step (the warning past the model's max positions). */
+  positions?: PositionLimit;
 }
 
 export type FinishReason = 'eos' | 'stop' | 'length';
@@ -58,7 +62,7 @@ export async function generate(
   const eos = new Set(opts.eosTokenIds ?? (tokenizer?.eosTokenIds.length ? tokenizer.eosTokenIds : configEos(model)));
   const padId = tokenizer?.padTokenId ?? [...eos][0] ?? 0;
   const b = rows.length;
-  const len = Math.max(...rows.map((r) => r.length));
+  const len = maxOf(rows.map((r) => r.length));
   const padded = rows.some((r) => r.length < len);
   const mask: number[][] = rows.map((r) => [...new Array(len - r.length).fill(0), ...new Array(r.length).fill(1)]);
   const ids = rows.map((r) => [...new Array(len - r.length).fill(padId), ...r]);
@@ -67,7 +71,11 @@ export async function generate(
   const out: GenerateResult = { texts: rows.map(() => ''), tokenIds: rows.map(() => []), finishReasons: rows.map(() => 'length') };
   const done = rows.map(() => false);
   const cache = KVCache.forConfig(model.config); // sliding layers keep only their window
+  // Positions fed so far: the longest prompt, then one more per decoding step.
+  const fed = (n: number): void =>
+    opts.positions?.check(n, `generation (a prompt of ${len} tokens + new tokens)`, 'shorten the prompt or lower --max-new-tokens');
   try {
+    fed(len);
     let logits = step(model, ids, padded ? mask : undefined, cache);
     for (let s = 0; s < maxNew && maxNew > 0; s++) {
       const next: number[] = [];
@@ -89,6 +97,7 @@ export async function generate(
       }
       if (done.every((d) => d) || s === maxNew - 1) break;
       if (padded) mask.forEach((m) => m.push(1));
+      fed(len + s + 1);
       logits = step(model, next.map((t) => [t]), padded ? mask : undefined, cache);
     }
   } finally {

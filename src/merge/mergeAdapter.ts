@@ -36,6 +36,8 @@ import { checkOutputDir, isSameOrInside, realPath } from '../io/outputPath.ts';
 import { readTextFileStrict } from '../io/text.ts';
 import { loadExamplesPerTask } from '../data/mix.ts';
 import { adapterKind, adapterKinds } from '../adapters/registry.ts';
+import { PositionLimit } from '../models/positions.ts';
+import { maxOf } from '../util/array.ts';
 
 /** Files of a model directory that are copied unchanged next to the merged weights. */
 export const TOKENIZER_FILES = [
@@ -199,6 +201,11 @@ export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdap
       const maxLength = opts.maxLength ?? routingData.maxLength ?? base.config.maxPositionEmbeddings;
       const examples = await loadExamplesPerTask(routingData.data, tokenizer, { maxLength, task: opts.task, perTask: opts.maxExamples });
       log(`routing: ${examples.length} examples (${routingData.source})`);
+      new PositionLimit(base.config.maxPositionEmbeddings, opts.log ?? ((l) => process.stderr.write(l + '\n'))).check(
+        maxOf(examples.map((e) => e.inputIds.length)),
+        'a routing example',
+        `lower --max-length (now ${maxLength}) to ${base.config.maxPositionEmbeddings}`,
+      );
       const batches = batchesOf(examples, opts.batchSize ?? 8, { padId: padIdOf(tokenizer), bucket: true });
       routing = meanRoutingVectors(peft, batches);
       routingSource = routingData.source;

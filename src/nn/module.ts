@@ -6,6 +6,7 @@
  */
 import { tf } from '../backend/tf.ts';
 import type { StoredWeight } from '../backend/weightStore.ts';
+import { pushAll } from '../util/array.ts';
 
 /**
  * A parameter slot: frozen tensors are plain tensors (or, for big models, weights kept in the
@@ -74,7 +75,7 @@ export abstract class Module {
   /** All modules below (and including) this one, with dotted paths. Root has path `""`. */
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix, this]];
-    for (const [name, c] of this.childMap) out.push(...c.namedModules(prefix ? `${prefix}.${name}` : name));
+    for (const [name, c] of this.childMap) pushAll(out, c.namedModules(prefix ? `${prefix}.${name}` : name));
     return out;
   }
 
@@ -82,7 +83,7 @@ export abstract class Module {
   namedParameters(prefix = ''): [string, Param][] {
     const out: [string, Param][] = [];
     for (const [name, p] of this.paramMap) out.push([prefix ? `${prefix}.${name}` : name, p]);
-    for (const [name, c] of this.childMap) out.push(...c.namedParameters(prefix ? `${prefix}.${name}` : name));
+    for (const [name, c] of this.childMap) pushAll(out, c.namedParameters(prefix ? `${prefix}.${name}` : name));
     return out;
   }
 

@@ -29,6 +29,8 @@ import { padIdOf } from '../data/batch.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from './heatmap.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { checkOutputDir } from '../io/outputPath.ts';
+import { maxOf } from '../util/array.ts';
+import { PositionLimit } from '../models/positions.ts';
 
 /** Options of {@link routingTable}. */
 export interface RoutingTableOptions {
@@ -48,6 +50,8 @@ export interface RoutingTableOptions {
   maxLength?: number;
   /** Heatmap title. */
   title?: string;
+  /** Warning lines (examples past the model's max positions). Default: stderr. */
+  warn?: (line: string) => void;
 }
 
 /** One row of the table: a module and a task. */
@@ -92,7 +96,7 @@ export function formatRoutingMarkdown(rows: RoutingRow[], numExperts: number, ti
   lines.push(`| module | task | tokens | ${experts.join(' | ')} |`);
   lines.push(`|---|---|---:|${experts.map(() => '---:').join('|')}|`);
   for (const r of rows) {
-    const top = r.mean.indexOf(Math.max(...r.mean));
+    const top = r.mean.indexOf(maxOf(r.mean));
     const cells = r.mean.map((w, i) => (i === top ? `**${fmt(w)}**` : fmt(w)));
     lines.push(`| ${r.module} | ${r.task} | ${r.tokens} | ${cells.join(' | ')} |`);
   }
@@ -132,6 +136,8 @@ export async function routingTable(opts: RoutingTableOptions): Promise<RoutingTa
   try {
     const maxLength = opts.maxLength ?? base.config.maxPositionEmbeddings;
     const examples = await loadExamplesPerTask(opts.data, tokenizer, { maxLength, perTask: opts.maxExamples ?? 256 });
+    new PositionLimit(base.config.maxPositionEmbeddings, opts.warn ?? ((l) => process.stderr.write(l + '\n')))
+      .check(maxOf(examples.map((e) => e.inputIds.length)), 'a routing example', `lower --max-length to ${base.config.maxPositionEmbeddings}`);
     peft = loadAdapter(base, opts.adapter);
     const stats = routingByTask(peft.model, examples, opts.batchSize ?? 8, padIdOf(tokenizer), opts.maxExamples ?? 256);
     const tasks = [...new Set(examples.map((e) => e.task))];

@@ -37,6 +37,8 @@ import { ProgressReporter } from './progress.ts';
 import { checkResumable, clearRunFolder, describeChange, planRunFolder } from './runFolder.ts';
 import { checkEvaluationInputs, evaluate, type EvaluateResult } from '../eval/evaluate.ts';
 import { sizeTrainingRun } from './memory.ts';
+import { longestRow, PositionLimit } from '../models/positions.ts';
+import { maxOf } from '../util/array.ts';
 
 /** Options of {@link runTraining} that are not part of the config file. */
 export interface RunTrainingOptions {
@@ -47,7 +49,10 @@ export interface RunTrainingOptions {
   resume?: boolean;
   /** Replace an existing run in `outDir` (its files are removed once every input is validated). */
   overwrite?: boolean;
-  /** Abort (Ctrl-C): finish the step, save a checkpoint, return. */
+  /**
+   * Abort (Ctrl-C): finish the step, save a checkpoint and the metrics, return with
+   * `stopped: 'interrupted'` (no adapter); the caller says so (the CLI: one line, exit 130 / 143).
+   */
   signal?: AbortSignal;
   /** Progress output: a reporter, a factory given the total steps, or false for none. Default: a reporter on stderr. */
   progress?: ProgressReporter | ((totalSteps: number) => ProgressReporter) | false;
@@ -165,8 +170,16 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     clearRunFolder(plan);
     fs.mkdirSync(outDir, { recursive: true });
     writeFileAtomicSync(path.join(outDir, 'train_config.json'), JSON.stringify(config, null, 2) + '\n');
+    // Sequences past the model's max_position_embeddings: one warning per run (training data,
+    // eval-loss data, final evaluation), at the first one fed.
+    const positions = new PositionLimit(model.config.maxPositionEmbeddings, log);
+    const fix = `lower maxLength (now ${config.maxLength}) to ${positions.limit}`;
     const data: ResumableIterator<Batch> = {
-      next: () => stream.next(),
+      next: () => {
+        const b = stream.next();
+        positions.check(longestRow(b), 'a training sequence', fix);
+        return b;
+      },
       getState: () => stream.state(),
       setState: (s) => stream.restore(s as BatchStreamState),
     };
@@ -174,6 +187,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
     let evalFn: ((step: number) => Record<string, number>) | undefined;
     if (evalExamples) {
       const evalBatches = batchesOf(evalExamples, config.batchSize, { padId: padIdOf(tokenizer), bucket: false });
+      for (const b of evalBatches) positions.check(longestRow(b), 'an evaluation sequence (evalData)', fix);
       evalFn = () => {
         let sum = 0;
         let count = 0;
@@ -242,14 +256,13 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
       if (adapterKind(config.adapter.kind).routes(config.adapter)) {
         const perTask = ROUTING_EXAMPLES_PER_TASK;
         const examples = await loadExamplesPerTask(config.data, tokenizer, { maxLength: config.maxLength, perTask });
+        positions.check(maxOf(examples.map((e) => e.inputIds.length)), 'a routing example (routing.json)', fix);
         const stats = routingByTask(model, examples, config.batchSize, padIdOf(tokenizer), perTask);
         writeFileAtomicSync(path.join(outDir, 'routing.json'), JSON.stringify(stats.toJSON(), null, 1) + '\n');
         routingPlot = path.join(outDir, 'routing.svg');
         const title = `${config.adapter.kind}: mean routing weight per expert, by task`;
         writeFileAtomicSync(routingPlot, await routingHeatmapSvg(routingCellsFromStats(stats), { title }));
       }
-    } else {
-      log(`interrupted at step ${result.step}; checkpoint ${result.lastCheckpoint}; continue with --resume`);
     }
     let finalEval: EvaluateResult | undefined;
     if (adapterDir && config.finalEval?.length) {
@@ -259,6 +272,7 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
         data: config.finalEval,
         outDir: path.join(outDir, 'eval'),
         batchSize: config.batchSize,
+        positions,
       });
       log(`final evaluation written to ${path.join(outDir, 'eval')}`);
     }

@@ -19,6 +19,7 @@ import { UserError } from '../errors.ts';
 import { checkOutputDir } from '../io/outputPath.ts';
 import { findLatestCheckpoint, type CheckpointData, type SkippedCheckpoint } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
+import { pushAll } from '../util/array.ts';
 
 /** Entries of a run folder written by `mor train` (see run.ts); `--overwrite` removes these only. */
 export const RUN_OUTPUTS: readonly string[] = [
@@ -88,7 +89,7 @@ export function diffConfigs(from: Record<string, unknown>, to: Record<string, un
     const b = to[k];
     if (canonical(a) === canonical(b)) continue;
     const key = prefix + k;
-    if (isPlainObject(a) && isPlainObject(b)) out.push(...diffConfigs(a, b, `${key}.`));
+    if (isPlainObject(a) && isPlainObject(b)) pushAll(out, diffConfigs(a, b, `${key}.`));
     else out.push({ key, from: a, to: b, safe: RESUME_SAFE_KEYS.includes(key.split('.')[0]) });
   }
   return out;

@@ -5,7 +5,8 @@
  * Per update: `gradAccumulation` micro-batches, each `loss = lossFn(batch, ctx) + sum(ctx.auxLosses)`
  * differentiated with `tf.variableGrads`; gradients averaged, clipped by global norm,
  * checked for NaN/Inf (the bad update is never applied), then one AdamW step with the
- * scheduled learning rate. Checkpoints (see checkpoint.ts) make `resume` continue with the
+ * scheduled learning rate, after which no trainable tensor may hold a value past its weight
+ * limit (see {@link TrainOptions.weightLimit}). Checkpoints (see checkpoint.ts) make `resume` continue with the
  * same loss sequence as an uninterrupted run; an AbortSignal (Ctrl-C) stops after the
  * current update and saves a checkpoint.
  */
@@ -59,6 +60,15 @@ export interface TrainOptions<B> {
   microBatchWeight?: (batch: B) => number;
   /** Clip the global gradient norm to this value. Default: no clipping. */
   maxGradNorm?: number;
+  /**
+   * Runaway weights stop the run: after each update, a trainable tensor whose largest |value|
+   * passes `max(weightLimit, 10 x its largest |value| when the run started or resumed)` ends it
+   * with a UserError, as a NaN loss does. Adam moves every weight by about the learning rate per
+   * update whatever the gradient's size, so a learning rate far too high (LoRA at lr 1000)
+   * drives weights into the thousands while the loss sits still and stays finite; nothing else
+   * would notice. Default {@link WEIGHT_LIMIT}; `false`: no check.
+   */
+  weightLimit?: number | false;
   /** Run seed: dropout seeds (`ctx.seed`) are drawn from a generator seeded with it. Default 0. */
   seed?: number;
   /** Where checkpoints go. Without it nothing is saved (and Ctrl-C just stops). */
@@ -108,6 +118,13 @@ export interface TrainResult {
   resumedFrom: number;
 }
 
+/**
+ * Default {@link TrainOptions.weightLimit}. Trained weights of LLaMA-family models and their
+ * adapters sit well below 10 in magnitude; at 1,000 a LoRA product (B A x, summed over the hidden
+ * size) saturates every activation, and no learning rate that trains reaches it.
+ */
+export const WEIGHT_LIMIT = 1000;
+
 /** Default token count of a batch: duck-typed on the data engineer's `Batch`. */
 export function defaultCountTokens(batch: unknown): number {
   const b = batch as { attentionMask?: ArrayLike<number>; batchSize?: number; seqLen?: number };
@@ -138,6 +155,43 @@ function validate<B>(o: TrainOptions<B>): void {
   if (o.params.length === 0) throw new UserError('nothing to train: no trainable parameters');
   if (o.resume && !o.checkpointDir) throw new UserError('resume needs a checkpoint directory');
   if (o.evalEvery && !o.evalFn) throw new Error('evalEvery is set but no evalFn was given');
+  if (o.weightLimit !== undefined && o.weightLimit !== false && !(o.weightLimit > 0)) {
+    throw new UserError(`weightLimit must be a positive number or false (got ${o.weightLimit})`);
+  }
+}
+
+/**
+ * Largest |value| of each variable (0 for an empty one; NaN if it holds a NaN), with one read
+ * from the backend; max and -min instead of abs, so no copy of a (full fine-tuning) weight is made.
+ */
+function maxAbs(vars: readonly tf.Variable[]): Float32Array {
+  const m = tf.tidy(() => tf.stack(vars.map((v) => (v.size > 0 ? tf.maximum(tf.max(v), tf.neg(tf.min(v))) : tf.scalar(0)))));
+  const out = m.dataSync() as Float32Array;
+  m.dispose();
+  return out;
+}
+
+/**
+ * What to try after a divergence, only what applies: before the first update nothing depends on
+ * the learning rate; clipping is suggested only when it is off, and never for runaway weights
+ * (Adam's step is about the learning rate whatever the gradient's norm).
+ */
+export function divergenceAdvice(
+  step: number,
+  cause: 'non-finite' | 'weights',
+  o: { lr: number; maxGradNorm?: number; warmup?: number },
+): string {
+  if (cause === 'non-finite' && step === 1) {
+    return 'no update had been applied yet, so it is not the learning rate: check the data and the base model (mor inspect --stats)';
+  }
+  if (cause === 'weights') {
+    return `lower the learning rate (now ${o.lr}): Adam moves every weight by about the learning rate per update, whatever the gradient clipping`;
+  }
+  const tries = [`lower the learning rate (now ${o.lr})`];
+  if (!o.maxGradNorm) tries.push('set maxGradNorm (e.g. 1)');
+  if (!o.warmup) tries.push('add warmup steps');
+  const clipped = o.maxGradNorm ? `; gradients were already clipped to maxGradNorm ${o.maxGradNorm}` : '';
+  return `${tries.length > 1 ? `${tries.slice(0, -1).join(', ')} or ${tries[tries.length - 1]}` : tries[0]}${clipped}`;
 }
 
 /** Train; see {@link TrainOptions}. Resolves when done or interrupted; throws UserError on NaN/Inf. */
@@ -173,6 +227,11 @@ export async function train<B>(o: TrainOptions<B>): Promise<TrainResult> {
       metrics.reset([]);
     }
     const resumedFrom = step;
+    // Per-variable bound on |value| (see TrainOptions.weightLimit), from the starting values.
+    const floor = o.weightLimit === false ? undefined : (o.weightLimit ?? WEIGHT_LIMIT);
+    const limits = floor === undefined ? undefined : maxAbs(varList).map((m) => Math.max(floor, 10 * m));
+    const advise = { lr: o.schedule.lr, maxGradNorm: o.maxGradNorm, warmup: o.schedule.warmupSteps };
+    const kept = (): string => (lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet');
 
     const save = async (): Promise<void> => {
       if (!o.checkpointDir || savedAt === step) return;
@@ -207,17 +266,25 @@ export async function train<B>(o: TrainOptions<B>): Promise<TrainResult> {
         clip = clipByGlobalNorm(grads, o.maxGradNorm);
         if (!Number.isFinite(loss) || !Number.isFinite(clip.norm)) {
           const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${clip.norm}`;
-          const kept = lastCheckpoint
-            ? `the last good checkpoint is ${lastCheckpoint}`
-            : 'no checkpoint was written yet';
           throw new UserError(
-            `training diverged at step ${s}: ${what}; the update was not applied and ${kept} (lower the learning rate or set maxGradNorm)`,
+            `training diverged at step ${s}: ${what}; the update was not applied and ${kept()}; ${divergenceAdvice(s, 'non-finite', advise)}`,
           );
         }
         opt.update(clip.grads, lr);
       } finally {
         if (clip?.clipped) for (const g of clip.grads.values()) g.dispose();
         for (const g of grads.values()) g.dispose();
+      }
+      if (limits) {
+        const m = maxAbs(varList);
+        const i = m.findIndex((x, k) => !(x <= limits[k]));
+        if (i >= 0) {
+          const fmt = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : String(x));
+          throw new UserError(
+            `training diverged at step ${s}: weights of "${o.params[i][0]}" reached ${fmt(m[i])} in magnitude (limit ${fmt(limits[i])}) ` +
+              `while the loss is ${loss.toFixed(4)}; ${kept()}; ${divergenceAdvice(s, 'weights', advise)}`,
+          );
+        }
       }
       step = s;
       sessionTokens += tokens;

@@ -129,3 +129,33 @@ test('inspect DIR lists every .safetensors file in it (shards) and a grand total
     cleanup();
   }
 });
+
+test('inspect of a file with 200,000 tensors: the whole table, --json and --filter (no stack overflow)', async () => {
+  // Issue 14, group 7: widths were computed as Math.max(...column), which overflows the stack.
+  const { dir, cleanup } = tempDir();
+  try {
+    const n = 200_000;
+    const path = join(dir, 'many.safetensors');
+    const tensors = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
+    for (let i = 0; i < n; i++) tensors.set(`t.${i}`, { dtype: 'F32', shape: [1], data: new Float32Array([i]) });
+    writeSafetensors(path, tensors);
+    const { code, out, err } = await run(['inspect', path]);
+    assert.equal(code, 0, err);
+    assert.equal(err, '');
+    const lines = out.split('\n');
+    // The name column is as wide as the longest name, "t.199999".
+    assert.ok(lines.includes('t.199999  F32    [1]           1'), 'a row padded to the widest cell');
+    assert.equal(lines.filter((l) => l.startsWith('t.')).length, n);
+    assert.match(out, /^total: 200,000 tensors, 200,000 parameters \(F32 200,000\), 800,000 bytes/m);
+    const j = await run(['inspect', path, '--json']);
+    assert.equal(j.code, 0, j.err);
+    const parsed = JSON.parse(j.out) as { tensors: unknown[]; totals: { tensors: number } };
+    assert.equal(parsed.tensors.length, n);
+    assert.equal(parsed.totals.tensors, n);
+    const f = await run(['inspect', path, '--filter', 't.19999']);
+    assert.equal(f.code, 0, f.err);
+    assert.match(f.out, /^total: 11 tensors \(matching "t\.19999", of 200000\)/m);
+  } finally {
+    cleanup();
+  }
+});

@@ -3,7 +3,10 @@
  * stderr line `error: ...` that names the place (file:line, field, config key, module, tensor),
  * and prints nothing on stdout. The issue-14 rows (unusable output locations, run folders,
  * merge targets, non-finite weights, validation order, data) also check that every file that
- * existed before is byte-identical after and nothing was created. A bug (a plain Error escaping a command) exits 2 with a stack.
+ * existed before is byte-identical after and nothing was created. The rows of groups 7 and 8
+ * (sizes; signals and warnings) have other outcomes too: each states its exit code (0, 1, 130,
+ * 143), its one `error:` line or none, its `warning:` lines, and the one new run folder it may
+ * create; every other file stays byte-identical. A bug (a plain Error escaping a command) exits 2 with a stack.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +19,7 @@ import { initBackend } from '../../src/backend/tf.ts';
 import { main } from '../../src/cli/main.ts';
 import { makeE2eSetup } from '../fixtures/e2e/setup.ts';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
+import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 
 await initBackend({ announce: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-e2e-err-'));
@@ -208,6 +212,118 @@ const ISSUE14: [string, string[], RegExp][] = [
   ['MC choice longer than --max-length', [...evalMc(mcLong), '--max-length', '16'], new RegExp(`^error: ${esc(mcLong)}:2: choice 1 is \\d+ tokens long, more than the maximum length 16`)],
 ];
 
+// --- Groups 7 and 8: outcomes other than "exit 1" too ---------------------------------------
+/** 200,000 one-element tensors (group 7: nothing may spread them into a call's arguments). */
+const MANY = 200_000;
+function manyTensors(n: number, prefix: string): Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> {
+  const m = new Map<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>();
+  for (let i = 0; i < n; i++) m.set(`${prefix}${i}`, { dtype: 'F32', shape: [1], data: new Float32Array([i]) });
+  return m;
+}
+const manyDir = path.join(root, 'many');
+fs.mkdirSync(manyDir);
+const many = path.join(manyDir, 'many.safetensors');
+writeSafetensors(many, manyTensors(MANY, 'layers.'));
+fs.copyFileSync(path.join(setup.modelDir, 'model.safetensors'), path.join(manyDir, 'small.safetensors'));
+/** The same file, its last tensor's 4 bytes cut off (a truncated download). */
+const manyCut = path.join(root, 'many-cut.safetensors');
+fs.writeFileSync(manyCut, fs.readFileSync(many).subarray(0, fs.statSync(many).size - 4));
+/** The finished LoRA adapter plus 200,000 tensors it does not have. */
+const manyAdapter = path.join(root, 'many-adapter');
+fs.cpSync(path.join(loraRun, 'adapter'), manyAdapter, { recursive: true });
+{
+  const f = path.join(manyAdapter, 'adapter_model.safetensors');
+  const { tensors, metadata } = readSafetensors(f);
+  for (const [k, v] of manyTensors(MANY, 'zz.extra.')) tensors.set(k, v);
+  writeSafetensors(f, tensors, { metadata });
+}
+
+/** Fixtures of group 8: sequences past the model's 128 positions (the tokenizer makes ~1 token per short word). */
+const longText = 'red green blue cat dog bird one two three four sun moon '.repeat(20).trim();
+const longTrain = file('long-train.jsonl', [chat(`Shout ${longText}`, 'A!'), chat(`Reverse ${longText}`, 'B!')]);
+const longMc = file('long-mc.jsonl', [{ task: 't', question: `Shout ${longText}`, choices: ['RED!', 'red'], answer: 0 }]);
+const longEm = file('long-em.jsonl', [{ task: 't', prompt: `Shout ${longText}`, completion: 'RED!' }]);
+/** A prompt just under the limit: generation crosses it after a few new tokens. */
+const nearLimit = (() => {
+  const tok = Tokenizer.fromDir(setup.modelDir);
+  const words = longText.split(' ');
+  let k = 1;
+  while (tok.encode(words.slice(0, k + 1).join(' ')).length <= 124) k++;
+  return words.slice(0, k).join(' ');
+})();
+const fresh = (name: string): string => path.join(root, name);
+
+/** A row of groups 7 and 8: the exit code, the one `error:` line (or none), the `warning:` lines. */
+interface Row {
+  what: string;
+  argv: string[];
+  code: number;
+  /** The one `error:` line; without it there must be none. */
+  error?: RegExp;
+  /** What the error line must not say (advice that does not apply). */
+  errorNot?: RegExp;
+  /** Sent to the process (in-process: its handlers) once stderr shows the line of step 1. */
+  signal?: NodeJS.Signals;
+  /** The last stderr line (after a signal: what was saved, how to continue). */
+  lastLine?: RegExp;
+  /** The `warning:` lines, each exactly once (and no other). */
+  warnings?: RegExp[];
+  /** What stdout must show. */
+  stdout?: RegExp;
+  /** A folder the command may create (a new run); every other file stays as it was. */
+  creates?: string;
+}
+
+const ROWS: Row[] = [
+  // 7. Sizes: 200,000 tensors are listed, checked and refused without a stack overflow.
+  { what: 'inspect a file of 200,000 tensors', argv: ['inspect', many], code: 0, stdout: /^total: 200,000 tensors, 200,000 parameters \(F32 200,000\), 800,000 bytes/m },
+  { what: 'inspect --json of 200,000 tensors', argv: ['inspect', many, '--json'], code: 0, stdout: /"tensors": 200000,/ },
+  { what: 'inspect --stats of 200,000 tensors', argv: ['inspect', many, '--stats'], code: 0, stdout: /^layers\.199999 +F32 +\[1\] +1 +200000 +200000 +200000 +0 +0 +0$/m },
+  { what: 'inspect a folder holding a 200,000-tensor shard', argv: ['inspect', manyDir], code: 0, stdout: /^all 2 files: 200,0\d\d tensors/m },
+  { what: 'inspect a truncated 200,000-tensor file', argv: ['inspect', manyCut], code: 1, error: new RegExp(`^error: ${esc(manyCut)}: .*run past the end of the file`) },
+  { what: 'eval with an adapter file of 200,000 unknown tensors', argv: [...evalMc(setup.mc), '--adapter', manyAdapter], code: 1,
+    error: /^error: .*many-adapter\/adapter_model\.safetensors: unexpected tensor "zz\.extra\.\d+"/ },
+  // 8. Signals: SIGINT / SIGTERM after the first step save a checkpoint and exit 130 / 143.
+  ...([['SIGINT', 130], ['SIGTERM', 143]] as const).map(([signal, code]): Row => ({
+    what: `train stopped by ${signal} after its first step`, argv: trainTo(fresh(`sig-${signal}`), '--steps', '400'), code, signal, creates: fresh(`sig-${signal}`),
+    lastLine: new RegExp(`^interrupted by ${signal} at step \\d+/400: saved checkpoint .*sig-${signal}/checkpoints/checkpoint-\\d+ and .*metrics\\.jsonl \\(no adapter yet\\); to continue, run the same command with --resume$`),
+  })),
+  // 8. Runaway weights stop the run (exit 1) with advice that applies: not clipping, which Adam ignores.
+  { what: 'LoRA at lr 1000', argv: trainTo(fresh('lr1000'), '--lr', '1000', '--steps', '20').map((a) => (a === MOR ? LORA : a)), code: 1, creates: fresh('lr1000'),
+    error: /^error: training diverged at step \d+: weights of ".*lora_[AB].*" reached [\d,]+ in magnitude \(limit 1,000\) while the loss is [\d.]+; no checkpoint was written yet; lower the learning rate \(now 1000\)/,
+    errorNot: /maxGradNorm/ },
+  { what: 'LoRA at lr 1000 with --max-grad-norm 1 and checkpoints', argv: trainTo(fresh('lr1000c'), '--lr', '1000', '--steps', '20', '--max-grad-norm', '1', '--checkpoint-every', '1').map((a) => (a === MOR ? LORA : a)),
+    code: 1, creates: fresh('lr1000c'), error: /^error: training diverged at step (\d+): .*; the last good checkpoint is .*checkpoint-\d+; lower the learning rate \(now 1000\)/, errorNot: /set maxGradNorm/ },
+  { what: 'MoR at lr 1000', argv: trainTo(fresh('lr1000m'), '--lr', '1000', '--steps', '20'), code: 1, creates: fresh('lr1000m'),
+    error: /^error: training diverged at step \d+: weights of "[^"]+" reached [\d,]+ in magnitude/ },
+  // 8. Positions past max_position_embeddings: one warning per run, naming the length and the limit.
+  { what: 'train within the limit (no warning)', argv: trainTo(fresh('pos0')), code: 0, creates: fresh('pos0'), stdout: /^done: step 1\/1/ },
+  { what: 'train on sequences past the limit', argv: trainTo(fresh('pos1')).map((a) => (a === setup.train ? longTrain : a)), code: 0, creates: fresh('pos1'),
+    warnings: [/^warning: a training sequence reaches \d{3} positions, past the model's max_position_embeddings \(128\): positions beyond it were never trained, so results may degrade \(lower maxLength \(now 512\) to 128\)$/] },
+  { what: 'train with --eval-data past the limit', argv: trainTo(fresh('pos2'), '--eval-data', longTrain), code: 0, creates: fresh('pos2'),
+    warnings: [/^warning: an evaluation sequence \(evalData\) reaches \d{3} positions, past the model's max_position_embeddings \(128\)/] },
+  { what: 'train with training, eval and final-eval data past the limit (once per run)',
+    argv: trainTo(fresh('pos3'), '--steps', '3', '--eval-data', longTrain, '--eval-every', '1', '--final-eval', longEm).map((a) => (a === setup.train ? longTrain : a)), code: 0, creates: fresh('pos3'),
+    warnings: [/^warning: an evaluation sequence \(evalData\) reaches \d{3} positions, past the model's max_position_embeddings \(128\)/] },
+  { what: 'train whose final evaluation generates past the limit', argv: trainTo(fresh('pos4'), '--final-eval', longEm), code: 0, creates: fresh('pos4'),
+    warnings: [/^warning: generation \(a prompt of \d{3} tokens \+ new tokens\) reaches \d{3} positions, past the model's max_position_embeddings \(128\): .*\(shorten the prompt or lower --max-new-tokens\)$/] },
+  { what: 'eval --max-length 1000 of choices past the limit', argv: [...evalMc(longMc), '--max-length', '1000'], code: 0,
+    warnings: [/^warning: a scored sequence \(context \+ choice\) reaches \d{3} positions, past the model's max_position_embeddings \(128\): .*\(lower --max-length to 128\)$/] },
+  { what: 'eval of the same choices without --max-length (contexts cut to the limit: no warning)', argv: evalMc(longMc), code: 0 },
+  { what: 'eval of exact-match prompts past the limit', argv: evalMc(longEm), code: 0,
+    warnings: [/^warning: generation \(a prompt of \d{3} tokens \+ new tokens\) reaches \d{3} positions, past the model's max_position_embeddings \(128\)/] },
+  { what: 'generate from a prompt past the limit', argv: ['generate', '--model', setup.modelDir, '--prompt', longText, '--max-new-tokens', '4'], code: 0,
+    warnings: [/^warning: generation \(a prompt of \d{3} tokens \+ new tokens\) reaches \d{3} positions, past the model's max_position_embeddings \(128\)/] },
+  { what: 'routing --max-length 1000 of examples past the limit', argv: ['routing', '--model', setup.modelDir, '--adapter', path.join(finished, 'adapter'), '--data', longTrain, '--max-length', '1000'], code: 0,
+    warnings: [/^warning: a routing example reaches \d{3} positions, past the model's max_position_embeddings \(128\): .*\(lower --max-length to 128\)$/] },
+  { what: 'routing of the same examples without --max-length (they do not fit: refused, no warning)', argv: ['routing', '--model', setup.modelDir, '--adapter', path.join(finished, 'adapter'), '--data', longTrain], code: 1,
+    error: new RegExp(`^error: no example of ${esc(longTrain)} fits maxLength 128$`) },
+  { what: 'merge of MoR with routing from examples past the limit', argv: [...merge(path.join(finished, 'adapter'), fresh('merged-long')), '--routing-from', longTrain, '--max-length', '1000'], code: 0, creates: fresh('merged-long'),
+    warnings: [/^warning: a routing example reaches \d{3} positions, past the model's max_position_embeddings \(128\): .*\(lower --max-length \(now 1000\) to 128\)$/] },
+  { what: 'generate crossing the limit while decoding', argv: ['generate', '--model', setup.modelDir, '--prompt', nearLimit, '--max-new-tokens', '30'], code: 0,
+    warnings: [/^warning: generation \(a prompt of 12\d tokens \+ new tokens\) reaches 129 positions, past the model's max_position_embeddings \(128\)/] },
+];
+
 /** Every entry under `dir` (folders too): relative path -> bytes (folders: empty). */
 function snapshot(dir: string): Map<string, Buffer> {
   const snap = new Map<string, Buffer>();
@@ -230,6 +346,41 @@ for (const [what, argv, re] of ISSUE14) {
     const after = snapshot(root);
     assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), 'no file or folder added or removed');
     for (const [f, b] of before) assert.ok(after.get(f)!.equals(b), `${f} changed`);
+  });
+}
+
+for (const row of ROWS) {
+  test(`issue 14: ${row.what}: exit ${row.code}, ${row.error ? 'one "error:" line' : 'no "error:" line'}, existing files byte-identical`, async () => {
+    const before = snapshot(root);
+    let err = '';
+    let sent = false;
+    const stderr = (s: string): void => {
+      err += s;
+      if (row.signal && !sent && /^step 1\/\d+ /m.test(err)) {
+        sent = true;
+        process.emit(row.signal, row.signal); // what the OS delivers: the command's handlers run
+      }
+    };
+    let out = '';
+    const code = await main(row.argv, { stdout: (s) => { out += s; }, stderr });
+    const r = { code, out, err };
+    assert.equal(r.code, row.code, `exit code (stderr: ${r.err.slice(0, 2000)})`);
+    const lines = r.err.split('\n').filter((l) => l !== '');
+    const errors = lines.filter((l) => l.startsWith('error: '));
+    assert.equal(errors.length, row.error ? 1 : 0, `"error:" lines, got:\n${r.err.slice(0, 2000)}`);
+    if (row.error) assert.match(errors[0], row.error);
+    if (row.errorNot) assert.doesNotMatch(errors[0], row.errorNot);
+    if (row.lastLine) assert.match(lines[lines.length - 1], row.lastLine);
+    assert.ok(!/\n +at /.test(r.err), 'no stack trace');
+    const warnings = lines.filter((l) => l.startsWith('warning: '));
+    assert.equal(warnings.length, row.warnings?.length ?? 0, `"warning:" lines, got:\n${warnings.join('\n')}`);
+    for (const w of row.warnings ?? []) assert.equal(warnings.filter((l) => w.test(l)).length, 1, `one warning matching ${w}, got:\n${warnings.join('\n')}`);
+    if (row.stdout) assert.match(r.out, row.stdout);
+    const after = snapshot(root);
+    const created = row.creates ? path.relative(root, row.creates) : undefined;
+    const isNew = (f: string): boolean => created !== undefined && (f === `${created}/` || f.startsWith(`${created}/`) || f === created);
+    for (const [f, b] of before) assert.ok(after.get(f)?.equals(b), `${f} changed or was removed`);
+    assert.deepEqual([...after.keys()].filter((f) => !before.has(f) && !isNew(f)), [], 'nothing added outside the new run folder');
   });
 }
 

@@ -238,3 +238,55 @@ test('weighted accumulation: micro-batches of 3 and 5 rows weighted by size equa
   a.dispose();
   b.dispose();
 });
+
+test('divergence advice says only what applies: clipping when it is off, not before the first update, never for runaway weights', async () => {
+  const run = async (extra: Partial<TrainOptions<ToyBatch>>, poisonAt: number): Promise<string> => {
+    const m = new ToyMlp(4, 8, 1);
+    try {
+      let msg = '';
+      await assert.rejects(train(options(m, new ToyData(4, 8, 1, poisonAt), { steps: 10, ...extra })), (e: unknown) => {
+        assert.ok(e instanceof UserError);
+        msg = e.message;
+        return true;
+      });
+      return msg;
+    } finally {
+      m.dispose();
+    }
+  };
+  const clipped = await run({ maxGradNorm: 1 }, 5);
+  assert.match(clipped, /^training diverged at step 6: loss is NaN; the update was not applied and no checkpoint was written yet; lower the learning rate \(now 0\.02\); gradients were already clipped to maxGradNorm 1$/);
+  const unclipped = await run({ schedule: { lr: 0.02, kind: 'constant' } }, 5);
+  assert.match(unclipped, /; lower the learning rate \(now 0\.02\), set maxGradNorm \(e\.g\. 1\) or add warmup steps$/);
+  const first = await run({ maxGradNorm: 1 }, 0);
+  assert.match(first, /^training diverged at step 1: loss is NaN; .*no update had been applied yet, so it is not the learning rate: check the data and the base model/);
+  assert.doesNotMatch(first + clipped, /set maxGradNorm/);
+});
+
+test('runaway weights (lr 1000) stop the run with a UserError naming the tensor; nothing bad is saved; weightLimit false lets it run', async () => {
+  const dir = tmp();
+  const m = new ToyMlp(4, 8, 1);
+  const before = tf.memory().numTensors;
+  let stepsDone = 0;
+  await assert.rejects(
+    train(options(m, new ToyData(4, 8, 1), {
+      steps: 20, schedule: { lr: 1000, kind: 'constant' }, maxGradNorm: 1, checkpointDir: dir, checkpointEvery: 1,
+      onStep: (r) => { stepsDone = r.step; },
+    })),
+    (e: unknown) => {
+      assert.ok(e instanceof UserError);
+      assert.match(e.message, /^training diverged at step [12]: weights of "[^"]+" reached [\d,]+ in magnitude \(limit 1,000\) while the loss is [\d.]+; /);
+      assert.match(e.message, /lower the learning rate \(now 1000\): Adam moves every weight by about the learning rate per update, whatever the gradient clipping$/);
+      assert.doesNotMatch(e.message, /set maxGradNorm/);
+      return true;
+    },
+  );
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
+  // The stopping update was never reported or saved: checkpoints stop at the last good step.
+  const saved = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.startsWith('checkpoint-')) : [];
+  assert.deepEqual(saved, stepsDone ? [`checkpoint-${stepsDone}`] : []);
+  const r = await train(options(m, new ToyData(4, 8, 1), { steps: 3, schedule: { lr: 1000, kind: 'constant' }, weightLimit: false }));
+  assert.equal(r.stopped, 'completed');
+  m.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

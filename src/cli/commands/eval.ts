@@ -74,6 +74,7 @@ export function registerEvalCommand(program: Command, io: CliIO): void {
         maxNewTokens: positiveInt(o.maxNewTokens, '--max-new-tokens'),
         limit: positiveInt(o.limit, '--limit'),
         onProgress,
+        warn: (l) => io.stderr(l + '\n'),
       });
       io.stdout(o.json ? JSON.stringify(result.json, null, 2) + '\n' : result.markdown);
       if (result.files.length > 0) io.stderr(`wrote ${result.files.join(', ')}\n`);

@@ -10,6 +10,7 @@ import { generate } from '../../generate/generate.ts';
 import { loadConfig, loadModel } from '../../models/load.ts';
 import { loadAdapter } from '../../adapters/load.ts';
 import { Tokenizer } from '../../tokenizer/tokenizer.ts';
+import { PositionLimit } from '../../models/positions.ts';
 import type { CliIO } from '../main.ts';
 
 interface GenerateCliOptions {
@@ -71,6 +72,7 @@ export function registerGenerateCommand(program: Command, io: CliIO): void {
         await generate(model, tokenizer, prompt, {
           maxNewTokens, temperature, topK, topP, seed, addSpecialTokens,
           onToken: (text) => io.stdout(text),
+          positions: new PositionLimit(model.config.maxPositionEmbeddings, (l) => io.stderr(l + '\n')),
         });
         io.stdout('\n');
       } finally {

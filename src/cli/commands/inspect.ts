@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { openSafetensors, type SafetensorsFile, type TensorInfo } from '../../io/safetensors.ts';
 import type { CliIO } from '../main.ts';
+import { maxOf } from '../../util/array.ts';
 
 interface InspectOptions {
   json?: boolean;
@@ -68,7 +69,7 @@ export function tensorStats(data: ArrayLike<number | bigint>): TensorStats {
 }
 
 function table(rows: string[][], rightAligned: Set<number>): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const widths = rows[0].map((_, c) => maxOf(rows.map((r) => r[c].length)));
   return rows
     .map((r) =>
       r

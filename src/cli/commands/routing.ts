@@ -45,6 +45,7 @@ export function registerRoutingCommand(program: Command, io: CliIO): void {
         maxExamples: positiveInt(o.maxExamples, '--max-examples'),
         batchSize: positiveInt(o.batchSize, '--batch-size'),
         maxLength: positiveInt(o.maxLength, '--max-length'),
+        warn: (l) => io.stderr(l + '\n'),
       });
       io.stdout(o.json ? JSON.stringify(result.json, null, 1) + '\n' : result.markdown);
       if (result.files.length > 0) io.stderr(`wrote ${result.files.join(', ')}\n`);

@@ -1,19 +1,20 @@
 /**
  * `mor train --config FILE [flags]`: fine-tune an adapter. Every config key is also a flag
  * (`--grad-accumulation 4` for `gradAccumulation: 4`); flags win over the file. Without
- * `--config`, the flags alone must form a complete config. Ctrl-C finishes the current update,
- * saves a checkpoint and exits; `--resume` continues from the latest checkpoint in
- * `<outDir>/checkpoints` when the stored config allows it; `--overwrite` replaces an existing run
- * (a non-empty `<outDir>` is refused otherwise). See src/train/runFolder.ts.
+ * `--config`, the flags alone must form a complete config. Ctrl-C (SIGINT) or SIGTERM finishes
+ * the current update, saves a checkpoint, says so in one line and exits 130 / 143 (never 0: no
+ * adapter was written); `--resume` continues from the latest checkpoint in `<outDir>/checkpoints`
+ * when the stored config allows it; `--overwrite` replaces an existing run (a non-empty
+ * `<outDir>` is refused otherwise). See src/train/runFolder.ts.
  */
 import { Command, Option } from 'commander';
 import { Writable } from 'node:stream';
-import { UserError } from '../../errors.ts';
+import { Interrupted, UserError } from '../../errors.ts';
 import { jsonArg } from '../flags.ts';
 import type { CliIO } from '../main.ts';
 import { loadTrainConfig, parseTrainConfig } from '../../train/config.ts';
 import { runTraining } from '../../train/run.ts';
-import { handleInterrupts } from '../../train/interrupt.ts';
+import { handleInterrupts, signalExitCode } from '../../train/interrupt.ts';
 import { ProgressReporter } from '../../train/progress.ts';
 
 const num = (flag: string) => (v: string): number => {
@@ -113,13 +114,22 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
           log: (l) => io.stderr(l + '\n'),
           progress: (total) => new ProgressReporter({ total, stream }),
         });
+        if (result.stopped === 'interrupted') {
+          // Not a success: the adapter is not written, so `mor train && mor eval` must stop here.
+          const sig = interrupts.received ?? 'SIGINT';
+          throw new Interrupted(
+            `interrupted by ${sig} at step ${result.step}/${result.totalSteps}: saved checkpoint ${result.lastCheckpoint} ` +
+              `and ${result.metricsFile} (no adapter yet); to continue, run the same command with --resume`,
+            signalExitCode(sig),
+          );
+        }
         const last = [...result.log].reverse().find((r) => r.type === 'train');
         io.stdout(
-          `${result.stopped === 'completed' ? 'done' : 'interrupted'}: step ${result.step}/${result.totalSteps}` +
+          `done: step ${result.step}/${result.totalSteps}` +
             (last && last.type === 'train' ? `, loss ${last.loss.toFixed(4)}` : '') +
             `\n  metrics: ${result.metricsFile}\n  plot: ${result.lossPlot}\n` +
             (result.routingPlot ? `  routing: ${result.routingPlot}\n` : '') +
-            (result.adapterDir ? `  adapter: ${result.adapterDir}\n` : `  checkpoint: ${result.lastCheckpoint}\n`),
+            `  adapter: ${result.adapterDir}\n`,
         );
         if (result.finalEval) io.stdout(`\n${result.finalEval.markdown.trimEnd()}\n`);
       } finally {

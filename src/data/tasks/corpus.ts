@@ -20,6 +20,7 @@ import { loadMobyDick, loadSotu } from './sources.ts';
 import { namedRng } from './split.ts';
 import type { GeneratedTask } from './suite.ts';
 import { heldOutSotuYears } from './usHistory.ts';
+import { pushAll } from '../../util/array.ts';
 
 /** Longest part of one address kept (characters). */
 export const MAX_SPEECH_CHARS = 16000;
@@ -90,7 +91,7 @@ export function corpusDocuments(seed: number, suite: GeneratedTask[]): { docs: s
     if (!spec.corpusLines) continue;
     const ls = spec.corpusLines(splits, namedRng(seed, `corpus:${spec.name}`));
     relationLines[spec.name] = ls.length;
-    lines.push(...ls);
+    pushAll(lines, ls);
   }
   const rng = namedRng(seed, 'corpus');
   rng.shuffle(lines);

@@ -7,6 +7,7 @@ import type { Rng } from '../../util/rng.ts';
 import { commonWords } from './lexicon.ts';
 import { assignSplits, byString, makeItem, mapSplits, sampleDistinct, type Fact } from './split.ts';
 import type { TaskItem, TaskSpec, TaskSplits } from './types.ts';
+import { pushAll } from '../../util/array.ts';
 
 /** Canonical key of a problem (addition is commutative). */
 export function arithmeticKey(a: number, op: '+' | '-', b: number): string {
@@ -118,7 +119,7 @@ function stringDistractors(rng: Rng, op: StringOp, word: string, answer: string,
   } else {
     out = sampleDistinct(rng, pool, 3, (v) => v !== answer);
     const fill = op === 'length' ? ['1', '2', '3', '4', '5', '6', '7', '8', '9'] : [...ALPHABET];
-    out.push(...sampleDistinct(rng, fill, 3 - out.length, (v) => v !== answer && !out.includes(v)));
+    pushAll(out, sampleDistinct(rng, fill, 3 - out.length, (v) => v !== answer && !out.includes(v)));
   }
   // Words with repeated letters have few distinct swaps: fill with one-letter substitutions.
   while (out.length < 3) {

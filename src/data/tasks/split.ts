@@ -5,6 +5,7 @@
  */
 import { Rng } from '../../util/rng.ts';
 import type { SplitSizes, TaskItem, TaskSplits } from './types.ts';
+import { pushAll } from '../../util/array.ts';
 
 /** 32-bit FNV-1a hash of a string (used to derive one generator per task from the suite seed). */
 export function fnv1a(text: string): number {
@@ -165,7 +166,7 @@ export function splitFacts(rng: Rng, facts: Fact[], sizes: SplitSizes, opts: Spl
       if (distractors.length < opts.numChoices - 1) {
         const global = [...(globalPools.get(f.pool ?? '') ?? [])].sort(byString);
         const more = sampleDistinct(rng, global, opts.numChoices - 1 - distractors.length, (v) => ok(v) && !distractors.includes(v));
-        distractors.push(...more);
+        pushAll(distractors, more);
       }
       if (distractors.length < opts.numChoices - 1) {
         throw new Error(`task item ${f.key} (${split}): only ${distractors.length} distractors available`);
@@ -212,7 +213,7 @@ export function assignSplits<F extends Fact>(rng: Rng, facts: F[], sizes: SplitS
       while (s < SPLIT_ORDER.length && chosen[SPLIT_ORDER[s]].length >= sizes[SPLIT_ORDER[s]]) s++;
       if (s >= SPLIT_ORDER.length) break;
       const room = sizes[SPLIT_ORDER[s]] - chosen[SPLIT_ORDER[s]].length;
-      chosen[SPLIT_ORDER[s]].push(...(byKey.get(k) ?? []).slice(0, room));
+      pushAll(chosen[SPLIT_ORDER[s]], (byKey.get(k) ?? []).slice(0, room));
     }
   }
   return chosen;

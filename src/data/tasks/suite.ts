@@ -23,6 +23,7 @@ import path from 'node:path';
 import { SUITE_TASKS } from './registry.ts';
 import { byString, namedRng } from './split.ts';
 import type { SplitSizes, TaskCategory, TaskItem, TaskSpec, TaskSplits } from './types.ts';
+import { pushAll } from '../../util/array.ts';
 
 /** Default seed of `npm run data:build`. */
 export const DEFAULT_SUITE_SEED = 1234;
@@ -136,14 +137,14 @@ export function writeSuite(outDir: string, tasks: GeneratedTask[], seed: number)
   for (const { spec, splits } of tasks) {
     const t = spec.name;
     const train = splits.train.map((i) => chatRow(t, i));
-    mix.push(...train);
+    pushAll(mix, train);
     writeTracked(outDir, path.join(t, 'train.jsonl'), jsonl(train), files);
     writeTracked(outDir, path.join(t, 'validation.jsonl'), jsonl(splits.validation.map((i) => chatRow(t, i))), files);
     for (const split of ['validation', 'test'] as const) {
       const mc = splits[split].map((i) => mcRow(t, i));
       const pr = splits[split].map((i) => promptRow(t, i));
-      all[`${split}.mc`].push(...mc);
-      all[`${split}.prompt`].push(...pr);
+      pushAll(all[`${split}.mc`], mc);
+      pushAll(all[`${split}.prompt`], pr);
       writeTracked(outDir, path.join(t, `${split}.mc.jsonl`), jsonl(mc), files);
       writeTracked(outDir, path.join(t, `${split}.prompt.jsonl`), jsonl(pr), files);
     }

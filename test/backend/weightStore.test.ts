@@ -68,6 +68,22 @@ if (!available) {
         tf.dispose([x, dy, y, dx]);
       }
       setStoreBlockFloats(0);
+      // The converted matrix is kept for the next product with the same weight (the chunked loss's
+      // head): a repeat gives the same values, also after another weight used the buffer.
+      const x9 = tf.tensor2d(rng.normalArray(9 * COLS, 0, 1), [9, COLS]);
+      const first = storedMatMul(x9, w, true);
+      const again = storedMatMul(x9, w, true);
+      const other = await weightFile(dtype, values.map((v) => -v));
+      const otherMapped = new MappedFile(other.file);
+      const otherW = new StoredWeight(otherMapped, other.offset, dtype, [ROWS, COLS]);
+      const negated = storedMatMul(x9, otherW, true);
+      const third = storedMatMul(x9, w, true);
+      assert.deepEqual(Array.from(again.dataSync()), Array.from(first.dataSync()));
+      assert.deepEqual(Array.from(third.dataSync()), Array.from(first.dataSync()));
+      assert.deepEqual(Array.from(negated.dataSync()), Array.from(first.dataSync(), (v) => -v));
+      tf.dispose([x9, first, again, negated, third]);
+      otherW.dispose();
+      otherMapped.release();
       const ids = tf.tensor1d([0, 36, 5, 5, 17], 'int32');
       const rows = storedGather(w, ids);
       const expected = tf.tidy(() => tf.gather(ref, ids));

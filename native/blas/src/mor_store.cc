@@ -39,20 +39,35 @@ using morstore::kBF16;
 using morstore::kF16;
 using morstore::kF32;
 
-// A reusable float32 scratch buffer for converted weight blocks (grows, never shrinks).
-std::vector<float>& Scratch(size_t n) {
-  static std::vector<float> buf;
-  if (buf.size() < n) {
-    buf.clear();
-    buf.shrink_to_fit();
-    buf.resize(n);
+// A reusable float32 scratch buffer for converted weight blocks (grows, never shrinks). It
+// remembers which whole matrix it holds: the chunked loss multiplies by the output head once per
+// chunk and direction, and must not convert the head (up to 640 MB as float32) every time.
+// Handles are never reused and mapped weights never change, so the key identifies the values.
+struct Scratch {
+  std::vector<float> buf;
+  int handle = 0;  // 0: holds no whole matrix
+  double off = 0;
+  int dtype = 0;
+  size_t rows = 0, cols = 0;
+};
+Scratch scratch;
+
+// scratch.buf with room for n floats; forgets the matrix it held.
+float* ScratchFor(size_t n) {
+  if (scratch.buf.size() < n) {
+    scratch.buf.clear();
+    scratch.buf.shrink_to_fit();
+    scratch.buf.resize(n);
   }
-  return buf;
+  scratch.handle = 0;
+  return scratch.buf.data();
 }
 
 // Largest float32 block converted at once: a whole matrix up to this size (so the product is
 // one sgemm, the same call as for a heap tensor), else row blocks of at most this size.
-constexpr size_t kMaxBlockFloats = size_t(64) << 20;  // 256 MB
+// 640 MB holds the largest head of the supported model families below 8B (Qwen2's
+// 151,936 x 896, LLaMA-2's 32,000 x 4,096) whole.
+constexpr size_t kMaxBlockFloats = size_t(160) << 20;
 
 // Products with at most this many rows of x convert W on the fly (GemvRows) instead of
 // converting it whole for sgemm: generation's one-token steps.
@@ -157,12 +172,24 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
     const size_t nr = std::min(blockRows, rows - r0);
     const char* src = w + r0 * cols * DtypeBytes(dtype);
     const float* wb;
+    const int handle = int(Num(info, 1));
+    const double off = Num(info, 2);
     if (dtype == kF32) {
       wb = reinterpret_cast<const float*>(src);
+    } else if (nr == rows && scratch.handle == handle && scratch.off == off && scratch.dtype == dtype &&
+               scratch.rows == rows && scratch.cols == cols) {
+      wb = scratch.buf.data();  // this whole matrix was the last one converted
     } else {
-      std::vector<float>& s = Scratch(nr * cols);
-      morstore::ToF32(src, dtype, nr * cols, s.data(), Threads());
-      wb = s.data();
+      float* s = ScratchFor(nr * cols);
+      morstore::ToF32(src, dtype, nr * cols, s, Threads());
+      if (nr == rows) {
+        scratch.handle = handle;
+        scratch.off = off;
+        scratch.dtype = dtype;
+        scratch.rows = rows;
+        scratch.cols = cols;
+      }
+      wb = s;
     }
     if (tW) {
       // y[:, r0:r0+nr] = x [m, cols] * wb[nr, cols]^T

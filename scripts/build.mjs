@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// `npm run build`: the publishable library in dist/ — one ESM bundle (dist/index.js + source
-// map) and the .d.ts tree (dist/**/*.d.ts).
+// `npm run build`: the publishable library in dist/ — the Node bundle (dist/index.js), the
+// browser bundle (dist/browser.js, from src/browser.ts), their source maps and the .d.ts tree.
 //
-// Why a bundler: tfjs-core's gradient and chained-op registrations are ESM files with
+// Node, and why a bundler: tfjs-core's gradient and chained-op registrations are ESM files with
 // extension-less relative imports that plain Node cannot load, so esbuild inlines those two
 // imports (and what they pull in from tfjs-core's ESM tree). Every other package stays an
 // external import resolved from node_modules at run time, like the sources under tsx.
@@ -62,6 +62,68 @@ const map = JSON.parse(readFileSync(mapFile, 'utf8'));
 delete map.sourcesContent;
 writeFileSync(mapFile, JSON.stringify(map));
 
+// The browser entry (src/browser.ts): one self-contained file (tfjs and the other packages
+// included) for pages and workers. `node:` imports resolve to stubs whose functions throw when
+// called: the modules that read folders are bundled, but a page never calls those functions.
+const nodeStubs = {
+  name: 'node-stubs',
+  setup(build) {
+    const used = nodeNamesUsed(path.join(root, 'src'));
+    build.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'node-stub' }));
+    build.onLoad({ filter: /.*/, namespace: 'node-stub' }, (args) => {
+      const names = [...(used.get(args.path) ?? [])].sort();
+      const fail = `(name) => () => { throw new Error(\`\${name} is not available in a browser\`); }`;
+      return {
+        loader: 'js',
+        contents: [`const fail = ${fail};`,
+          `export default new Proxy({}, { get: (_, k) => (typeof k === 'string' ? fail('${args.path}.' + k) : undefined) });`,
+          ...names.map((n) => `export const ${n} = fail('${args.path}.${n}');`)].join('\n'),
+      };
+    });
+  },
+};
+
+/** `node:x` module -> names the sources import from it by name or use through `import * as`. */
+function nodeNamesUsed(srcDir) {
+  const used = new Map();
+  const add = (mod, name) => used.set(mod, (used.get(mod) ?? new Set()).add(name));
+  for (const file of walk(srcDir)) {
+    if (!file.endsWith('.ts')) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/import\s+(?:type\s+)?(?:\w+\s*,\s*)?\{([^}]*)\}\s*from\s*'(node:[\w/]+)'/g)) {
+      for (const part of m[1].split(',')) {
+        const name = part.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0];
+        if (name && !part.trim().startsWith('type ')) add(m[2], name);
+      }
+    }
+    for (const m of text.matchAll(/import\s+\*\s+as\s+(\w+)\s+from\s*'(node:[\w/]+)'/g)) {
+      for (const u of text.matchAll(new RegExp(`\\b${m[1]}\\.(\\w+)`, 'g'))) add(m[2], u[1]);
+    }
+  }
+  return used;
+}
+
+await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: ['src/browser.ts'],
+  outfile: 'dist/browser.js',
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  sourcemap: true,
+  // MOR_* settings read from process.env (e.g. the transpose cache switch) take their defaults.
+  define: { 'process.env': '{}' },
+  inject: ['scripts/browser-shims.mjs'],
+  minify: true,
+  plugins: [nodeStubs],
+  logLevel: 'warning',
+});
+const browserMapFile = path.join(dist, 'browser.js.map');
+const browserMap = JSON.parse(readFileSync(browserMapFile, 'utf8'));
+delete browserMap.sourcesContent;
+writeFileSync(browserMapFile, JSON.stringify(browserMap));
+
 const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
   { cwd: root, stdio: 'inherit' });
 if (tsc.status !== 0) {
@@ -79,4 +141,4 @@ for (const file of walk(dist)) {
   dts++;
 }
 const kb = (f) => `${(statSync(path.join(dist, f)).size / 1024).toFixed(0)} kB`;
-console.log(`build: dist/index.js (${kb('index.js')}, map ${kb('index.js.map')}) and ${dts} .d.ts files in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.log(`build: dist/index.js (${kb('index.js')}, map ${kb('index.js.map')}), dist/browser.js (${kb('browser.js')}) and ${dts} .d.ts files in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

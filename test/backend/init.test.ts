@@ -53,7 +53,10 @@ test('initBackend: the same options are a no-op, different ones a UserError', as
   assert.equal(await initBackend({ announce: true }), info, 'announce only applies to the initialising call');
   await assert.rejects(initBackend({ matmul: otherMatmul as 'auto' }), (e: unknown) => isUserError(e)
     && e.message === `initBackend({ matmul: '${otherMatmul}' }): the backend is already initialised with matmul '${defaultMatmul}' (${process.env.MOR_MATMUL ? 'from MOR_MATMUL' : 'the default'}); pass the same options, or switch with setMatmulPath()`);
+  await assert.rejects(initBackend({ wasmPaths: 'https://example.org/wasm/' }), (e: unknown) => isUserError(e)
+    && e.message === 'initBackend({ wasmPaths }): the backend is already initialised with other wasmPaths');
   assert.equal(backendInfo(), info, 'a rejected call changes nothing');
+  assert.equal(info.wasmThreads, 1, 'tfjs-wasm runs single-threaded in Node');
 });
 
 test('after setMatmulPath, initBackend checks against the path it set', async () => {

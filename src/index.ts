@@ -1,6 +1,6 @@
 /** mor-peft public API: explicit named exports only. */
-export { initBackend, backendInfo, tf, setMatmulPath, describeBackend } from './backend/tf.ts';
-export type { BackendInfo, InitOptions, MatmulPath } from './backend/tf.ts';
+export { initBackend, backendInfo, tf, setMatmulPath, describeBackend, requireBackend } from './backend/tf.ts';
+export type { BackendInfo, InitOptions, MatmulPath, WasmFileName } from './backend/tf.ts';
 export { matMul, matMul2d } from './backend/matmul.ts';
 export { UserError, isUserError } from './errors.ts';
 export { Module } from './nn/module.ts';

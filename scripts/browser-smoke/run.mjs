@@ -10,6 +10,7 @@
 // Usage: node scripts/browser-smoke/run.mjs [--chromium /usr/bin/chromium]
 import http from 'node:http';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -40,6 +41,19 @@ function serve(isolated) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
+/** Load the page's adapter bytes with the Node library (dist/) and compare logits on its probe. */
+async function checkAdapterInNode(r) {
+  const lib = await import(pathToFileURL(path.join(root, 'dist', 'index.js')).href);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mor-browser-adapter-'));
+  for (const [name, bytes] of Object.entries(r.adapterFiles)) fs.writeFileSync(path.join(dir, name), Uint8Array.from(bytes));
+  const peft = lib.loadAdapter(await lib.loadModel(path.join(root, 'models', 'base')), dir);
+  const logits = lib.tf.tidy(() => peft.model.forward(lib.tf.tensor2d([r.probeIds], undefined, 'int32')).dataSync());
+  let diff = 0;
+  for (let i = 0; i < logits.length; i++) diff = Math.max(diff, Math.abs(logits[i] - r.logits[i]));
+  peft.model.dispose();
+  return { diff, n: logits.length === r.logits.length ? logits.length : NaN };
+}
+
 const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
 let failed = false;
 try {
@@ -60,7 +74,10 @@ try {
       const fell = r.losses.at(-1) < r.losses[0];
       console.log(`${label} (crossOriginIsolated ${r.crossOriginIsolated}, ${r.cores} cores): ${r.info.matmulPath}, wasm threads ${r.info.wasmThreads}; loss ${r.losses.map((l) => l.toFixed(3)).join(' ')} `
         + `(${fell ? 'fell' : 'DID NOT FALL'}) in ${r.seconds.toFixed(1)} s; generated ${JSON.stringify(r.text)}; fs call: ${r.fsError}`);
-      if (!fell) failed = true;
+      const { diff, n } = await checkAdapterInNode(r);
+      const same = n > 0 && diff <= 1e-4;
+      console.log(`  adapter saved in the page, loaded in Node: max |logits diff| = ${diff.toExponential(2)} over ${n} logits (${same ? 'ok' : 'FAIL'})`);
+      if (!fell || !same) failed = true;
       await page.close();
     } finally {
       server.close();

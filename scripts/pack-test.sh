@@ -17,7 +17,7 @@ if tar tzf "$tgz" | grep -E '^package/(src|test|bench)/'; then echo "pack-test: 
 
 app="$work/app"
 mkdir "$app"
-cp scripts/pack-test/app.mjs scripts/pack-test/consumer.ts scripts/pack-test/tsconfig.json "$app/"
+cp scripts/pack-test/app.mjs scripts/pack-test/browser-consumer.mjs scripts/pack-test/consumer.ts scripts/pack-test/tsconfig.json "$app/"
 cd "$app"
 printf '{ "name": "mor-pack-test-app", "private": true, "type": "module" }\n' > package.json
 install() { npm install --no-audit --no-fund --loglevel=error "$@" "$tgz"; }
@@ -33,4 +33,13 @@ echo "pack-test: mor $version runs from dist/"
 mkdir -p node_modules/@types
 [ -e node_modules/@types/node ] || ln -s "$root/node_modules/@types/node" node_modules/@types/node
 "$root/node_modules/.bin/tsc" -p tsconfig.json
-echo "pack-test: consumer.ts type-checks against the shipped .d.ts; OK"
+echo "pack-test: consumer.ts type-checks against the shipped .d.ts"
+# A bundler targeting browsers picks the `browser` condition: dist/browser.js, not the Node build.
+"$root/node_modules/.bin/esbuild" browser-consumer.mjs --bundle --platform=browser --format=esm --log-level=error \
+  --outfile=browser-bundle.js --metafile=browser-meta.json
+node -e "
+const inputs = Object.keys(require('./browser-meta.json').inputs);
+if (!inputs.includes('node_modules/mor-peft/dist/browser.js') || inputs.some((f) => f.endsWith('mor-peft/dist/index.js'))) {
+  console.error('pack-test: FAIL the browser bundle did not resolve mor-peft to dist/browser.js: ' + inputs.join(' ')); process.exit(1);
+}"
+echo "pack-test: a browser bundler resolves mor-peft to dist/browser.js; OK"

@@ -1,6 +1,6 @@
 /** mor-peft public API: explicit named exports only. */
-export { initBackend, backendInfo, tf, setMatmulPath, describeBackend } from './backend/tf.ts';
-export type { BackendInfo, InitOptions, MatmulPath } from './backend/tf.ts';
+export { initBackend, backendInfo, tf, setMatmulPath, describeBackend, requireBackend } from './backend/tf.ts';
+export type { BackendInfo, InitOptions, MatmulPath, WasmFileName } from './backend/tf.ts';
 export { matMul, matMul2d } from './backend/matmul.ts';
 export { UserError, isUserError, Interrupted } from './errors.ts';
 export { Module } from './nn/module.ts';
@@ -32,6 +32,9 @@ export { writeFileAtomic, writeFileAtomicSync } from './io/atomic.ts';
 export { countNonFinite, countNonFiniteBits, assertFinite } from './io/finite.ts';
 export { checkOutputDir, realPath } from './io/outputPath.ts';
 export { readTextFileStrict } from './io/text.ts';
+export { memorySource, urlSource, fileListSource, MemorySink, readRequired, readText, readJson, checkFileName, describeFile } from './io/files.ts';
+export type { FileSource, FileSink, NamedBlob } from './io/files.ts';
+export { dirSource, dirSink } from './io/nodeFiles.ts';
 export { train, defaultCountTokens, divergenceAdvice, WEIGHT_LIMIT } from './train/trainer.ts';
 export { PositionLimit } from './models/positions.ts';
 export type { TrainOptions, TrainResult, ResumableIterator } from './train/trainer.ts';

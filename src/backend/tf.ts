@@ -6,15 +6,16 @@
  * fetched. An optional native BLAS kernel (src/backend/blas.ts) replaces the wasm
  * backend's BatchMatMul when the addon is built and loads. Slow or wrong wasm kernels
  * (Identity, Slice, Unpack, _FusedMatMul) are replaced at init (src/backend/wasmKernels.ts).
+ * In a browser (no `process`) the same module runs without Node imports: the .wasm files come
+ * from `wasmPaths` (or tfjs' default, next to the script), and tfjs loads its threaded build
+ * when the page is cross-origin isolated.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Chained ops (`x.square()`) are opt-in in tfjs-core; register them once here.
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
 // Gradients of the built-in ops are also opt-in.
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.ts';
 import { installWasmKernelFixes } from './wasmKernels.ts';
 
@@ -32,6 +33,8 @@ export interface BackendInfo {
   blasReason?: string;
   /** Threads used by the BLAS kernel (1 on the wasm path). */
   threads: number;
+  /** Threads of the wasm kernels as tfjs reports them (1 in Node, where tfjs-wasm is single-threaded). */
+  wasmThreads: number;
   /** OpenBLAS build and core (e.g. `OpenBLAS 0.3.21 ... Haswell`), on the BLAS path. */
   blasConfig?: string;
 }
@@ -39,23 +42,77 @@ export interface BackendInfo {
 export interface InitOptions {
   /**
    * Force a matmul path. Default: `MOR_MATMUL` from the environment (`wasm` or `blas`),
-   * else BLAS when available.
+   * else BLAS when available. Once the backend is initialised, a different value is an
+   * error (switch paths with {@link setMatmulPath}).
    */
   matmul?: 'wasm' | 'blas' | 'auto';
-  /** Print which path is active (once per process). Default: `MOR_QUIET` unset. */
+  /**
+   * Print which path is active (once per process). Default: `MOR_QUIET` unset. Only the call
+   * that initialises the backend announces; later calls ignore it.
+   */
   announce?: boolean;
+  /**
+   * Browsers only: where the tfjs-backend-wasm `.wasm` files are served, as a URL prefix
+   * ending in `/` or one URL per file name. Node loads them from node_modules.
+   */
+  wasmPaths?: string | Partial<Record<WasmFileName, string>>;
 }
 
+/** The .wasm files of tfjs-backend-wasm (plain, SIMD, threaded SIMD). */
+export type WasmFileName = 'tfjs-backend-wasm.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm-threaded-simd.wasm';
+
+/** Node (process, node: modules, the native addon) or a browser / worker. */
+const IN_NODE = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+const envVar = (name: string): string | undefined => (IN_NODE ? process.env[name] : undefined);
+
+type MatmulRequest = NonNullable<InitOptions['matmul']>;
+
+let wasmReady: Promise<void> | undefined;
 let initPromise: Promise<BackendInfo> | undefined;
+/** The matmul path requested by the call that initialised the backend (or by setMatmulPath). */
+let requested: MatmulRequest | undefined;
+/** Which call initialised the backend: named in the conflict error. */
+let initialisedBy = '';
+let activeWasmPaths: InitOptions['wasmPaths'];
 let info: BackendInfo | undefined;
 
 /**
- * Initialise the backend once per process; later calls return the same info.
- * Must be awaited before any tensor op.
+ * Initialise the backend once per process; later calls return the same info. Every async
+ * entry point that needs tensors (`loadModel`, `generate`, `train`, `runTraining`, ...)
+ * calls it, so calling it yourself is needed only to choose options, or before building
+ * tensors synchronously (`createRandomModel`, `tf.*`). A later call whose `matmul` differs
+ * from the active one rejects with a {@link UserError}; the same options are a no-op.
  */
 export function initBackend(options: InitOptions = {}): Promise<BackendInfo> {
-  initPromise ??= doInit(options);
-  return initPromise;
+  if (initPromise) {
+    if (options.matmul !== undefined && options.matmul !== requested) {
+      return Promise.reject(new UserError(`initBackend({ matmul: '${options.matmul}' }): the backend is already initialised with matmul '${requested}' (${initialisedBy}); pass the same options, or switch with setMatmulPath()`));
+    }
+    if (options.wasmPaths !== undefined && JSON.stringify(options.wasmPaths) !== JSON.stringify(activeWasmPaths)) {
+      return Promise.reject(new UserError('initBackend({ wasmPaths }): the backend is already initialised with other wasmPaths'));
+    }
+    return initPromise;
+  }
+  let req: MatmulRequest;
+  try {
+    req = options.matmul ?? envMatmul();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  requested = req;
+  initialisedBy = options.matmul !== undefined ? 'set by an earlier initBackend call'
+    : envVar('MOR_MATMUL') ? 'from MOR_MATMUL' : 'the default';
+  activeWasmPaths = options.wasmPaths;
+  const p = doInit(req, options.announce ?? !envVar('MOR_QUIET'), options);
+  initPromise = p;
+  // A failed init (e.g. matmul 'blas' without the addon) may be retried with other options.
+  p.catch(() => {
+    if (initPromise === p) {
+      initPromise = undefined;
+      requested = undefined;
+    }
+  });
+  return p;
 }
 
 /** Info of the initialised backend; throws if {@link initBackend} has not completed. */
@@ -64,37 +121,78 @@ export function backendInfo(): BackendInfo {
   return info;
 }
 
-async function doInit(options: InitOptions): Promise<BackendInfo> {
+/**
+ * For synchronous entry points that create tensors: a one-line {@link UserError} instead of
+ * tfjs' "backend has not yet been initialized" when no backend is ready.
+ */
+export function requireBackend(what: string): void {
+  if (tf.engine().backendName == null) {
+    throw new UserError(`${what} creates tensors and the backend is not initialised: await initBackend() first (async entry points such as loadModel do it for you)`);
+  }
+}
+
+/** Load the wasm module once (the matmul path is chosen afterwards). */
+function initWasm(wasmPaths: InitOptions['wasmPaths']): Promise<void> {
+  wasmReady ??= IN_NODE ? initWasmNode() : (async () => {
+    if (wasmPaths !== undefined) setWasmPaths(wasmPaths);
+    await tf.setBackend('wasm');
+    await tf.ready();
+    installWasmKernelFixes();
+  })();
+  return wasmReady;
+}
+
+async function initWasmNode(): Promise<void> {
+  const { createRequire } = await import('node:module');
+  const path = await import('node:path');
   const require = createRequire(import.meta.url);
   const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   setWasmPaths(path.join(wasmDir, 'dist') + path.sep);
-  await tf.setBackend('wasm');
-  await tf.ready();
+  // The Emscripten glue adds process handlers that rethrow any uncaught error from inside
+  // its one-line minified source, so Node prints ~20 kB of glue above the real error.
+  // Remove exactly the handlers it added; Node's default reporting is what we want.
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const before = events.map((e) => process.listeners(e as 'uncaughtException') as unknown[]);
+  try {
+    await tf.setBackend('wasm');
+    await tf.ready();
+  } finally {
+    events.forEach((e, i) => {
+      for (const l of process.listeners(e as 'uncaughtException')) {
+        if (!before[i].includes(l)) process.removeListener(e, l);
+      }
+    });
+  }
   installWasmKernelFixes();
-  const requested = options.matmul ?? envMatmul();
-  const blasMod = await import('./blas.ts');
-  info = applyMatmulPath(requested, blasMod);
-  const announce = options.announce ?? !process.env.MOR_QUIET;
-  if (announce) process.stderr.write(`mor: matmul backend: ${describeBackend(info)}\n`);
+}
+
+async function doInit(requested: MatmulRequest, announce: boolean, o: InitOptions): Promise<BackendInfo> {
+  await initWasm(o.wasmPaths);
+  info = applyMatmulPath(requested, IN_NODE ? await import('./blas.ts') : undefined);
+  const line = `mor: matmul backend: ${describeBackend(info)}`;
+  if (announce && IN_NODE) process.stderr.write(`${line}\n`);
+  else if (announce) console.info(line);
   return info;
 }
 
 type BlasModule = typeof import('./blas.ts');
 
-function applyMatmulPath(requested: 'wasm' | 'blas' | 'auto', blasMod: BlasModule): BackendInfo {
+/** `blasMod` is undefined outside Node (no native addon there). */
+function applyMatmulPath(requested: 'wasm' | 'blas' | 'auto', blasMod: BlasModule | undefined): BackendInfo {
   const backend = tf.getBackend();
+  const wasmThreads = getThreadsCount();
   if (requested === 'wasm') {
-    blasMod.disableBlas();
-    return { backend, matmulPath: 'wasm', blasReason: 'disabled (MOR_MATMUL=wasm)', threads: 1 };
+    blasMod?.disableBlas();
+    return { backend, matmulPath: 'wasm', blasReason: 'disabled (MOR_MATMUL=wasm)', threads: 1, wasmThreads };
   }
-  const blas = blasMod.enableBlas();
+  const blas = blasMod ? blasMod.enableBlas() : { ok: false as const, reason: 'no native addon outside Node' };
   if (!blas.ok) {
     if (requested === 'blas') {
       throw new UserError(`MOR_MATMUL=blas but the OpenBLAS kernel is unavailable: ${blas.reason}`);
     }
-    return { backend, matmulPath: 'wasm', blasReason: blas.reason, threads: 1 };
+    return { backend, matmulPath: 'wasm', blasReason: blas.reason, threads: 1, wasmThreads };
   }
-  return { backend, matmulPath: 'wasm+blas', threads: blas.threads, blasConfig: blas.config };
+  return { backend, matmulPath: 'wasm+blas', threads: blas.threads, blasConfig: blas.config, wasmThreads };
 }
 
 /** One-line description of the active path, as announced at start-up. */
@@ -109,14 +207,17 @@ export function describeBackend(i: BackendInfo): string {
  * paths in one process). `blas` throws when the kernel is unavailable; `auto` falls back.
  * Tensors stay valid: both paths share the wasm heap.
  */
-export async function setMatmulPath(path: 'wasm' | 'blas' | 'auto'): Promise<BackendInfo> {
+export async function setMatmulPath(path: MatmulRequest): Promise<BackendInfo> {
   await initBackend({ announce: false });
-  info = applyMatmulPath(path, await import('./blas.ts'));
+  info = applyMatmulPath(path, IN_NODE ? await import('./blas.ts') : undefined);
+  requested = path;
+  initialisedBy = 'set by setMatmulPath';
+  initPromise = Promise.resolve(info);
   return info;
 }
 
-function envMatmul(): 'wasm' | 'blas' | 'auto' {
-  const v = (process.env.MOR_MATMUL ?? 'auto').toLowerCase();
+function envMatmul(): MatmulRequest {
+  const v = (envVar('MOR_MATMUL') ?? 'auto').toLowerCase();
   if (v === 'wasm' || v === 'blas' || v === 'auto') return v;
-  throw new UserError(`MOR_MATMUL must be wasm, blas or auto (got "${process.env.MOR_MATMUL}")`);
+  throw new UserError(`MOR_MATMUL must be wasm, blas or auto (got "${envVar('MOR_MATMUL')}")`);
 }

@@ -3,7 +3,7 @@
  * decode one token per step, greedy or sampled, streaming decoded text through `onToken`
  * and stopping at end-of-sequence tokens, stop strings or `maxNewTokens`.
  */
-import { tf } from '../backend/tf.ts';
+import { initBackend, tf } from '../backend/tf.ts';
 import { UserError } from '../errors.ts';
 import { Rng } from '../util/rng.ts';
 import type { LlamaForCausalLM } from '../models/llama/model.ts';
@@ -57,6 +57,7 @@ export async function generate(
   prompt: string | string[] | number[] | number[][],
   opts: GenerateOptions = {},
 ): Promise<GenerateResult> {
+  await initBackend();
   const rows = encodePrompts(tokenizer, prompt, opts.addSpecialTokens ?? true);
   const maxNew = opts.maxNewTokens ?? 64;
   const eos = new Set(opts.eosTokenIds ?? (tokenizer?.eosTokenIds.length ? tokenizer.eosTokenIds : configEos(model)));

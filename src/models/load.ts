@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf } from '../backend/tf.ts';
+import { initBackend, tf } from '../backend/tf.ts';
 import { UserError } from '../errors.ts';
 import { openSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { parseHfConfig, type LlamaConfig } from './llama/config.ts';
@@ -138,6 +138,7 @@ function weightFiles(dir: string): Map<string, string> {
  * `model_type`, a missing / mis-shaped / non-float weight, or unexpected extra weights.
  */
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<LlamaForCausalLM> {
+  await initBackend();
   const config = loadConfig(dir);
   const files = weightFiles(dir);
   const store = useWeightStore(opts.weightStore);

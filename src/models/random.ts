@@ -3,7 +3,7 @@
  * ~ N(0, initializer_range), norms 1, biases 0, the padding row of the embedding 0.
  * Deterministic for a given seed (src/util/rng.ts).
  */
-import { tf } from '../backend/tf.ts';
+import { requireBackend, tf } from '../backend/tf.ts';
 import { Rng } from '../util/rng.ts';
 import type { LlamaConfig } from './llama/config.ts';
 import type { LlamaForCausalLM } from './llama/model.ts';
@@ -11,6 +11,7 @@ import { buildModelSafely } from './registry.ts';
 
 /** A model with HF-like random initialisation from `seed`. */
 export function createRandomModel(config: LlamaConfig, seed: number): LlamaForCausalLM {
+  requireBackend('createRandomModel');
   const rng = new Rng(seed);
   return buildModelSafely(config, (_name, shape, kind) => {
     const n = shape.reduce((a, b) => a * b, 1);

@@ -11,7 +11,7 @@
  * current update and saves a checkpoint.
  */
 import * as path from 'node:path';
-import { tf } from '../backend/tf.ts';
+import { initBackend, tf } from '../backend/tf.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../errors.ts';
@@ -197,6 +197,7 @@ export function divergenceAdvice(
 /** Train; see {@link TrainOptions}. Resolves when done or interrupted; throws UserError on NaN/Inf. */
 export async function train<B>(o: TrainOptions<B>): Promise<TrainResult> {
   validate(o);
+  await initBackend();
   const accum = o.gradAccumulation ?? 1;
   const logEvery = o.logEvery ?? 10;
   const schedule: ScheduleConfig = { ...o.schedule, totalSteps: o.schedule.totalSteps ?? o.steps };

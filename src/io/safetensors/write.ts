@@ -125,9 +125,9 @@ function plan(tensors: TensorsInput, opts: WriteSafetensorsOptions): { header: U
   // Names compare by UTF-8 bytes, as Rust's String ordering does (differs from UTF-16 order).
   const keyed = pairs.map(([name, t]) => {
     const e = checkTensor(name, t, floatDtype);
-    return { e, rank: DTYPE_RANK.get(e.stored)!, bytes: Buffer.from(name, 'utf8') };
+    return { e, rank: DTYPE_RANK.get(e.stored)!, bytes: utf8.encode(name) };
   });
-  keyed.sort((a, b) => b.rank - a.rank || Buffer.compare(a.bytes, b.bytes));
+  keyed.sort((a, b) => b.rank - a.rank || compareBytes(a.bytes, b.bytes));
   const entries = keyed.map((k) => k.e);
 
   const parts: string[] = [];
@@ -185,4 +185,11 @@ export function writeSafetensors(path: string, tensors: TensorsInput, opts: Writ
     for (const e of entries) yield tensorBytes(e); // converted lazily: one tensor at a time
   }
   writeChunksAtomicSync(path, chunks());
+}
+
+/** Byte-wise order of two byte strings, as `Buffer.compare` (kept free of Node: runs in browsers). */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
 }

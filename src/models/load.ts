@@ -86,7 +86,6 @@ function useWeightStore(mode: LoadModelOptions['weightStore'] = 'auto'): boolean
   return available;
 }
 
-
 /** Checkpoint keys that carry no weights we need (old LLaMA checkpoints store rope buffers). */
 const IGNORED_KEY = /\.rotary_emb\.inv_freq$/;
 

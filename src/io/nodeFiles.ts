@@ -13,7 +13,7 @@ export function dirSource(dir: string): FileSource {
   return {
     label: dir,
     async read(name) {
-      const file = path.join(dir, ...checkFileName(name).split('/'));
+      const file = path.join(dir, checkFileName(name));
       try {
         const buf = await fsp.readFile(file);
         return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -31,7 +31,7 @@ export function dirSink(dir: string): FileSink {
   return {
     label: dir,
     async write(name, data) {
-      const file = path.join(dir, ...checkFileName(name).split('/'));
+      const file = path.join(dir, checkFileName(name));
       await fsp.mkdir(path.dirname(file), { recursive: true });
       await writeFileAtomic(file, data);
     },

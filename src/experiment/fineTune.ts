@@ -5,30 +5,21 @@
  * per task and layer, and for MoR optionally the static-routing merge per task (each task's
  * mean routing vector folded into W, that task re-scored and timed).
  *
- * Both `mor demo` and `mor experiment` run through {@link fineTune}.
+ * Both `mor demo` and `mor experiment` run through {@link fineTune}; loading, injection, training
+ * and the training outputs are the shared training session (train/session.ts), as for `mor train`.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { initBackend } from '../backend/tf.ts';
-import { getPeftModel, type PeftModel } from '../adapters/inject.ts';
 import type { AdapterConfig } from '../adapters/config.ts';
-import { savePretrained as saveAdapter } from '../adapters/save.ts';
 import { countParameters } from '../adapters/params.ts';
-import { BatchStream, DataMixture, loadExamplesPerTask, type BatchStreamState } from '../data/mix.ts';
-import { padIdOf, type Batch } from '../data/batch.ts';
-import type { MultipleChoiceItem } from '../data/formats.ts';
-import { writeFileAtomicSync } from '../io/atomic.ts';
-import { loadModel } from '../models/load.ts';
-import type { LlamaForCausalLM } from '../models/llama/model.ts';
-import { lossCurveSvg } from '../plot/lossCurve.ts';
-import { routingCellsFromStats, routingHeatmapSvg } from '../routing/heatmap.ts';
-import { routingByTask } from '../routing/stats.ts';
-import { mergeWithRouting } from '../routing/fixedRouting.ts';
 import { adapterKind } from '../adapters/registry.ts';
+import { DataMixture } from '../data/mix.ts';
+import type { MultipleChoiceItem } from '../data/formats.ts';
+import { loadModel } from '../models/load.ts';
+import { mergeWithRouting } from '../routing/fixedRouting.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
-import { batchLoss, batchTargets } from '../train/run.ts';
-import { train } from '../train/trainer.ts';
-import type { MetricRecord, TrainRecord } from '../train/metrics.ts';
+import { trainingSession } from '../train/session.ts';
+import type { TrainRecord } from '../train/metrics.ts';
 import { formulaTrainableParameters, llamaParameterCount } from './budget.ts';
 import { latencyItems, measureAccuracy, measureLatency, type AccuracyResult } from './measure.ts';
 import type { TrainSettings } from './config.ts';
@@ -123,148 +114,129 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
   await initBackend();
   const t0 = performance.now();
   const log = o.log ?? (() => {});
-  const files: string[] = [];
   if (o.outDir) fs.mkdirSync(o.outDir, { recursive: true });
   const tok = Tokenizer.fromDir(o.model);
-  const base = await loadModel(o.model);
-  const baseParams = llamaParameterCount(base.config);
-  const counted = countParameters(base).all;
-  if (counted !== baseParams) throw new Error(`base model: countParameters() gives ${counted} parameters, the formula ${baseParams}`);
   const evalOpts = (phase: string) => ({
     batchSize: o.evalBatchSize,
     maxLength: o.evalMaxLength,
     onProgress: (d: number, t: number) => o.onEvalProgress?.(phase, d, t),
   });
   const latencyPrompts = o.latency ? latencyItems(o.evalItems, o.latency.prompts) : [];
+  const adapter = { ...o.adapter, seed: o.seed } as AdapterConfig;
+  const mixture = await DataMixture.load([{ path: o.trainData }], tok, { seed: o.seed, maxLength: o.train.maxLength });
+  const logEvery = o.logEvery ?? 10;
 
+  let baseParams = 0;
+  let formulaParams = 0;
+  let trainableParams = 0;
   let before: AccuracyResult | undefined;
   let beforeLatency: number | undefined;
-  let peft: PeftModel<LlamaForCausalLM> | undefined;
-  try {
-    if (o.evalBefore) {
-      log(`evaluating the base model on ${o.evalItems.length} items`);
-      before = await measureAccuracy(base, tok, o.evalItems, evalOpts('before'));
-      if (o.latency) beforeLatency = await measureLatency(base, tok, latencyPrompts, o.latency);
-    }
-    const adapter = { ...o.adapter, seed: o.seed } as AdapterConfig;
-    peft = getPeftModel(base, adapter);
-    const model = peft.model;
-    const trainableParams = peft.countParameters().trainable;
-    const formulaParams = formulaTrainableParameters(base.config, adapter);
-    if (formulaParams !== trainableParams) {
-      throw new Error(`${adapter.kind}: countParameters() gives ${trainableParams} trainable parameters, the MoR.md formulas ${formulaParams}`);
-    }
-
-    const mixture = await DataMixture.load([{ path: o.trainData }], tok, { seed: o.seed, maxLength: o.train.maxLength });
-    const stream = new BatchStream(mixture, { batchSize: o.train.batchSize });
-    const metricsFile = o.outDir ? path.join(o.outDir, 'metrics.jsonl') : undefined;
-    log(`training ${adapter.kind}: ${trainableParams.toLocaleString('en-US')} trainable parameters, ${o.train.steps} steps`);
-    const tTrain = performance.now();
-    const result = await train<Batch>({
-      params: peft.trainableParameters(),
-      lossFn: (b, ctx) => batchLoss(model, b, ctx),
-      data: { next: () => stream.next(), getState: () => stream.state(), setState: (s) => stream.restore(s as BatchStreamState) },
+  return trainingSession(
+    {
+      model: o.model,
+      adapter,
+      tokenizer: tok,
+      mixture,
+      data: [o.trainData],
+      batchSize: o.train.batchSize,
+      maxLength: o.train.maxLength,
       steps: o.train.steps,
-      schedule: { lr: o.train.lr, warmupSteps: o.train.warmup, kind: o.train.schedule, minLr: 0 },
-      optimizer: { weightDecay: o.train.weightDecay },
-      microBatchWeight: batchTargets,
-      maxGradNorm: o.train.maxGradNorm || undefined,
-      seed: o.seed,
-      logEvery: o.logEvery ?? 10,
-      metricsFile,
-      onStep: o.onStep,
-      info: { model: o.model, adapter: adapter.kind },
-    });
-    const trainSeconds = (performance.now() - tTrain) / 1000;
-    if (metricsFile) files.push(metricsFile);
-    const trainRecs = result.log.filter((r): r is TrainRecord => r.type === 'train');
-    const tenth = Math.max(1, Math.floor(trainRecs.length / 10));
-    const firstLoss = meanOf(trainRecs.slice(0, tenth).map((r) => r.loss));
-    const lastLoss = meanOf(trainRecs.slice(-tenth).map((r) => r.loss));
-    const logEvery = o.logEvery ?? 10;
-    const lossCurve = trainRecs.filter((r) => r.step % logEvery === 0 || r.step === 1 || r.step === o.train.steps).map((r) => [r.step, r.loss] as [number, number]);
-
-    if (o.outDir) {
-      const lossPlot = path.join(o.outDir, 'loss.svg');
-      writeFileAtomicSync(lossPlot, await lossCurveSvg(result.log as MetricRecord[], { title: `${adapter.kind} training loss` }));
-      files.push(lossPlot);
-      if (o.saveAdapter) {
-        const dir = path.join(o.outDir, 'adapter');
-        saveAdapter(peft, dir);
-        files.push(dir);
-      }
-    }
-
-    log(`evaluating the fine-tuned model on ${o.evalItems.length} items`);
-    const after = await measureAccuracy(model, tok, o.evalItems, evalOpts('after'));
-    const latency = o.latency ? await measureLatency(model, tok, latencyPrompts, o.latency) : undefined;
-
-    let routing: RoutingByTask | undefined;
-    let staticRouting: Record<string, StaticRoutingResult> | undefined;
-    if (adapterKind(adapter.kind).routes(adapter)) {
-      const perTask = o.routingExamplesPerTask ?? 32;
-      const examples = await loadExamplesPerTask([o.trainData], tok, { perTask, maxLength: o.train.maxLength });
-      const stats = routingByTask(model, examples, o.train.batchSize, padIdOf(tok), perTask);
-      routing = {};
-      for (const task of stats.groups().sort()) {
-        routing[task] = {};
-        for (const [p, v] of stats.means(task)) routing[task][p] = Array.from(v);
-      }
-      if (o.outDir) {
-        const json = path.join(o.outDir, 'routing.json');
-        writeFileAtomicSync(json, JSON.stringify(stats.toJSON(), null, 1) + '\n');
-        files.push(json);
-        if (o.routingPlot ?? true) {
-          const svg = path.join(o.outDir, 'routing.svg');
-          const title = `${adapter.kind}: mean routing weight per expert, by task (training data)`;
-          writeFileAtomicSync(svg, await routingHeatmapSvg(routingCellsFromStats(stats), { title }));
-          files.push(svg);
+      outDir: o.outDir,
+      saveAdapter: o.saveAdapter,
+      routing: {
+        examplesPerTask: o.routingExamplesPerTask ?? 32,
+        plot: o.routingPlot ?? true,
+        title: `${adapter.kind}: mean routing weight per expert, by task (training data)`,
+      },
+      onBase: async (base) => {
+        baseParams = llamaParameterCount(base.config);
+        const counted = countParameters(base).all;
+        if (counted !== baseParams) throw new Error(`base model: countParameters() gives ${counted} parameters, the formula ${baseParams}`);
+        if (o.evalBefore) {
+          log(`evaluating the base model on ${o.evalItems.length} items`);
+          before = await measureAccuracy(base, tok, o.evalItems, evalOpts('before'));
+          if (o.latency) beforeLatency = await measureLatency(base, tok, latencyPrompts, o.latency);
         }
-      }
-      if (o.staticRouting && adapterKind(adapter.kind).merge === 'fixedRouting') {
-        staticRouting = {};
-        for (const task of Object.keys(after.tasks)) {
-          const vectors = stats.means(task);
-          if (vectors.size === 0) continue;
-          log(`static routing: ${task}`);
-          const items = o.evalItems.filter((it) => it.task === task);
-          mergeWithRouting(peft, vectors);
-          try {
-            const acc = await measureAccuracy(model, tok, items, evalOpts(`static ${task}`));
-            const lat = o.latency ? await measureLatency(model, tok, items.slice(0, o.latency.prompts), o.latency) : undefined;
-            staticRouting[task] = { accuracy: acc.average, dynamicAccuracy: after.tasks[task], latencyMsPerToken: lat };
-          } finally {
-            peft.unmerge();
+      },
+      onInjected: (peft) => {
+        trainableParams = peft.countParameters().trainable;
+        formulaParams = formulaTrainableParameters(peft.model.config, adapter);
+        if (formulaParams !== trainableParams) {
+          throw new Error(`${adapter.kind}: countParameters() gives ${trainableParams} trainable parameters, the MoR.md formulas ${formulaParams}`);
+        }
+        log(`training ${adapter.kind}: ${trainableParams.toLocaleString('en-US')} trainable parameters, ${o.train.steps} steps`);
+      },
+      onStep: o.onStep,
+      trainer: {
+        schedule: { lr: o.train.lr, warmupSteps: o.train.warmup, kind: o.train.schedule, minLr: 0 },
+        optimizer: { weightDecay: o.train.weightDecay },
+        maxGradNorm: o.train.maxGradNorm || undefined,
+        seed: o.seed,
+        logEvery,
+        info: { model: o.model, adapter: adapter.kind },
+      },
+    },
+    async ({ peft, model, result, trainSeconds, files, routing: stats }) => {
+      const trainRecs = result.log.filter((r): r is TrainRecord => r.type === 'train');
+      const tenth = Math.max(1, Math.floor(trainRecs.length / 10));
+      const firstLoss = meanOf(trainRecs.slice(0, tenth).map((r) => r.loss));
+      const lastLoss = meanOf(trainRecs.slice(-tenth).map((r) => r.loss));
+      const lossCurve = trainRecs.filter((r) => r.step % logEvery === 0 || r.step === 1 || r.step === o.train.steps).map((r) => [r.step, r.loss] as [number, number]);
+
+      log(`evaluating the fine-tuned model on ${o.evalItems.length} items`);
+      const after = await measureAccuracy(model, tok, o.evalItems, evalOpts('after'));
+      const latency = o.latency ? await measureLatency(model, tok, latencyPrompts, o.latency) : undefined;
+
+      let routing: RoutingByTask | undefined;
+      let staticRouting: Record<string, StaticRoutingResult> | undefined;
+      if (stats) {
+        routing = {};
+        for (const task of stats.groups().sort()) {
+          routing[task] = {};
+          for (const [p, v] of stats.means(task)) routing[task][p] = Array.from(v);
+        }
+        if (o.staticRouting && adapterKind(adapter.kind).merge === 'fixedRouting') {
+          staticRouting = {};
+          for (const task of Object.keys(after.tasks)) {
+            const vectors = stats.means(task);
+            if (vectors.size === 0) continue;
+            log(`static routing: ${task}`);
+            const items = o.evalItems.filter((it) => it.task === task);
+            mergeWithRouting(peft, vectors);
+            try {
+              const acc = await measureAccuracy(model, tok, items, evalOpts(`static ${task}`));
+              const lat = o.latency ? await measureLatency(model, tok, items.slice(0, o.latency.prompts), o.latency) : undefined;
+              staticRouting[task] = { accuracy: acc.average, dynamicAccuracy: after.tasks[task], latencyMsPerToken: lat };
+            } finally {
+              peft.unmerge();
+            }
           }
         }
       }
-    }
-    return {
-      adapter,
-      seed: o.seed,
-      steps: result.step,
-      trainableParams,
-      formulaParams,
-      baseParams,
-      trainablePercent: (100 * trainableParams) / baseParams,
-      secPerStep: trainSeconds / Math.max(1, result.step - result.resumedFrom),
-      trainSeconds,
-      firstLoss,
-      lastLoss,
-      lossCurve,
-      before,
-      after,
-      beforeLatencyMsPerToken: beforeLatency,
-      latencyMsPerToken: latency,
-      routing,
-      staticRouting,
-      files,
-      wallSeconds: (performance.now() - t0) / 1000,
-    };
-  } finally {
-    if (peft) peft.dispose();
-    else base.dispose();
-  }
+      return {
+        adapter,
+        seed: o.seed,
+        steps: result.step,
+        trainableParams,
+        formulaParams,
+        baseParams,
+        trainablePercent: (100 * trainableParams) / baseParams,
+        secPerStep: trainSeconds / Math.max(1, result.step - result.resumedFrom),
+        trainSeconds,
+        firstLoss,
+        lastLoss,
+        lossCurve,
+        before,
+        after,
+        beforeLatencyMsPerToken: beforeLatency,
+        latencyMsPerToken: latency,
+        routing,
+        staticRouting,
+        files,
+        wallSeconds: (performance.now() - t0) / 1000,
+      };
+    },
+  );
 }
 
 /** Base-model measurements (no adapter): accuracy and latency, for the report's first row. */

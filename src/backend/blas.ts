@@ -17,9 +17,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tfc from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
-import { setNativeTranspose } from './matmul.ts';
 import { heapOffset as offset, type WasmBackend } from './wasmHeap.ts';
 import { registerRankKernels } from './rankKernels.ts';
+import { state } from './state.ts';
 
 /** Result of {@link enableBlas}. */
 export type BlasStatus = { ok: true; threads: number; config: string } | { ok: false; reason: string };
@@ -54,11 +54,6 @@ export interface BlasAddon {
 
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
 
-let addon: BlasAddon | undefined;
-let loadError: string | undefined;
-let originals: tfc.KernelConfig[] | undefined;
-let active = false;
-
 /** Locate native/blas/build/Release/mor_blas.node from src/backend or dist/backend. */
 function addonPath(): string | undefined {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -72,23 +67,23 @@ function addonPath(): string | undefined {
 
 /** Load the compiled addon (once); `undefined` with {@link blasLoadError} set when it cannot. */
 export function loadBlasAddon(): BlasAddon | undefined {
-  if (addon || loadError) return addon;
+  if (state.addon || state.addonError) return state.addon;
   const p = addonPath();
   if (!p) {
-    loadError = 'native addon not built (needs libopenblas-dev at npm install; see scripts/build-native.mjs)';
+    state.addonError = 'native addon not built (needs libopenblas-dev at npm install; see scripts/build-native.mjs)';
     return undefined;
   }
   try {
-    addon = createRequire(import.meta.url)(p) as BlasAddon;
+    state.addon = createRequire(import.meta.url)(p) as BlasAddon;
   } catch (e) {
-    loadError = `native addon failed to load: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
+    state.addonError = `native addon failed to load: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
   }
-  return addon;
+  return state.addon;
 }
 
 /** Why the addon is unavailable (after {@link loadBlasAddon} returned undefined). */
 export function blasLoadError(): string | undefined {
-  return loadError;
+  return state.addonError;
 }
 
 /** Threads to use: `MOR_BLAS_THREADS` when set, else the available cores. */
@@ -110,10 +105,11 @@ export function blasThreadCount(): number {
  */
 export function enableBlas(): BlasStatus {
   const lib = loadBlasAddon();
-  if (!lib) return { ok: false, reason: loadError ?? 'native addon unavailable' };
+  if (!lib) return { ok: false, reason: state.addonError ?? 'native addon unavailable' };
   const threads = lib.setThreads(blasThreadCount());
-  if (!active) {
-    originals ??= [tfc.BatchMatMul, tfc._FusedMatMul].map((name) => {
+  const config = lib.config();
+  if (!state.blas) {
+    const originals = state.wasmMatmulKernels ??= [tfc.BatchMatMul, tfc._FusedMatMul].map((name) => {
       const k = tfc.getKernel(name, 'wasm');
       if (!k) throw new Error(`wasm backend has no ${name} kernel to replace`);
       return k;
@@ -122,23 +118,21 @@ export function enableBlas(): BlasStatus {
     swapKernel({ kernelName: tfc.BatchMatMul, backendName: 'wasm', kernelFunc: (args) => batchMatMul(lib, args, origBmm) });
     swapKernel({ kernelName: tfc._FusedMatMul, backendName: 'wasm', kernelFunc: (args) => fusedMatMul(lib, args, origFused) });
     registerRankKernels(lib);
-    active = true;
-    setNativeTranspose(true);
   }
-  return { ok: true, threads, config: lib.config() };
+  state.blas = { threads, config };
+  return { ok: true, threads, config };
 }
 
 /** Restore the original wasm kernels (idempotent): the pure-wasm path. */
 export function disableBlas(): void {
-  if (!active || !originals) return;
-  for (const k of originals) swapKernel(k);
-  active = false;
-  setNativeTranspose(false);
+  if (!state.blas || !state.wasmMatmulKernels) return;
+  for (const k of state.wasmMatmulKernels) swapKernel(k);
+  state.blas = undefined;
 }
 
 /** True while the OpenBLAS kernels are registered. */
 export function blasActive(): boolean {
-  return active;
+  return state.blas !== undefined;
 }
 
 function swapKernel(config: tfc.KernelConfig): void {

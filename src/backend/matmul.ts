@@ -16,19 +16,7 @@
  *    batch in C, or as per-slice 2-D products on pure wasm.
  */
 import { tf } from './tf.ts';
-
-/** True when the active BatchMatMul kernel handles transpose flags and batches at full speed. */
-let nativeTranspose = false;
-
-/** Called by the BLAS kernel registration (blas.ts): transposes become free flags. */
-export function setNativeTranspose(on: boolean): void {
-  nativeTranspose = on;
-}
-
-/** Whether transposes/batches are passed straight to the kernel (BLAS path). */
-export function nativeTransposeEnabled(): boolean {
-  return nativeTranspose;
-}
+import { state } from './state.ts';
 
 type Mat = tf.Tensor2D | tf.Tensor3D;
 
@@ -51,7 +39,8 @@ function swapLast(x: Mat): Mat {
  * `na, nb` each 1 or n (a batch of 1 is shared).
  */
 function forward(a: Mat, b: Mat, tA: boolean, tB: boolean): Mat {
-  if (nativeTranspose) return tf.matMul(a, b, tA, tB) as Mat;
+  // The BLAS kernel takes transpose flags and batches at full speed.
+  if (state.blas) return tf.matMul(a, b, tA, tB) as Mat;
   // Pure wasm: only the plain, unbatched XNNPACK product is fast, so transposes are explicit
   // copies. Copy whichever is smaller: the flagged operands, or (computing Cᵀ = op(B)ᵀ op(A)ᵀ)
   // the unflagged operands plus the output. E.g. x·Wᵀ with a big W copies x and C, not W.

@@ -15,17 +15,16 @@
 import * as tfc from '@tensorflow/tfjs-core';
 import type { BlasAddon } from './blas.ts';
 import { heapOffset, type WasmBackend } from './wasmHeap.ts';
+import { state } from './state.ts';
 
 export const RANK_Z = 'MorRankZ';
 export const RANK_BEXP = 'MorRankBexp';
 export const RANK_Z_GRAD = 'MorRankZGrad';
 export const RANK_BEXP_GRAD = 'MorRankBexpGrad';
 
-let registered = false;
-
 /** True once the native rank kernels are registered (the addon loaded). */
 export function rankKernelsRegistered(): boolean {
-  return registered;
+  return state.rankKernels;
 }
 
 type Inputs = Record<string, tfc.TensorInfo>;
@@ -57,7 +56,7 @@ function register(
 
 /** Register the four kernels on the wasm backend (idempotent). */
 export function registerRankKernels(lib: BlasAddon): void {
-  if (registered) return;
+  if (state.rankKernels) return;
   const dims = ({ h, g, om }: Inputs) => ({ t: h.shape[0], n: om.shape[0], r: om.shape[1], gRows: g.shape[0] });
   register(RANK_Z, (i) => {
     const { t, n, r } = dims(i);
@@ -76,5 +75,5 @@ export function registerRankKernels(lib: BlasAddon): void {
   register(RANK_BEXP_GRAD, ({ b, omegaB }) => [b.shape, omegaB.shape], (heap, { dbexp, b, omegaB }, at, [db, domegaB]) => {
     lib.rankBexpGrad(heap, omegaB.shape[0], b.shape[1], b.shape[0], at(dbexp), at(b), at(omegaB), at(db), at(domegaB));
   });
-  registered = true;
+  state.rankKernels = true;
 }

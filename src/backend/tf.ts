@@ -1,5 +1,6 @@
 /**
- * The one place that owns TensorFlow.js global state: the backend choice.
+ * Backend initialisation and the choice of matmul path, recorded in the backend state
+ * (src/backend/state.ts) that every backend file shares.
  *
  * We run on `@tensorflow/tfjs-backend-wasm` (SIMD, single-threaded in Node; see
  * docs/backend.md), loading its .wasm files from node_modules so nothing is
@@ -18,6 +19,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.ts';
 import { installWasmKernelFixes } from './wasmKernels.ts';
+import { state, type MatmulRequest } from './state.ts';
 
 export { tf };
 
@@ -65,17 +67,6 @@ export type WasmFileName = 'tfjs-backend-wasm.wasm' | 'tfjs-backend-wasm-simd.wa
 const IN_NODE = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 const envVar = (name: string): string | undefined => (IN_NODE ? process.env[name] : undefined);
 
-type MatmulRequest = NonNullable<InitOptions['matmul']>;
-
-let wasmReady: Promise<void> | undefined;
-let initPromise: Promise<BackendInfo> | undefined;
-/** The matmul path requested by the call that initialised the backend (or by setMatmulPath). */
-let requested: MatmulRequest | undefined;
-/** Which call initialised the backend: named in the conflict error. */
-let initialisedBy = '';
-let activeWasmPaths: InitOptions['wasmPaths'];
-let info: BackendInfo | undefined;
-
 /**
  * Initialise the backend once per process; later calls return the same info. Every async
  * entry point that needs tensors (`loadModel`, `generate`, `train`, `runTraining`, ...)
@@ -84,14 +75,15 @@ let info: BackendInfo | undefined;
  * from the active one rejects with a {@link UserError}; the same options are a no-op.
  */
 export function initBackend(options: InitOptions = {}): Promise<BackendInfo> {
-  if (initPromise) {
-    if (options.matmul !== undefined && options.matmul !== requested) {
-      return Promise.reject(new UserError(`initBackend({ matmul: '${options.matmul}' }): the backend is already initialised with matmul '${requested}' (${initialisedBy}); pass the same options, or switch with setMatmulPath()`));
+  const active = state.init;
+  if (active) {
+    if (options.matmul !== undefined && options.matmul !== active.matmul) {
+      return Promise.reject(new UserError(`initBackend({ matmul: '${options.matmul}' }): the backend is already initialised with matmul '${active.matmul}' (${active.by}); pass the same options, or switch with setMatmulPath()`));
     }
-    if (options.wasmPaths !== undefined && JSON.stringify(options.wasmPaths) !== JSON.stringify(activeWasmPaths)) {
+    if (options.wasmPaths !== undefined && JSON.stringify(options.wasmPaths) !== JSON.stringify(active.wasmPaths)) {
       return Promise.reject(new UserError('initBackend({ wasmPaths }): the backend is already initialised with other wasmPaths'));
     }
-    return initPromise;
+    return active.promise;
   }
   let req: MatmulRequest;
   try {
@@ -99,26 +91,21 @@ export function initBackend(options: InitOptions = {}): Promise<BackendInfo> {
   } catch (e) {
     return Promise.reject(e);
   }
-  requested = req;
-  initialisedBy = options.matmul !== undefined ? 'set by an earlier initBackend call'
+  const by = options.matmul !== undefined ? 'set by an earlier initBackend call'
     : envVar('MOR_MATMUL') ? 'from MOR_MATMUL' : 'the default';
-  activeWasmPaths = options.wasmPaths;
   const p = doInit(req, options.announce ?? !envVar('MOR_QUIET'), options);
-  initPromise = p;
+  state.init = { promise: p, matmul: req, by, wasmPaths: options.wasmPaths };
   // A failed init (e.g. matmul 'blas' without the addon) may be retried with other options.
   p.catch(() => {
-    if (initPromise === p) {
-      initPromise = undefined;
-      requested = undefined;
-    }
+    if (state.init?.promise === p) state.init = undefined;
   });
   return p;
 }
 
 /** Info of the initialised backend; throws if {@link initBackend} has not completed. */
 export function backendInfo(): BackendInfo {
-  if (!info) throw new Error('initBackend() has not completed');
-  return info;
+  if (!state.info) throw new Error('initBackend() has not completed');
+  return state.info;
 }
 
 /**
@@ -133,13 +120,13 @@ export function requireBackend(what: string): void {
 
 /** Load the wasm module once (the matmul path is chosen afterwards). */
 function initWasm(wasmPaths: InitOptions['wasmPaths']): Promise<void> {
-  wasmReady ??= IN_NODE ? initWasmNode() : (async () => {
+  state.wasmLoad ??= IN_NODE ? initWasmNode() : (async () => {
     if (wasmPaths !== undefined) setWasmPaths(wasmPaths);
     await tf.setBackend('wasm');
     await tf.ready();
     installWasmKernelFixes();
   })();
-  return wasmReady;
+  return state.wasmLoad;
 }
 
 async function initWasmNode(): Promise<void> {
@@ -168,7 +155,8 @@ async function initWasmNode(): Promise<void> {
 
 async function doInit(requested: MatmulRequest, announce: boolean, o: InitOptions): Promise<BackendInfo> {
   await initWasm(o.wasmPaths);
-  info = applyMatmulPath(requested, IN_NODE ? await import('./blas.ts') : undefined);
+  const info = applyMatmulPath(requested, IN_NODE ? await import('./blas.ts') : undefined);
+  state.info = info;
   const line = `mor: matmul backend: ${describeBackend(info)}`;
   if (announce && IN_NODE) process.stderr.write(`${line}\n`);
   else if (announce) console.info(line);
@@ -209,10 +197,9 @@ export function describeBackend(i: BackendInfo): string {
  */
 export async function setMatmulPath(path: MatmulRequest): Promise<BackendInfo> {
   await initBackend({ announce: false });
-  info = applyMatmulPath(path, IN_NODE ? await import('./blas.ts') : undefined);
-  requested = path;
-  initialisedBy = 'set by setMatmulPath';
-  initPromise = Promise.resolve(info);
+  const info = applyMatmulPath(path, IN_NODE ? await import('./blas.ts') : undefined);
+  state.info = info;
+  state.init = { promise: Promise.resolve(info), matmul: path, by: 'set by setMatmulPath', wasmPaths: state.init?.wasmPaths };
   return info;
 }
 

@@ -13,13 +13,12 @@
  */
 import * as tfc from '@tensorflow/tfjs-core';
 import { heapOffset, type WasmBackend } from './wasmHeap.ts';
-
-let installed = false;
+import { state } from './state.ts';
 
 /** Install the kernel replacements on the wasm backend (idempotent). */
 export function installWasmKernelFixes(): void {
-  if (installed) return;
-  installed = true;
+  if (state.wasmFixesInstalled) return;
+  state.wasmFixesInstalled = true;
   replace(tfc.Identity, (original) => (args) => {
     const { x } = args.inputs as { x: tfc.TensorInfo };
     if (x.dtype === 'string') return original.kernelFunc(args);

@@ -17,6 +17,7 @@ import * as tfc from '@tensorflow/tfjs-core';
 import { tf } from './tf.ts';
 import { blasActive, loadBlasAddon, type BlasAddon } from './blas.ts';
 import { heapOffset, type WasmBackend } from './wasmHeap.ts';
+import { state } from './state.ts';
 
 /** File dtypes a stored weight may have (safetensors names). */
 export type StoredDtype = 'F32' | 'F16' | 'BF16';
@@ -153,17 +154,12 @@ export function weightTensor(w: FrozenWeight): tf.Tensor2D {
 }
 
 export const STORED_MATMUL = 'MorStoredMatMul';
-/** Largest float32 block of a stored weight converted at once (0: the addon's 256 MB). */
-let blockFloats = 0;
-
-/** @internal Tests: convert stored weights in blocks of at most `n` floats (0: default). */
-export function setStoreBlockFloats(n: number): void {
-  blockFloats = n;
-}
-
 export const STORED_GATHER = 'MorStoredGather';
 
-let registered = false;
+/** @internal Tests: convert stored weights in blocks of at most `n` floats (0: the addon's 256 MB). */
+export function setStoreBlockFloats(n: number): void {
+  state.storeBlockFloats = n;
+}
 
 /** Run `call`, which fills `out`; if it throws (a bad token id), free `out` before rethrowing. */
 function freeOnThrow(wasm: WasmBackend, out: tfc.TensorInfo, call: () => void): tfc.TensorInfo {
@@ -178,7 +174,7 @@ function freeOnThrow(wasm: WasmBackend, out: tfc.TensorInfo, call: () => void): 
 
 /** Register the store's kernels on the wasm backend (idempotent). */
 function ensureKernels(): void {
-  if (registered) return;
+  if (state.storeKernels) return;
   const lib = storeAddon();
   tfc.registerKernel({
     kernelName: STORED_MATMUL,
@@ -196,7 +192,7 @@ function ensureKernels(): void {
       const { handle, off, dtype } = weight.native;
       // Read the heap after makeOutput: an allocation may grow (and replace) the wasm memory.
       return freeOnThrow(wasm, out, () => lib.storedGemm(wasm.wasm.HEAPU8.buffer as ArrayBuffer, handle, off, dtype,
-        rows, cols, m, transposeW, heapOffset(wasm, x), heapOffset(wasm, out), blockFloats));
+        rows, cols, m, transposeW, heapOffset(wasm, x), heapOffset(wasm, out), state.storeBlockFloats));
     },
   });
   tfc.registerKernel({
@@ -214,7 +210,7 @@ function ensureKernels(): void {
         rows, cols, heapOffset(wasm, ids), ids.shape[0], heapOffset(wasm, out)));
     },
   });
-  registered = true;
+  state.storeKernels = true;
 }
 
 /** `x Wᵀ` `[m, rows]` (transposeW) or `x W` `[m, cols]` for x `[m, k]`; no gradient (see frozenLinear.ts). */

@@ -307,6 +307,7 @@ export class PeftModel<M extends Module = Module> extends Module {
   /** Dispose every tensor (base model and adapters). */
   override dispose(): void {
     this.copies.dispose();
+    for (const [, m] of this.model.namedModules()) m.releaseCaches();
     for (const [, l] of this.adapterLayers()) l.dispose();
     const seen = new Set<Param>();
     for (const [, p] of this.model.namedParameters()) {

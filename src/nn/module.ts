@@ -102,8 +102,15 @@ export abstract class Module {
     );
   }
 
-  /** Dispose every parameter tensor in the tree. */
+  /**
+   * Free tensors a module derives from its parameters and keeps between calls (none by default;
+   * a frozen projection's kept `Wᵀ` on the pure-wasm path). {@link dispose} calls it on the tree.
+   */
+  releaseCaches(): void {}
+
+  /** Dispose every parameter tensor in the tree, and every module's kept derived tensors. */
   dispose(): void {
+    for (const [, m] of this.namedModules()) m.releaseCaches();
     for (const [, p] of this.namedParameters()) p.dispose();
   }
 }

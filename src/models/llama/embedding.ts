@@ -65,7 +65,7 @@ export class TiedLinear extends Module implements LinearLike {
   }
 
   /** Free the cached transpose (the model's dispose calls this). */
-  releaseCaches(): void {
+  override releaseCaches(): void {
     this.cache.release();
   }
 }

@@ -102,7 +102,7 @@ export class FrozenLinear extends Linear {
   }
 
   /** Free the cached transpose (the model's dispose calls this). */
-  releaseCaches(): void {
+  override releaseCaches(): void {
     this.cache.release();
   }
 }

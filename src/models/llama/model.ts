@@ -197,12 +197,6 @@ export class LlamaForCausalLM extends Module {
     return savePretrained(this, dir, opts);
   }
 
-  /** Dispose every parameter (a tied weight once) and the cached transposes of frozen weights. */
-  override dispose(): void {
-    for (const [, m] of this.namedModules()) (m as { releaseCaches?: () => void }).releaseCaches?.();
-    super.dispose();
-  }
-
   /** Total number of parameter elements (a tied embedding is counted once). */
   numParameters(): number {
     return this.namedParameters().reduce((n, [, p]) => n + p.size, 0);

@@ -156,7 +156,7 @@ export function weightTensor(w: FrozenWeight): tf.Tensor2D {
 export const STORED_MATMUL = 'MorStoredMatMul';
 export const STORED_GATHER = 'MorStoredGather';
 
-/** @internal Tests: convert stored weights in blocks of at most `n` floats (0: the addon's 256 MB). */
+/** @internal Tests: convert stored weights in blocks of at most `n` floats (0: the addon's default, 640 MB). */
 export function setStoreBlockFloats(n: number): void {
   state.storeBlockFloats = n;
 }

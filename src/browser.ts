@@ -1,9 +1,9 @@
 /**
  * The browser entry of mor-peft (package.json `exports` condition `browser`): the part of the
  * public API in src/index.ts that runs without Node — backend, models, adapters, training,
- * generation, tokenizer, safetensors bytes and the file-access interface. Functions that read
- * or write folders (`loadModel(dir)`, `Tokenizer.fromDir`, `savePretrained(dir)`) are bundled
- * but fail when called: in a page, read through a {@link FileSource} instead.
+ * generation, tokenizer, safetensors bytes, the file-access interface and the loaders that read
+ * through it (`loadModelFrom`, `Tokenizer.fromSource`, `loadAdapterFrom`, `saveAdapterTo`).
+ * What reads or writes folders is left out, or fails when called (`Tokenizer.fromDir`).
  */
 export { initBackend, backendInfo, tf, setMatmulPath, describeBackend, requireBackend } from './backend/tf.ts';
 export type { BackendInfo, InitOptions, MatmulPath, WasmFileName } from './backend/tf.ts';
@@ -14,7 +14,7 @@ export type { Param } from './nn/module.ts';
 export { Linear } from './nn/linear.ts';
 export type { ForwardContext, RoutingObserver } from './nn/context.ts';
 export { inferenceContext } from './nn/context.ts';
-export { parseSafetensors, serializeSafetensors } from './io/safetensors.ts';
+export { parseSafetensors, serializeSafetensors, openSafetensorsBytes } from './io/safetensors.ts';
 export type { DType, HostTensor, SafetensorsContents } from './io/safetensors.ts';
 export { memorySource, urlSource, fileListSource, MemorySink, readRequired, readText, readJson, checkFileName, describeFile } from './io/files.ts';
 export type { FileSource, FileSink, NamedBlob } from './io/files.ts';
@@ -32,12 +32,17 @@ export type { AdapterKind, AdapterConfig, AdapterConfigInput } from './adapters/
 export type { MorConfig } from './adapters/mor.ts';
 export { PeftModel, getPeftModel } from './adapters/inject.ts';
 export { toPeftConfig, fromPeftConfig } from './adapters/peftConfig.ts';
+export { loadAdapterFrom, readAdapterConfigFrom, expectedAdapterTensors } from './adapters/load.ts';
+export type { LoadAdapterOptions } from './adapters/load.ts';
+export { saveAdapterTo, ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME } from './adapters/save.ts';
+export type { SaveAdapterOptions } from './adapters/save.ts';
 export { countParameters } from './adapters/params.ts';
 export { RoutingStats } from './routing/stats.ts';
 export { LlamaForCausalLM } from './models/llama/model.ts';
 export { parseHfConfig, toHfConfig, makeConfig } from './models/llama/config.ts';
 export type { LlamaConfig } from './models/llama/config.ts';
 export { createRandomModel } from './models/random.ts';
+export { loadModelFrom, loadConfigFrom } from './models/loadSource.ts';
 export { buildModel } from './models/registry.ts';
 export { generate } from './generate/generate.ts';
 export type { GenerateOptions, GenerateResult } from './generate/generate.ts';

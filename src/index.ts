@@ -13,6 +13,7 @@ export { main } from './cli/main.ts';
 export {
   readSafetensors,
   openSafetensors,
+  openSafetensorsBytes,
   writeSafetensors,
   serializeSafetensors,
   parseSafetensors,
@@ -113,9 +114,9 @@ export type { HydraLoraLayerSpec, HydraLoraConfig } from './adapters/hydralora.t
 export { planAdapter } from './adapters/targets.ts';
 export type { PlannedTarget } from './adapters/targets.ts';
 export { toPeftConfig, fromPeftConfig } from './adapters/peftConfig.ts';
-export { savePretrained as saveAdapter, ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME } from './adapters/save.ts';
+export { savePretrained as saveAdapter, saveAdapterTo, ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME } from './adapters/save.ts';
 export type { SaveAdapterOptions } from './adapters/save.ts';
-export { loadAdapter, readAdapterConfig, expectedAdapterTensors } from './adapters/load.ts';
+export { loadAdapter, loadAdapterFrom, readAdapterConfig, readAdapterConfigFrom, expectedAdapterTensors } from './adapters/load.ts';
 export type { LoadAdapterOptions } from './adapters/load.ts';
 export { RoutingStats, meanRoutingVectors, routingByTask } from './routing/stats.ts';
 export type { RoutingBatch, BatchRunner } from './routing/stats.ts';
@@ -140,6 +141,7 @@ export type { RunShape, MemoryPlan, MemoryLimits } from './models/memoryPlan.ts'
 export { sizeTrainingRun } from './train/memory.ts';
 export type { WeightPlacement, TrainingSize } from './train/memory.ts';
 export { loadModel, loadConfig, weightPlacement } from './models/load.ts';
+export { loadModelFrom, loadConfigFrom } from './models/loadSource.ts';
 export type { LoadModelOptions, WeightPlacement as ModelWeightPlacement } from './models/load.ts';
 export { savePretrained, saveTensors, parameterSources } from './models/save.ts';
 export type { SaveOptions, TensorSource } from './models/save.ts';

@@ -2,12 +2,14 @@
  * Load adapters saved in PEFT's layout (ours, or LoRA/DoRA adapters written by Python PEFT:
  * same key names and shapes). Every key and shape is checked against the model BEFORE the
  * model changes; a missing key, an extra key, a wrong shape or a NaN/Inf value is a
- * {@link UserError} naming the tensor.
+ * {@link UserError} naming the tensor. {@link loadAdapter} reads a directory,
+ * {@link loadAdapterFrom} a {@link FileSource}; both share the checks and the attaching.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../backend/tf.ts';
-import { readSafetensors } from '../io/safetensors.ts';
+import { parseSafetensors, readSafetensors, type HostTensor } from '../io/safetensors.ts';
+import { describeFile, readJson, readRequired, type FileSource } from '../io/files.ts';
 import { assertFinite } from '../io/finite.ts';
 import { decodeUtf8Strict } from '../io/text.ts';
 import { Module } from '../nn/module.ts';
@@ -84,11 +86,49 @@ export function loadAdapter<M extends Module>(
   dir: string,
   nameOrOpts: string | LoadAdapterOptions = {},
 ): PeftModel<M> {
-  const opts: LoadAdapterOptions = typeof nameOrOpts === 'string' ? { adapterName: nameOrOpts } : nameOrOpts;
-  const name = opts.adapterName ?? 'default';
   const config = readAdapterConfig(dir);
   const file = path.join(dir, ADAPTER_WEIGHTS_NAME);
-  const { tensors } = readSafetensors(file);
+  return attachAdapter(model, config, readSafetensors(file).tensors, file, nameOrOpts);
+}
+
+/**
+ * {@link loadAdapter} through a {@link FileSource} (URLs, browser `File`s, memory, a
+ * `MemorySink`'s `asSource()`): `adapter_config.json` and `adapter_model.safetensors` at the
+ * source's top level, the same checks, errors naming `<source label>/<file>`.
+ */
+export async function loadAdapterFrom<M extends Module>(
+  model: M | PeftModel<M>,
+  src: FileSource,
+  nameOrOpts: string | LoadAdapterOptions = {},
+): Promise<PeftModel<M>> {
+  const config = await readAdapterConfigFrom(src);
+  const file = describeFile(src, ADAPTER_WEIGHTS_NAME);
+  const bytes = await readRequired(src, ADAPTER_WEIGHTS_NAME, 'an adapter in PEFT layout needs it');
+  return attachAdapter(model, config, parseSafetensors(bytes, file).tensors, file, nameOrOpts);
+}
+
+/** Read and validate `adapter_config.json` from `src`. */
+export async function readAdapterConfigFrom(src: FileSource): Promise<AdapterConfig> {
+  const file = describeFile(src, ADAPTER_CONFIG_NAME);
+  const json = await readJson(src, ADAPTER_CONFIG_NAME);
+  if (json === undefined) throw new UserError(`${file} not found (an adapter in PEFT layout needs it)`);
+  return fromPeftConfig(json, file);
+}
+
+/**
+ * The part of loading shared by {@link loadAdapter} and {@link loadAdapterFrom}: check the
+ * tensors read from `file` against `config` on the model (nothing changes on failure), then
+ * add and fill the adapter.
+ */
+function attachAdapter<M extends Module>(
+  model: M | PeftModel<M>,
+  config: AdapterConfig,
+  tensors: ReadonlyMap<string, HostTensor>,
+  file: string,
+  nameOrOpts: string | LoadAdapterOptions,
+): PeftModel<M> {
+  const opts: LoadAdapterOptions = typeof nameOrOpts === 'string' ? { adapterName: nameOrOpts } : nameOrOpts;
+  const name = opts.adapterName ?? 'default';
   const base = model instanceof PeftModel ? model.model : model;
   const expected = expectedAdapterTensors(base, config);
   for (const [key, shape] of expected) {

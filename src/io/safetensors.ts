@@ -16,6 +16,7 @@ export { MAX_HEADER_SIZE } from './safetensors/header.ts';
 export {
   SafetensorsFile,
   openSafetensors,
+  openSafetensorsBytes,
   readSafetensors,
   parseSafetensors,
   type SafetensorsContents,

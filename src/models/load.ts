@@ -7,7 +7,8 @@
  * mapped and in their file dtype, outside the 4 GiB wasm heap (src/backend/weightStore.ts);
  * norms and biases become heap tensors. Without the addon, every weight (F32/F16/BF16) becomes
  * a float32 heap tensor, read one at a time, so peak memory stays near their float32 size.
- * Every weight is checked for NaN/Inf at load.
+ * Every weight is checked for NaN/Inf at load. Pages and other non-directory sources use
+ * `loadModelFrom` (src/models/loadSource.ts, heap tensors, the same checks and messages).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,8 +20,7 @@ import type { LlamaForCausalLM } from './llama/model.ts';
 import { buildModelSafely } from './registry.ts';
 import { MappedFile, StoredWeight, weightStoreAvailable } from '../backend/weightStore.ts';
 import { assertFinite, nonFiniteError } from '../io/finite.ts';
-import { WASM_HEAP_MAX_BYTES, WASM_HEAP_USABLE_FRACTION } from './memoryPlan.ts';
-import { llamaParameterCount } from '../experiment/budget.ts';
+import { checkHeapFits, checkWeightInfo, parseWeightMap, rejectUnusedWeights } from './loadSource.ts';
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
@@ -59,21 +59,11 @@ export function weightPlacement(dir: string, opts: LoadModelOptions = {}): Weigh
   }
 }
 
-/**
- * Refuse, before reading any weight, a model whose float32 weights cannot fit the wasm heap (the
- * store is off or unavailable): tfjs-wasm would otherwise die half-way with "memory access out of
- * bounds".
- */
-function checkHeapFits(dir: string, config: LlamaConfig): void {
-  const bytes = 4 * llamaParameterCount(config);
-  const limit = WASM_HEAP_MAX_BYTES * WASM_HEAP_USABLE_FRACTION;
-  if (bytes > limit) {
-    throw new UserError(
-      `${dir}: the model's ${(bytes / 2 ** 30).toFixed(1)} GiB of float32 weights do not fit the ${(limit / 2 ** 30).toFixed(1)} GiB wasm heap; ` +
-        'install OpenBLAS and rebuild the native addon (npm run setup) so the frozen weights stay outside the heap' +
-        (process.env.MOR_WEIGHT_STORE === '0' ? ', and unset MOR_WEIGHT_STORE=0' : ''),
-    );
-  }
+/** {@link checkHeapFits} with what a Node user can do about it. */
+function checkHeapFitsNode(dir: string, config: LlamaConfig): void {
+  checkHeapFits(dir, config,
+    'install OpenBLAS and rebuild the native addon (npm run setup) so the frozen weights stay outside the heap' +
+      (process.env.MOR_WEIGHT_STORE === '0' ? ', and unset MOR_WEIGHT_STORE=0' : ''));
 }
 
 /** Whether this load keeps matrices in the native store. */
@@ -85,9 +75,6 @@ function useWeightStore(mode: LoadModelOptions['weightStore'] = 'auto'): boolean
   }
   return available;
 }
-
-/** Checkpoint keys that carry no weights we need (old LLaMA checkpoints store rope buffers). */
-const IGNORED_KEY = /\.rotary_emb\.inv_freq$/;
 
 /** Read and validate `dir/config.json`. */
 export function loadConfig(dir: string): LlamaConfig {
@@ -116,15 +103,13 @@ function weightFiles(dir: string): Map<string, string> {
     const bin = fs.existsSync(path.join(dir, 'pytorch_model.bin')) ? ' (pytorch_model.bin is not supported: convert it to safetensors)' : '';
     throw new UserError(`${dir}: no model.safetensors or model.safetensors.index.json${bin}`);
   }
-  let map: unknown;
+  let json: unknown;
   try {
-    map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map;
+    json = JSON.parse(fs.readFileSync(index, 'utf8'));
   } catch (e) {
     throw new UserError(`${index}: invalid JSON (${(e as Error).message})`);
   }
-  if (typeof map !== 'object' || map === null) throw new UserError(`${index}: missing "weight_map"`);
-  for (const [name, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string') throw new UserError(`${index}: weight_map["${name}"] must be a file name`);
+  for (const [name, shard] of parseWeightMap(json, index)) {
     const p = path.join(dir, shard);
     if (!fs.existsSync(p)) throw new UserError(`${index}: shard ${shard} (for ${name}) not found in ${dir}`);
     out.set(name, p);
@@ -141,7 +126,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const config = loadConfig(dir);
   const files = weightFiles(dir);
   const store = useWeightStore(opts.weightStore);
-  if (!store) checkHeapFits(dir, config);
+  if (!store) checkHeapFitsNode(dir, config);
   const open = new Map<string, SafetensorsFile>();
   // Each mapping is held by the loader until the end, then only by the weights that view it.
   const mapped = new Map<string, MappedFile>();
@@ -172,14 +157,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       const p = where.get(name);
       if (!p) throw new UserError(`${dir}: missing weight ${name} (expected shape [${shape}])`);
       const f = fileOf(p);
-      const info = f.info(name);
-      if (!info) throw new UserError(`${p}: missing weight ${name} (listed in the index; expected shape [${shape}])`);
-      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-        throw new UserError(`${p}: weight ${name} has shape [${info.shape}], expected [${shape}] from config.json`);
-      }
-      if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
-        throw new UserError(`${p}: weight ${name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
-      }
+      const info = checkWeightInfo(p, name, f.info(name), shape);
       used.add(name);
       if (store && (kind === 'linear' || kind === 'embedding')) {
         const w = new StoredWeight(mappingOf(p), f.dataOffset(name), info.dtype, shape as [number, number]);
@@ -194,14 +172,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       assertFinite(name, p, data);
       return tf.tensor(data, shape, 'float32');
     });
-    const extra = [...where.keys()].filter(
-      (n) => !used.has(n) && !IGNORED_KEY.test(n) && !(config.tieWordEmbeddings && n === 'lm_head.weight'),
-    );
-    if (extra.length > 0) {
-      model.dispose();
-      const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, ... (${extra.length} in all)` : '');
-      throw new UserError(`${dir}: unexpected weights not used by ${config.modelType} model: ${shown}`);
-    }
+    rejectUnusedWeights(dir, model, config, where.keys(), used);
     return model;
   } finally {
     for (const f of open.values()) f.close();

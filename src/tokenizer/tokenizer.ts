@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../errors.ts';
+import { readText, type FileSource } from '../io/files.ts';
 import {
   chatSegments,
   renderChatTemplate,
@@ -56,12 +57,25 @@ export interface EncodedChat {
   trainable: boolean[];
 }
 
-function readJson(file: string, required: boolean): unknown {
-  if (!fs.existsSync(file)) {
+/** The files {@link Tokenizer.fromDir} and {@link Tokenizer.fromSource} read; only `tokenizer.json` is required. */
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+  'chat_template.jinja',
+  'chat_template.json',
+] as const;
+
+type TokenizerFileName = (typeof TOKENIZER_FILES)[number];
+
+/** `name` parsed as JSON (`undefined` when the text is), with errors naming `source/name`. */
+function parseJsonFile(text: string | undefined, source: string, name: TokenizerFileName, required: boolean): unknown {
+  const file = `${source.replace(/\/+$/, '')}/${name}`;
+  if (text === undefined) {
     if (required) throw new UserError(`${file}: file not found`);
     return undefined;
   }
-  const text = fs.readFileSync(file, 'utf8');
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -70,7 +84,8 @@ function readJson(file: string, required: boolean): unknown {
 }
 
 /**
- * A tokenizer loaded from a Hugging Face model directory.
+ * A tokenizer loaded from a Hugging Face model directory (or the same files through a
+ * {@link FileSource}).
  *
  * Encoding with special tokens follows transformers: when `tokenizer_config.json` sets
  * `add_bos_token` or `add_eos_token` (LLaMA, Mistral, the tokenizers `trainBpe` writes) those
@@ -149,25 +164,44 @@ export class Tokenizer {
    */
   static fromDir(dir: string): Tokenizer {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`${dir}: not a directory`);
-    const tokenizerJson = readJson(path.join(dir, 'tokenizer.json'), true) as object;
-    const config = readJson(path.join(dir, 'tokenizer_config.json'), false) as object | undefined;
-    const specialTokensMap = readJson(path.join(dir, 'special_tokens_map.json'), false) as object | undefined;
-    const generationConfig = readJson(path.join(dir, 'generation_config.json'), false) as object | undefined;
+    return Tokenizer.fromFileTexts((name) => {
+      const file = path.join(dir, name);
+      return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
+    }, dir);
+  }
+
+  /**
+   * {@link Tokenizer.fromDir} through a {@link FileSource} (URLs, browser `File`s, memory):
+   * the same files, the same errors naming `<source label>/<file>`.
+   */
+  static async fromSource(src: FileSource): Promise<Tokenizer> {
+    const texts = new Map<string, string | undefined>();
+    for (const name of TOKENIZER_FILES) texts.set(name, await readText(src, name));
+    return Tokenizer.fromFileTexts((name) => texts.get(name), src.label);
+  }
+
+  /** The loading both {@link Tokenizer.fromDir} and {@link Tokenizer.fromSource} do, given each file's text. */
+  private static fromFileTexts(text: (name: TokenizerFileName) => string | undefined, source: string): Tokenizer {
+    const json = (name: TokenizerFileName, required = false) => parseJsonFile(text(name), source, name, required) as object | undefined;
+    const tokenizerJson = json('tokenizer.json', true)!;
+    const config = json('tokenizer_config.json');
+    const specialTokensMap = json('special_tokens_map.json');
+    const generationConfig = json('generation_config.json');
     let chatTemplate: string | Record<string, string> | undefined;
     for (const [name, isJinja] of [
       ['chat_template.jinja', true],
       ['chat_template.json', false],
     ] as const) {
-      const file = path.join(dir, name);
-      if (chatTemplate === undefined && fs.existsSync(file)) {
-        chatTemplate = parseChatTemplateFile(fs.readFileSync(file, 'utf8'), isJinja, file);
+      const t = text(name);
+      if (chatTemplate === undefined && t !== undefined) {
+        chatTemplate = parseChatTemplateFile(t, isJinja, `${source.replace(/\/+$/, '')}/${name}`);
       }
     }
     return Tokenizer.fromJson(tokenizerJson, config, {
       generationConfig,
       specialTokensMap,
       chatTemplate,
-      source: dir,
+      source,
     });
   }
 

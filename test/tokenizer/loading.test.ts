@@ -2,6 +2,7 @@
  * Loading a tokenizer directory: errors name the file and field, side files
  * (special_tokens_map.json, generation_config.json, chat_template.jinja/.json) are honoured,
  * LLaMA-style add_bos_token/add_eos_token decide the special tokens, inputs are not mutated.
+ * Tokenizer.fromSource reads the same files through a FileSource, with the same results and errors.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { UserError } from '../../src/errors.ts';
+import { memorySource } from '../../src/io/files.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.resolve(here, '..', 'fixtures', 'tokenizers');
@@ -142,5 +144,47 @@ describe('side files and special-token rules', () => {
   test('encode rejects a non-string', () => {
     const tok = Tokenizer.fromJson(llamaJson, llamaConfig);
     throwsUser(() => tok.encode(42 as unknown as string), /encode expects a string/);
+  });
+});
+
+/** Every file of `dir`, as a page would hand them to memorySource. */
+function sourceOf(dir: string, label = 'mem') {
+  return memorySource(Object.fromEntries(fs.readdirSync(dir).map((f) => [f, new Uint8Array(fs.readFileSync(path.join(dir, f)))])), label);
+}
+
+describe('fromSource (a FileSource instead of a directory)', () => {
+  const base = path.resolve(here, '..', '..', 'models', 'base');
+  const chat = dirWith({
+    'tokenizer.json': llamaJson,
+    'tokenizer_config.json': llamaConfig,
+    'generation_config.json': { eos_token_id: [2, 0] },
+    'chat_template.jinja': '{{ bos_token }}{{ messages[0].content }}!',
+  });
+  for (const [name, dir] of [['models/base', base], ['llama2-sp', path.join(fixtures, 'llama2-sp')], ['llama2-sp + side files', chat]]) {
+    test(`${name}: the same tokenizer as fromDir`, async () => {
+      const [a, b] = [Tokenizer.fromDir(dir), await Tokenizer.fromSource(sourceOf(dir))];
+      const text = 'Hello </s> world, héllo 123 <unk>!';
+      assert.deepEqual(b.encode(text), a.encode(text));
+      assert.deepEqual(b.encode(text, { addSpecialTokens: false }), a.encode(text, { addSpecialTokens: false }));
+      assert.equal(b.decode(a.encode(text)), a.decode(a.encode(text)));
+      for (const k of ['vocabSize', 'bosTokenId', 'eosTokenIds', 'padTokenId', 'unkTokenId', 'modelMaxLength', 'hasChatTemplate'] as const) {
+        assert.deepEqual(b[k], a[k], k);
+      }
+      if (a.hasChatTemplate) {
+        const msgs = [{ role: 'user' as const, content: 'x' }];
+        assert.equal(b.applyChatTemplate(msgs), a.applyChatTemplate(msgs));
+      }
+    });
+  }
+  test('errors name <source>/<file>', async () => {
+    const rejects = (files: Record<string, string>, re: RegExp) =>
+      assert.rejects(Tokenizer.fromSource(memorySource(files, 'mem')), (e: unknown) => e instanceof UserError && re.test(e.message));
+    await rejects({ 'tokenizer_config.json': '{}' }, /^mem\/tokenizer\.json: file not found$/);
+    await rejects({ 'tokenizer.json': JSON.stringify(llamaJson), 'tokenizer_config.json': '{"bos_token": ' }, /^mem\/tokenizer_config\.json: malformed JSON/);
+    await rejects({ 'tokenizer.json': '{' }, /^mem\/tokenizer\.json: malformed JSON/);
+    await assert.rejects(
+      Tokenizer.fromSource(memorySource({ 'tokenizer.json': new Uint8Array([0x7b, 0xff]) }, 'mem')),
+      /^UserError: mem\/tokenizer\.json: not valid UTF-8$/,
+    );
   });
 });

@@ -230,8 +230,17 @@ export function readSafetensors(path: string): SafetensorsContents {
   }
 }
 
+/**
+ * Open safetensors bytes already in memory, as {@link openSafetensors} opens a file: the header
+ * is validated, tensors are decoded one at a time (each a copy of its span). `label` names the
+ * bytes in error messages. Closing is optional (nothing to release).
+ */
+export function openSafetensorsBytes(bytes: Uint8Array, label = '<buffer>'): SafetensorsFile {
+  return openSource(bufferSource(bytes), label);
+}
+
 /** Parse safetensors bytes already in memory (same validation as {@link readSafetensors}). */
 export function parseSafetensors(bytes: Uint8Array, label = '<buffer>'): SafetensorsContents {
-  const f = openSource(bufferSource(bytes), label);
+  const f = openSafetensorsBytes(bytes, label);
   return { metadata: f.metadata, tensors: f.readAll() };
 }

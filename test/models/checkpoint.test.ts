@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf } from '../../src/backend/tf.ts';
+import { hostGrads } from './helpers.ts';
 import { makeConfig } from '../../src/models/llama/config.ts';
 import { createRandomModel } from '../../src/models/random.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
@@ -61,12 +62,7 @@ function step(config: AdapterConfigInput, checkpointing: boolean, seed: number |
     return ctx.auxLosses.length ? (tf.addN([main, ...ctx.auxLosses]) as tf.Scalar) : main;
   }, params.map(([, v]) => v));
   for (const a of ctx.auxLosses) a.dispose();
-  const byVar = new Map(params.map(([n, v]) => [v.name, n]));
-  const out = new Map<string, Float32Array>();
-  for (const [vn, g] of Object.entries(grads)) {
-    out.set(byVar.get(vn)!, g.dataSync() as Float32Array);
-    g.dispose();
-  }
+  const out = hostGrads(params, grads);
   const loss = value.dataSync()[0];
   value.dispose();
   tf.dispose([ids, labels, mask]);

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf } from '../../src/backend/tf.ts';
+import { hostGrads } from './helpers.ts';
 import { makeConfig } from '../../src/models/llama/config.ts';
 import { createRandomModel } from '../../src/models/random.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
@@ -52,12 +53,7 @@ function run(tied: boolean, dense: boolean, opts: LossOptions, trainEmbedding = 
   const { ids, labels, mask } = batch(dense);
   const ctx = { training: true, seed: 3, auxLosses: [] };
   const { value, grads } = tf.variableGrads(() => peft.model.loss(ids, labels, { attentionMask: mask, ctx, ...opts }), params.map(([, v]) => v));
-  const byVar = new Map(params.map(([n, v]) => [v.name, n]));
-  const out = new Map<string, Float32Array>();
-  for (const [vn, g] of Object.entries(grads)) {
-    out.set(byVar.get(vn)!, g.dataSync() as Float32Array);
-    g.dispose();
-  }
+  const out = hostGrads(params, grads);
   const loss = value.dataSync()[0];
   value.dispose();
   tf.dispose([ids, labels, mask]);

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { tf } from '../../src/backend/tf.ts';
 
 export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'models');
 
@@ -48,4 +49,15 @@ export function tempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), prefix));
   process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
   return d;
+}
+
+/** Host copies of `grads` (from `tf.variableGrads`) keyed by the parameter names of `params`; the tensors are disposed. */
+export function hostGrads(params: [string, tf.Variable][], grads: tf.NamedTensorMap): Map<string, Float32Array> {
+  const byVar = new Map(params.map(([n, v]) => [v.name, n]));
+  const out = new Map<string, Float32Array>();
+  for (const [vn, g] of Object.entries(grads)) {
+    out.set(byVar.get(vn)!, g.dataSync() as Float32Array);
+    g.dispose();
+  }
+  return out;
 }

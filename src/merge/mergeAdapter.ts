@@ -212,7 +212,8 @@ export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdap
     } else if (adapterKind(config.kind).merge === 'fixedRouting') {
       routingSource = 'uniform router (1/N)';
     }
-    const files = await writeMerged(peft, opts, config, routing, routingSource, log);
+    const merged = peft; // (a const, so the closure below keeps it narrowed)
+    const files = await writeIntoPlace(opts.out, (dir) => writeMergedFiles(merged, dir, opts, config, routing, routingSource, log));
     log(`merged ${config.kind} adapter into ${opts.out}`);
     return { outDir: opts.out, kind: config.kind, routing, routingSource, files };
   } finally {
@@ -221,36 +222,29 @@ export async function mergeAdapter(opts: MergeAdapterOptions): Promise<MergeAdap
 }
 
 /**
- * Write the merged model into a staging folder beside `opts.out` (layers merged one at a time
- * while their tensors are written, see mergedSources.ts), then move it into place: a merge that
- * fails half-way (a refused adapter, a full disk) leaves `opts.out` as it was.
+ * Let `write` fill a staging folder beside `outDir`, then move its files into `outDir`: a merge
+ * that fails half-way (a refused adapter, a full disk) leaves `outDir` as it was. Returns the
+ * moved files' paths under `outDir` as given.
  */
-async function writeMerged(
-  peft: PeftModel<LlamaForCausalLM>,
-  opts: MergeAdapterOptions,
-  config: AdapterConfig,
-  routing: Map<string, Float32Array> | undefined,
-  routingSource: string | undefined,
-  log: (line: string) => void,
-): Promise<string[]> {
-  const out = path.resolve(opts.out);
+async function writeIntoPlace(outDir: string, write: (staging: string) => Promise<string[]>): Promise<string[]> {
+  const out = path.resolve(outDir);
   const staging = path.join(path.dirname(out), `.${path.basename(out)}.partial-${process.pid}`);
   fs.rmSync(staging, { recursive: true, force: true });
   try {
-    const files = await writeMergedFiles(peft, staging, opts, config, routing, routingSource, log);
+    const files = await write(staging);
     fs.mkdirSync(out, { recursive: true });
     // An earlier merge output is replaced whole: its weight files (single or sharded) go first.
     for (const f of fs.readdirSync(out)) if (/^model.*\.safetensors(\.index\.json)?$/.test(f)) fs.rmSync(path.join(out, f));
     return files.map((f) => {
-      const dest = path.join(out, path.basename(f));
-      fs.renameSync(f, dest);
-      return path.join(opts.out, path.basename(f));
+      fs.renameSync(f, path.join(out, path.basename(f)));
+      return path.join(outDir, path.basename(f));
     });
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
 }
 
+/** The merged model (layers merged one at a time while written, see mergedSources.ts), tokenizer files and merge_info.json in `out`. */
 async function writeMergedFiles(
   peft: PeftModel<LlamaForCausalLM>,
   out: string,

@@ -12,7 +12,6 @@
  * Env: BENCH_SHAPES (`0.5b,1.1b,7b`), BENCH_SEQ (512), BENCH_NEW (new tokens, 8), BENCH_MERGE=0, BENCH_TORCH=0
  * (skip PyTorch), BENCH_TIMEOUT_S (per child, 3600), MOR_BENCH_CACHE.
  */
-import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { makeConfig, type LlamaConfig } from '../src/models/llama/config.ts';
 import { ensureBigCheckpoint } from './lib/bigCheckpoint.ts';
 import { fmt, formatTable } from './lib/timing.ts';
 import type { BigResult } from './lib/bigRun.ts';
+import { findTorchPython, runJsonChild } from './lib/child.ts';
 
 /** Benchmark shapes: a random checkpoint's config, PyTorch's dtype, and the training batch (x BENCH_SEQ). */
 const SHAPES: Record<string, { config: LlamaConfig; torchDtype: string; batch: number }> = {
@@ -59,34 +59,13 @@ const newTokens = process.env.BENCH_NEW ?? '8';
 const timeoutMs = 1000 * Number(process.env.BENCH_TIMEOUT_S ?? 3600);
 const log = (s: string) => process.stderr.write(s + '\n');
 
-/** A Python whose torch is 2.x, or why there is none. */
-function findTorch(): { python?: string; why?: string } {
-  if (process.env.BENCH_TORCH === '0') return { why: 'BENCH_TORCH=0' };
-  const python = process.env.MOR_TORCH_PYTHON || 'python3';
-  const r = spawnSync(python, ['-c', 'import torch, transformers; print(torch.__version__)'], { encoding: 'utf8' });
-  const v = r.stdout?.trim() ?? '';
-  if (r.status !== 0 || !/^[2-9]\./.test(v)) return { why: `${python}: no torch 2.x with transformers (${v || r.stderr?.trim().split('\n').pop()})` };
-  return { python };
-}
-
 /** Run one side in its own process; its last stdout line is a BigResult JSON. */
 function runChild(cmd: string, args: string[], label: string, batch: number): BigResult {
   log(`${label}: running...`);
-  const r = spawnSync(cmd, args, {
-    encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 26,
-    env: { ...process.env, MOR_QUIET: '1', BENCH_SEQ: seq, BENCH_NEW: newTokens, BENCH_BATCH: String(batch) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const line = r.stdout?.trim().split('\n').pop() ?? '';
-  try {
-    return JSON.parse(line) as BigResult;
-  } catch {
-    const why = r.error ? r.error.message : `exit ${r.status ?? r.signal}`;
-    return { error: why };
-  }
+  return runJsonChild<BigResult>(cmd, args, { BENCH_SEQ: seq, BENCH_NEW: newTokens, BENCH_BATCH: String(batch) }, timeoutMs);
 }
 
-const torch = findTorch();
+const torch = findTorchPython();
 if (torch.why) log(`PyTorch column skipped: ${torch.why}`);
 const rows: string[][] = [];
 for (const name of shapes) {

@@ -9,40 +9,15 @@ otherwise) and greedy generation; prints one JSON line with the process's peak R
 Needs torch >= 2 and transformers >= 5 (a benchmark baseline only; never a project dependency).
 """
 import json
-import math
 import os
 import resource
 import sys
 import time
 
 import torch
-from torch import nn
 from transformers import AutoModelForCausalLM
 
-
-class MoRLinear(nn.Module):
-    """y = W x + s * sum_i g_i * omegaB_i ⊙ (B (omegaA_i ⊙ (A x))), g = softmax(W_g x)."""
-
-    def __init__(self, base: nn.Linear, r=8, n=8, alpha=16):
-        super().__init__()
-        self.base = base
-        d_in, d_out = base.in_features, base.out_features
-        dt = base.weight.dtype
-        self.scaling = alpha / r
-        self.A = nn.Parameter(torch.randn(r, d_in, dtype=dt) / math.sqrt(d_in))
-        self.B = nn.Parameter(torch.zeros(d_out, r, dtype=dt))
-        self.omega_a = nn.Parameter(torch.ones(n, r, dtype=dt) + 0.01 * torch.randn(n, r, dtype=dt))
-        self.omega_b = nn.Parameter(torch.ones(n, d_out, dtype=dt) + 0.01 * torch.randn(n, d_out, dtype=dt))
-        self.router = nn.Parameter(0.02 * torch.randn(n, d_in, dtype=dt))
-
-    def forward(self, x):
-        y = self.base(x)
-        h = x @ self.A.t()  # [..., r]
-        g = torch.softmax(x @ self.router.t(), dim=-1)  # [..., N]
-        z = (g.unsqueeze(-1) * self.omega_a * h.unsqueeze(-2))  # [..., N, r]
-        bexp = self.omega_b.unsqueeze(-1) * self.B.unsqueeze(0)  # [N, out, r]
-        delta = torch.einsum("...nr,nor->...o", z, bexp)
-        return y + self.scaling * delta
+from torch_adapters import MoRLinear
 
 
 def peak_rss_gib():

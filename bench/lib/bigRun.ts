@@ -17,6 +17,7 @@ import { getPeftModel } from '../../src/adapters/inject.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { generate } from '../../src/generate/generate.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
+import { peakRssGiB } from './child.ts';
 
 /** What one side reports (all times in seconds; an error instead when it failed). */
 export interface BigResult {
@@ -29,12 +30,6 @@ export interface BigResult {
   /** `mor merge` of a LoRA adapter into bf16 shards, after the model was disposed. */
   mergeS?: number;
   error?: string;
-}
-
-/** Peak resident set size of this process (VmHWM), GiB. */
-function peakRssGiB(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) / 2 ** 20 : NaN;
 }
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;

@@ -1,0 +1,151 @@
+/**
+ * Our side of `npm run bench:train` (bench/train.bench.ts), run in its own process:
+ * `trainRun.ts MODEL_DIR KIND [--profile]`. Loads the checkpoint as `mor train` does, attaches
+ * the adapter to gate/up/down (full: every linear layer of the decoder), and runs the project's
+ * trainer (`train`, the loop behind `mor train`) for one warm-up and BENCH_STEPS timed updates:
+ * causal-LM loss over every position, backward, AdamW (lr 1e-4, weight decay 0.01). Then one
+ * more update under the kernel profiler, which counts the step's matmul FLOPs (and with
+ * --profile prints where the time went, on stderr). Prints one JSON line ({@link TrainRunResult}).
+ * Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_R, BENCH_N.
+ */
+import { initBackend, tf } from '../../src/backend/tf.ts';
+import { loadModel } from '../../src/models/load.ts';
+import { parseAdapterConfig, type AdapterConfigInput } from '../../src/adapters/config.ts';
+import { getPeftModel } from '../../src/adapters/inject.ts';
+import { train, type ResumableIterator } from '../../src/train/trainer.ts';
+import { batchLoss } from '../../src/train/session.ts';
+import { AdamW } from '../../src/train/adamw.ts';
+import { matMul } from '../../src/backend/matmul.ts';
+import type { Batch } from '../../src/data/batch.ts';
+import { KernelProfile } from './kernelProfile.ts';
+import { formatTable } from './timing.ts';
+import { peakRssGiB } from './child.ts';
+
+/** What our side reports. */
+export interface TrainRunResult {
+  stepS: number;
+  stepsS: number[];
+  tokS: number;
+  losses: number[];
+  trainableParams: number;
+  peakRssGiB: number;
+  /** Matmul FLOPs of one step, counted by the profiler. */
+  stepGflop: number;
+  /** GFLOP/s of the project's matmul on a large product in this process. */
+  matmulGflops: number;
+  matmulPath: string;
+  threads: number;
+  error?: string;
+}
+
+const MLP = ['gate_proj', 'up_proj', 'down_proj'];
+const ALL = ['q_proj', 'k_proj', 'v_proj', 'o_proj', ...MLP];
+
+/** The benchmark's adapter of each kind (routers without load-balance loss: the PyTorch twins have none). */
+export function benchAdapter(kind: string, r: number, n: number): AdapterConfigInput {
+  switch (kind) {
+    case 'lora':
+      return { kind, r, alpha: 2 * r, targetModules: MLP };
+    case 'mor':
+    case 'moelora':
+      return { kind, r, alpha: 2 * r, numExperts: n, loadBalanceCoef: 0, targetModules: MLP } as AdapterConfigInput;
+    case 'full':
+      return { kind, targetModules: ALL };
+    default:
+      throw new Error(`unknown kind ${kind}`);
+  }
+}
+
+/** The same batch forever (the benchmark times steps, not learning). */
+function fixedBatches(b: Batch): ResumableIterator<Batch> {
+  return { next: () => b, getState: () => 0, setState: () => {} };
+}
+
+/** GFLOP/s of the project's matmul on [tokens, hidden] x [hidden, 4096], best of 3. */
+function matmulRate(tokens: number, hidden: number): number {
+  const a = tf.randomNormal([tokens, hidden]);
+  const b = tf.randomNormal([hidden, 4096]);
+  let best = Infinity;
+  for (let i = 0; i < 4; i++) {
+    const t0 = performance.now();
+    tf.tidy(() => void matMul(a, b).dataSync());
+    if (i > 0) best = Math.min(best, performance.now() - t0);
+  }
+  tf.dispose([a, b]);
+  return (2 * tokens * hidden * 4096) / (best * 1e6);
+}
+
+async function main(dir: string, kind: string, profile: boolean): Promise<TrainRunResult> {
+  const batch = Number(process.env.BENCH_BATCH ?? 4);
+  const seq = Number(process.env.BENCH_SEQ ?? 256);
+  const steps = Number(process.env.BENCH_STEPS ?? 3);
+  const r = Number(process.env.BENCH_R ?? 32);
+  const n = Number(process.env.BENCH_N ?? 8);
+  const info = await initBackend({ announce: false });
+  const model = await loadModel(dir);
+  const c = model.config;
+  const peft = getPeftModel(model, parseAdapterConfig(benchAdapter(kind, r, n)));
+  const params = peft.trainableParameters();
+  const tokens = batch * seq;
+  const ids = Int32Array.from({ length: tokens }, (_, i) => ((i % seq) * 7919 + 13 + 101 * Math.floor(i / seq)) % c.vocabSize);
+  const data: Batch = { inputIds: ids, labels: ids, attentionMask: new Int32Array(tokens).fill(1), batchSize: batch, seqLen: seq, tasks: [] };
+  const run = async (updates: number, onStep: () => void) => {
+    const losses: number[] = [];
+    await train({
+      params, steps: updates, schedule: { lr: 1e-4, kind: 'constant' }, optimizer: { weightDecay: 0.01 },
+      data: fixedBatches(data), lossFn: (b, ctx) => batchLoss(model, b, ctx, 'mean'), logEvery: 1,
+      onStep: (rec) => {
+        losses.push(rec.loss);
+        onStep();
+      },
+    });
+    return losses;
+  };
+
+  const stamps: number[] = [performance.now()];
+  const losses = await run(steps + 1, () => stamps.push(performance.now()));
+  const stepsS = stamps.slice(2).map((t, i) => (t - stamps[i + 1]) / 1000);
+  const sorted = [...stepsS].sort((a, b) => a - b);
+  const stepS = sorted[Math.floor((sorted.length - 1) / 2)];
+
+  // One more update under the profiler; AdamW's work is tagged as the optimizer's.
+  const prof = new KernelProfile({
+    hidden: c.hiddenSize, intermediate: c.intermediateSize, qWidth: c.numAttentionHeads * c.headDim,
+    kvWidth: c.numKeyValueHeads * c.headDim, headDim: c.headDim, vocab: c.vocabSize, tokens, seq,
+  });
+  const update = AdamW.prototype.update;
+  AdamW.prototype.update = function (this: AdamW, ...a: Parameters<AdamW['update']>) {
+    prof.phase = 'optimizer';
+    try {
+      return update.apply(this, a);
+    } finally {
+      prof.phase = 'step';
+    }
+  };
+  prof.start();
+  const t0 = performance.now();
+  await run(1, () => prof.stop());
+  const profiledMs = performance.now() - t0;
+  prof.uninstall();
+  AdamW.prototype.update = update;
+  const { rows, flops } = prof.table(profiledMs);
+  if (profile) {
+    process.stderr.write(`\nprofile of one ${kind} step (${batch} x ${seq}): ${(profiledMs / 1000).toFixed(2)} s under the profiler, ` +
+      `${(flops / 1e9).toFixed(1)} GFLOP of matmuls\n` + formatTable(['work', 'ms', 'share', 'calls', 'GFLOP'], rows) + '\n');
+  }
+  const matmulGflops = matmulRate(tokens, c.hiddenSize);
+  peft.dispose();
+  return {
+    stepS, stepsS, tokS: tokens / stepS, losses, trainableParams: params.reduce((s, [, v]) => s + v.size, 0),
+    peakRssGiB: peakRssGiB(), stepGflop: flops / 1e9, matmulGflops, matmulPath: info.matmulPath, threads: info.threads,
+  };
+}
+
+const [dir, kind] = process.argv.slice(2);
+main(dir, kind, process.argv.includes('--profile')).then(
+  (r) => console.log(JSON.stringify(r)),
+  (e) => {
+    process.stderr.write(String(e instanceof Error ? e.stack : e) + '\n');
+    console.log(JSON.stringify({ error: (e instanceof Error ? e.message : String(e)).split('\n')[0], peakRssGiB: peakRssGiB() }));
+  },
+);

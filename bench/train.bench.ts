@@ -1,0 +1,125 @@
+/**
+ * `npm run bench:train`: the whole training step, ours next to PyTorch 2.x's, for LoRA, MoR,
+ * MoELoRA and full fine-tuning. Shape: SmolLM-135M widths (hidden 576, intermediate 1536, 9
+ * heads, 3 KV heads, vocab 49152, tied embeddings) with 6 layers, batch 4 x 256, adapters r=32
+ * (MoR and MoELoRA with 8 experts; MoELoRA's experts have r_e=32 each) on gate/up/down, loss over
+ * every position with full logits, backward, AdamW. A random float32 checkpoint is written once
+ * to MOR_BENCH_CACHE (default ~/.cache/mor-peft/bench-train) and loaded by both sides.
+ *
+ * Each side runs in its own process (bench/lib/trainRun.ts: the project's trainer, as `mor train`
+ * runs it; bench/train_torch.py: transformers + PEFT), one warm-up and BENCH_STEPS timed steps;
+ * the processes alternate (ours, PyTorch, ours, PyTorch, ... for each kind, BENCH_ROUNDS rounds)
+ * so load from other processes hits both alike. Reported: median step time over all rounds,
+ * tokens/s, peak RSS of each process, the ratios, MoR's step over LoRA's, and the share of the
+ * matmul bound (the step's matmul FLOPs, counted by the kernel profiler, at the rate our matmul
+ * reaches on a large product in the same process, over the step time).
+ *
+ * `--profile`: also print, for each kind, our step's time by kind of work.
+ * Env: BENCH_KINDS (lora,mor,moelora,full), BENCH_ROUNDS (2), BENCH_STEPS (3), BENCH_BATCH (4),
+ * BENCH_SEQ (256), BENCH_LAYERS (6), BENCH_R (32), BENCH_N (8), BENCH_TORCH=0 (skip PyTorch),
+ * MOR_TORCH_PYTHON (a Python with torch >= 2, transformers and peft; default python3),
+ * MOR_MATMUL=wasm (time the pure-wasm path).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../src/backend/tf.ts';
+import { makeConfig } from '../src/models/llama/config.ts';
+import { createRandomModel } from '../src/models/random.ts';
+import { savePretrained } from '../src/models/save.ts';
+import { fmt, formatTable } from './lib/timing.ts';
+import { findTorchPython, runJsonChild } from './lib/child.ts';
+import type { TrainRunResult } from './lib/trainRun.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const env = (k: string, d: string) => process.env[k] ?? d;
+const kinds = env('BENCH_KINDS', 'lora,mor,moelora,full').split(',').map((s) => s.trim()).filter(Boolean);
+const rounds = Number(env('BENCH_ROUNDS', '2'));
+const layers = Number(env('BENCH_LAYERS', '6'));
+const childEnv = {
+  BENCH_BATCH: env('BENCH_BATCH', '4'), BENCH_SEQ: env('BENCH_SEQ', '256'), BENCH_STEPS: env('BENCH_STEPS', '3'),
+  BENCH_R: env('BENCH_R', '32'), BENCH_N: env('BENCH_N', '8'),
+};
+const profile = process.argv.includes('--profile');
+const log = (s: string) => process.stderr.write(s + '\n');
+const timeoutMs = 30 * 60 * 1000;
+
+// The checkpoint both sides load.
+const dir = path.join(process.env.MOR_BENCH_CACHE || path.join(os.homedir(), '.cache', 'mor-peft', 'bench-train'), `smollm-widths-${layers}l-f32`);
+if (!fs.existsSync(path.join(dir, 'config.json'))) {
+  await initBackend({ announce: false });
+  const config = makeConfig({
+    vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: layers, numAttentionHeads: 9,
+    numKeyValueHeads: 3, tieWordEmbeddings: true, rmsNormEps: 1e-5, maxPositionEmbeddings: 2048,
+  });
+  const model = createRandomModel(config, 0);
+  await savePretrained(model, dir);
+  model.dispose();
+  log(`checkpoint written to ${dir}`);
+}
+
+type Result = (TrainRunResult & { torch?: string }) | { error: string };
+const torch = findTorchPython();
+if (torch.why) log(`PyTorch column skipped: ${torch.why}`);
+const ours = new Map<string, Result[]>();
+const theirs = new Map<string, Result[]>();
+const push = (m: Map<string, Result[]>, k: string, r: Result) => m.set(k, [...(m.get(k) ?? []), r]);
+for (let round = 0; round < rounds; round++) {
+  for (const kind of kinds) {
+    const args = ['--import', 'tsx', path.join(here, 'lib', 'trainRun.ts'), dir, kind, ...(profile && round === 0 ? ['--profile'] : [])];
+    const o = runJsonChild<TrainRunResult>(process.execPath, args, childEnv, timeoutMs);
+    push(ours, kind, o);
+    log(`round ${round + 1} ${kind} ours: ${'error' in o && o.error ? o.error : `${(o as TrainRunResult).stepS.toFixed(2)} s/step`}`);
+    if (torch.python) {
+      const t = runJsonChild<TrainRunResult>(torch.python, [path.join(here, 'train_torch.py'), dir, kind], childEnv, timeoutMs);
+      push(theirs, kind, t);
+      log(`round ${round + 1} ${kind} PyTorch: ${'error' in t && t.error ? t.error : `${(t as TrainRunResult).stepS.toFixed(2)} s/step`}`);
+    }
+  }
+}
+
+/** Median of every timed step of every round; max peak RSS; the first run's other fields. */
+function summarise(rs: Result[] | undefined): (TrainRunResult & { torch?: string }) | { error: string } | undefined {
+  if (!rs) return undefined;
+  const ok = rs.filter((r): r is TrainRunResult => !('error' in r && r.error));
+  if (ok.length === 0) return { error: (rs[0] as { error: string }).error };
+  const steps = ok.flatMap((r) => r.stepsS).sort((a, b) => a - b);
+  const stepS = steps[Math.floor((steps.length - 1) / 2)];
+  const tokens = Number(childEnv.BENCH_BATCH) * Number(childEnv.BENCH_SEQ);
+  return { ...ok[0], stepS, tokS: tokens / stepS, peakRssGiB: Math.max(...ok.map((r) => r.peakRssGiB)) };
+}
+
+const rows: string[][] = [];
+const stepOf: Record<string, number> = {};
+let torchVersion = '';
+let torchThreads = 0;
+let path0 = '';
+for (const kind of kinds) {
+  const o = summarise(ours.get(kind))!;
+  const t = summarise(theirs.get(kind));
+  if ('error' in o && o.error) {
+    rows.push([kind, `failed: ${o.error}`, '', '', '', '', '', '', '']);
+    continue;
+  }
+  const a = o as TrainRunResult;
+  stepOf[kind] = a.stepS;
+  path0 = `${a.matmulPath}, ${a.threads} thread(s)`;
+  const bound = a.stepGflop / a.matmulGflops;
+  const tt = t && !('error' in t && t.error) ? (t as TrainRunResult & { torch: string; threads: number }) : undefined;
+  if (tt) {
+    torchVersion = tt.torch;
+    torchThreads = tt.threads;
+  }
+  rows.push([
+    kind, fmt(a.trainableParams / 1e6, 2), fmt(a.stepS, 2), fmt(a.tokS), fmt(tt?.stepS, 2), fmt(tt?.tokS),
+    tt ? fmt(a.tokS / tt.tokS, 2) : (t ? `torch failed: ${(t as { error: string }).error}` : '-'),
+    `${fmt(a.peakRssGiB, 2)} / ${fmt(tt?.peakRssGiB, 2)}`, tt ? fmt(a.peakRssGiB / tt.peakRssGiB, 2) : '-',
+    `${fmt((100 * bound) / a.stepS, 0)} % (${fmt(a.stepGflop, 0)} GFLOP at ${fmt(a.matmulGflops, 0)} GFLOP/s)`,
+  ]);
+}
+console.log(`\ntraining step, ${childEnv.BENCH_BATCH} x ${childEnv.BENCH_SEQ} tokens, SmolLM-135M widths with ${layers} layers, r=${childEnv.BENCH_R}` +
+  `, N=${childEnv.BENCH_N}; ours: ${path0}; PyTorch ${torchVersion || '-'} (${torchThreads || '-'} threads); ${os.cpus()[0]?.model ?? ''}, ` +
+  `${os.availableParallelism()} cores; median of ${rounds} x ${childEnv.BENCH_STEPS} steps per side, processes alternating\n`);
+console.log(formatTable(['adapter', 'trainable M', 'ours s/step', 'ours tok/s', 'torch s/step', 'torch tok/s', 'tok/s ours/torch', 'peak RSS GiB ours / torch', 'RSS ratio', 'matmul bound share'], rows));
+if (stepOf.mor && stepOf.lora) console.log(`\nMoR step / LoRA step (ours): ${fmt(stepOf.mor / stepOf.lora, 2)}`);

@@ -19,6 +19,7 @@ import * as tfc from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import { heapOffset as offset, type WasmBackend } from './wasmHeap.ts';
 import { registerRankKernels } from './rankKernels.ts';
+import { registerLossKernels } from './lossKernels.ts';
 import { state } from './state.ts';
 
 /** Result of {@link enableBlas}. */
@@ -50,6 +51,11 @@ export interface BlasAddon {
     gOff: number, omOff: number, dhOff: number, dgOff: number, domOff: number): void;
   rankBexpGrad(heap: ArrayBuffer, n: number, r: number, dOut: number, dbexpOff: number, bOff: number,
     omegaBOff: number, dbOff: number, domegaBOff: number): void;
+  /** Fused cross-entropy on the heap (native/blas/src/mor_xent.cc; see lossKernels.ts). */
+  xentForward(heap: ArrayBuffer, n: number, v: number, xOff: number, labelsOff: number, lossOff: number, lseOff: number,
+    threads: number): void;
+  xentBackward(heap: ArrayBuffer, n: number, v: number, xOff: number, lseOff: number, labelsOff: number, dyOff: number,
+    dxOff: number, threads: number): void;
 }
 
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
@@ -118,6 +124,7 @@ export function enableBlas(): BlasStatus {
     swapKernel({ kernelName: tfc.BatchMatMul, backendName: 'wasm', kernelFunc: (args) => batchMatMul(lib, args, origBmm) });
     swapKernel({ kernelName: tfc._FusedMatMul, backendName: 'wasm', kernelFunc: (args) => fusedMatMul(lib, args, origFused) });
     registerRankKernels(lib);
+    registerLossKernels(lib);
   }
   state.blas = { threads, config };
   return { ok: true, threads, config };

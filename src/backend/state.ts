@@ -59,6 +59,8 @@ export interface BackendState {
   blas?: BlasRecord;
   /** rankKernels.ts: MoR's native rank-expansion kernels are registered (they stay so). */
   rankKernels: boolean;
+  /** lossKernels.ts: the native fused cross-entropy kernels are registered (they stay so). */
+  lossKernels: boolean;
   /** weightStore.ts: the stored-weight matmul and gather kernels are registered. */
   storeKernels: boolean;
   /**
@@ -72,6 +74,7 @@ export interface BackendState {
 export const state: BackendState = {
   wasmFixesInstalled: false,
   rankKernels: false,
+  lossKernels: false,
   storeKernels: false,
   storeBlockFloats: 0,
 };

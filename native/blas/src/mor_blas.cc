@@ -7,6 +7,7 @@
 
 #include "mor_rank.h"
 #include "mor_store.h"
+#include "mor_xent.h"
 #include <algorithm>
 #include <cstring>
 
@@ -108,6 +109,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("config", Napi::Function::New(env, Config));
   RegisterRankKernels(env, exports);
   RegisterStoreKernels(env, exports);
+  RegisterXentKernels(env, exports);
   return exports;
 }
 

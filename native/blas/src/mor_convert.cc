@@ -2,6 +2,7 @@
 // x86-64 or ARM compiler builds, plus AVX2/FMA/F16C versions chosen at run time on CPUs that
 // have them (the addon is built without -march flags so that one build runs everywhere).
 #include "mor_convert.h"
+#include "mor_parallel.h"
 
 #include <algorithm>
 #include <cstring>
@@ -152,23 +153,9 @@ void GemvAvx2(const float* x, size_t m, size_t k, const char* w, int dtype, size
 }
 #endif
 
-// Run fn(begin, end) over [0, n) split into `threads` contiguous ranges (the caller's thread
-// takes the first); one thread when the work is too small to be worth a spawn.
-template <typename Fn>
-void Parallel(size_t n, int threads, size_t work, Fn fn) {
-  const size_t t = work < (size_t(1) << 20) ? 1 : std::max<size_t>(1, std::min<size_t>(size_t(threads), n));
-  if (t == 1) {
-    fn(size_t(0), n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const size_t step = (n + t - 1) / t;
-  for (size_t b = step; b < n; b += step) pool.emplace_back(fn, b, std::min(n, b + step));
-  fn(size_t(0), std::min(n, step));
-  for (auto& th : pool) th.join();
-}
-
 }  // namespace
+
+using morpar::Parallel;
 
 void ToF32(const char* src, int dtype, size_t count, float* dst, int threads) {
   const size_t bytes = DtypeBytes(dtype);

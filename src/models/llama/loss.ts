@@ -1,5 +1,6 @@
 /** Causal language-model cross-entropy with HF's shift and ignore index. */
 import { tf } from '../../backend/tf.ts';
+import { nativeLossActive, XENT_BACKWARD, XENT_FORWARD } from '../../backend/lossKernels.ts';
 
 /** Label value that contributes no loss (PyTorch's `ignore_index`). */
 export const IGNORE_INDEX = -100;
@@ -28,12 +29,18 @@ export function causalLmLossSum(logits: tf.Tensor3D, labels: tf.Tensor2D): { sum
 }
 
 /**
- * Per-row `logsumexp(x) - x[label]` for logits `[N, V]` and labels `[N]`, with a hand-written
- * gradient `softmax(x) - onehot(label)`: tfjs's logSumExp gradient goes through a broadcast
- * Equal (the max's gradient) that took ~2 s for [512, 49152] on tfjs-wasm, and tf.gather's
- * gradient needs UnsortedSegmentSum, which tfjs-wasm lacks.
+ * Per-row `logsumexp(x) - x[label]` for logits `[N, V]` and labels `[N]` (each in `[0, V)`), with
+ * a hand-written gradient `softmax(x) - onehot(label)`: tfjs's logSumExp gradient goes through a
+ * broadcast Equal (the max's gradient) that took ~2 s for [512, 49152] on tfjs-wasm, and
+ * tf.gather's gradient needs UnsortedSegmentSum, which tfjs-wasm lacks. On the native path both
+ * directions are one fused multi-threaded kernel each (src/backend/lossKernels.ts); values
+ * equal the tfjs-op version up to float rounding.
  */
 export function crossEntropyRows(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  return nativeLossActive() ? crossEntropyNative(logits, labels) : crossEntropyOps(logits, labels);
+}
+
+function crossEntropyOps(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
   const [n, v] = logits.shape;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const x = args[0] as tf.Tensor2D;
@@ -51,6 +58,23 @@ export function crossEntropyRows(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.T
         const p = tf.exp(tf.sub(sx, slse)); // softmax [N, V]
         // wasm's float32 OneHot returns zeros: build int32 and cast.
         return [tf.mul(tf.sub(p, tf.oneHot(sl as tf.Tensor1D, v).toFloat()), g.reshape([n, 1]))];
+      },
+    };
+  }) as unknown as (x: tf.Tensor2D) => tf.Tensor1D;
+  return f(logits);
+}
+
+function crossEntropyNative(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor2D;
+    const save = args[1] as tf.GradSaveFunc;
+    const [loss, lse] = tf.engine().runKernel(XENT_FORWARD, { logits: x, labels }) as unknown as [tf.Tensor1D, tf.Tensor1D];
+    save([x, lse, labels]);
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sx, slse, sl] = saved;
+        return [tf.engine().runKernel(XENT_BACKWARD, { logits: sx, lse: slse, labels: sl, dy: dy as tf.Tensor }) as tf.Tensor];
       },
     };
   }) as unknown as (x: tf.Tensor2D) => tf.Tensor1D;

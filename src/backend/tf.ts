@@ -19,6 +19,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.ts';
 import { installWasmKernelFixes } from './wasmKernels.ts';
+import { setShapeOnlySaves } from './shapeOnlySaves.ts';
 import { state, type MatmulRequest } from './state.ts';
 
 export { tf };
@@ -125,6 +126,7 @@ function initWasm(wasmPaths: InitOptions['wasmPaths']): Promise<void> {
     await tf.setBackend('wasm');
     await tf.ready();
     installWasmKernelFixes();
+    setShapeOnlySaves(true);
   })();
   return state.wasmLoad;
 }
@@ -151,6 +153,7 @@ async function initWasmNode(): Promise<void> {
     });
   }
   installWasmKernelFixes();
+  setShapeOnlySaves(true);
 }
 
 async function doInit(requested: MatmulRequest, announce: boolean, o: InitOptions): Promise<BackendInfo> {

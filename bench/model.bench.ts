@@ -3,9 +3,9 @@
  * tokens/s (batch 1, 16-token prompt, 64 new tokens, KV cache) for a random
  * SmolLM-135M-shaped LLaMA (hidden 576, intermediate 1536, 30 layers, 9 heads, 3 KV heads,
  * vocab 49152, tied embeddings), next to the same workload in PyTorch
- * (bench/model_torch.py, run as a child process) when `/usr/bin/python3 -c "import torch"`
- * works (PyTorch tried with 1 and all threads, best kept: under load its multi-threaded
- * element-wise ops slow down ~10x); the ratio column is ours / PyTorch.
+ * (bench/model_torch.py, run as a child process) when a Python with PyTorch 2.x is found
+ * (`MOR_TORCH_PYTHON`, else `python3`; PyTorch tried with 1 and all threads, best kept: under
+ * load its multi-threaded element-wise ops slow down ~10x); the ratio column is ours / PyTorch.
  *
  * Env: BENCH_REPS (timed forwards, default 2), BENCH_NEW (new tokens, default 64),
  * MOR_MATMUL=wasm|blas to pick the matmul path.
@@ -19,6 +19,7 @@ import { createRandomModel } from '../src/models/random.ts';
 import { generate } from '../src/generate/generate.ts';
 import { fmt, formatTable } from './lib/timing.ts';
 import { minOf } from '../src/util/array.ts';
+import { findTorchPython } from './lib/child.ts';
 
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const NEW = Number(process.env.BENCH_NEW ?? 64);
@@ -62,8 +63,9 @@ model.dispose();
 
 // PyTorch
 let torch: { forward_tok_s: number; generate_tok_s: number; forward_threads: number; generate_threads: number; torch: string } | undefined;
-const py = '/usr/bin/python3';
-if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) {
+const found = findTorchPython();
+const py = found.python;
+if (py) {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'model_torch.py');
   const r = spawnSync(py, [script, '--reps', String(REPS), '--batch', String(BATCH), '--seq', String(SEQ), '--prompt', String(PROMPT), '--new', String(NEW)], {
     encoding: 'utf8',
@@ -79,4 +81,4 @@ const rows = [
   [`generate 1x${NEW} (prompt ${PROMPT})`, fmt(genTokS, 2), ...(torch ? [`${fmt(torch.generate_tok_s, 2)} (${torch.generate_threads} thr)`, ratio(genTokS, torch.generate_tok_s)] : [])],
 ];
 process.stdout.write(formatTable(headers, rows) + '\n');
-if (!torch) process.stdout.write('(PyTorch column skipped: /usr/bin/python3 with torch not available)\n');
+if (!torch) process.stdout.write(`(PyTorch column skipped: ${found.why ?? 'its run failed'})\n`);

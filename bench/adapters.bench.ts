@@ -87,7 +87,7 @@ function rows(): Row[] {
       forward: (x, ctx) => tf.tidy(() => {
         const s = mor.state('default');
         const g = mor.routing(s, x, ctx);
-        return tf.add(mor.baseLayer.forward(x), morDeltaNaive(x, mor.params(s), g, s.scaling));
+        return tf.add(mor.baseLayer.forward(x), morDeltaNaive(x, s.params, g, s.scaling));
       }),
     },
     { name: 'MoELoRA N=8 r_e=32', layer: moe(32), macs: macs.moelora(32, 8) },

@@ -98,7 +98,9 @@ export type { AdapterKindDefinition, KindConfigBase, LayerShape, MergeMode, Peft
 export { PeftModel, getPeftModel, createAdapterLayer } from './adapters/inject.ts';
 export type { AddAdapterOptions, RoutingVectors } from './adapters/inject.ts';
 export { AdapterLayer, isAdapterLayer, modelParameters } from './adapters/layer.ts';
-export type { AdapterState, MergeOptions, FixedRoutingLayer } from './adapters/layer.ts';
+export type { AdapterState } from './adapters/layer.ts';
+export { DeltaAdapterLayer, isDeltaLayer } from './adapters/deltaLayer.ts';
+export type { MergeOptions, FixedRoutingLayer } from './adapters/deltaLayer.ts';
 export { LoraLinear, loraKind, loraConfigSchema } from './adapters/lora.ts';
 export type { LoraLayerSpec, LoraConfig } from './adapters/lora.ts';
 export { DoraLinear, doraKind, doraConfigSchema } from './adapters/dora.ts';

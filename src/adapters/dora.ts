@@ -17,8 +17,9 @@ import { tf } from '../backend/tf.ts';
 import { weightTensor } from '../backend/weightStore.ts';
 import { matMul } from '../backend/matmul.ts';
 import type { ForwardContext } from '../nn/context.ts';
-import { LoraLinear, loraTensorShapes, type LoraLayerSpec, type LoraState } from './lora.ts';
-import type { MergeOptions } from './layer.ts';
+import type { Linear } from '../nn/linear.ts';
+import { LoraPairLayer, loraTensorShapes, type LoraLayerSpec, type LoraState } from './lora.ts';
+import type { MergeOptions } from './deltaLayer.ts';
 import type { AdapterKindDefinition } from './kind.ts';
 import {
   commonFields, fanInFanOutField, loraBiasRefused, lowRankFields, lowRankLayerBase, lowRankPeftFields,
@@ -35,43 +36,54 @@ export function doraTensorShapes(spec: Pick<LoraLayerSpec, 'r'>, dIn: number, dO
   return m;
 }
 
-export class DoraLinear extends LoraLinear {
-  override readonly kind: string = 'dora';
+export interface DoraState extends LoraState {
+  /** Magnitude m `[out]` (`lora_magnitude_vector`). */
+  readonly magnitude: tf.Variable;
+}
 
-  protected override createState(name: string, spec: LoraLayerSpec): LoraState {
-    const s = super.createState(name, { ...spec, loraBias: false });
+export class DoraLinear extends LoraPairLayer<DoraState> {
+  readonly kind = 'dora';
+
+  /** Wrap `base` (frozen) at `modulePath`; add adapters with {@link addAdapter}. */
+  constructor(base: Linear, modulePath: string) {
+    super(base, modulePath);
+  }
+
+  protected createState(name: string, spec: LoraLayerSpec): DoraState {
+    const s = this.loraState(name, { ...spec, loraBias: false });
     const norm = this.weightNorm(s);
-    s.tensors.set('lora_magnitude_vector', variable(norm.dataSync() as Float32Array, [this.outFeatures]));
+    const magnitude = variable(norm.dataSync() as Float32Array, [this.outFeatures]);
     norm.dispose();
-    return s;
+    s.tensors.set('lora_magnitude_vector', magnitude);
+    return { ...s, magnitude };
   }
 
   /** `||W + s B A||` per output row `[out]`, with no gradient to A or B. */
   weightNorm(s: LoraState): tf.Tensor1D {
     return tf.tidy(() => {
-      const a = detach(s.tensors.get('lora_A.weight')!);
-      const b = detach(s.tensors.get('lora_B.weight')!);
+      const a = detach(s.a);
+      const b = detach(s.b);
       const w = tf.add(weightTensor(this.baseLayer.weight), tf.mul(matMul(b, a), s.scaling)); // [out, in]
       return tf.sqrt(tf.sum(tf.square(w), 1)) as tf.Tensor1D;
     });
   }
 
-  protected override adapterForward(s: LoraState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
+  protected adapterForward(s: DoraState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
     const x2 = flatten2d(x); // [T, in]
     const base = matMul(x2, weightTensor(this.baseLayer.weight), false, true); // [T, out], no bias
     const lora = this.loraDelta(s, x2, ctx); // s * B A dropout(x)
-    const scale = tf.div(s.tensors.get('lora_magnitude_vector')!, this.weightNorm(s)); // [out]
+    const scale = tf.div(s.magnitude, this.weightNorm(s)); // [out]
     let y = tf.mul(tf.add(base, lora), scale);
     const bias = this.baseLayer.bias;
     if (bias) y = tf.add(y, bias);
     return y.reshape([...x.shape.slice(0, -1), this.outFeatures]);
   }
 
-  protected override mergedWeights(s: LoraState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
+  protected mergedWeights(s: DoraState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
     return tf.tidy(() => {
       const w = tf.add(weightTensor(this.baseLayer.weight), this.deltaWeight(s.name)); // [out, in]
       const norm = tf.sqrt(tf.sum(tf.square(w), 1, true)); // [out, 1]
-      const m = s.tensors.get('lora_magnitude_vector')!.reshape([-1, 1]);
+      const m = s.magnitude.reshape([-1, 1]);
       const weight = tf.mul(w, tf.div(m, norm)) as tf.Tensor2D;
       const bias = this.baseLayer.bias ? (tf.add(this.baseLayer.bias, 0) as tf.Tensor1D) : undefined;
       return { weight, bias };

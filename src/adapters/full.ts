@@ -12,7 +12,7 @@ import { tf } from '../backend/tf.ts';
 import { variableFrom, type FrozenWeight } from '../backend/weightStore.ts';
 import { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
-import { AdapterLayer, frozenClone, type AdapterState, type MergeOptions } from './layer.ts';
+import { AdapterLayer, frozenClone, type AdapterState } from './layer.ts';
 import type { AdapterKindDefinition } from './kind.ts';
 import { commonFields } from './schema.ts';
 
@@ -33,6 +33,10 @@ export interface FullLayerSpec {
 
 export interface FullState extends AdapterState {
   readonly spec: FullLayerSpec;
+  /** Trainable copy of the weight `[out, in]`. */
+  readonly weight: tf.Variable;
+  /** Trainable copy of the bias `[out]` (with `trainBias`, when the layer has one). */
+  readonly bias?: tf.Variable;
 }
 
 /** Key suffixes and shapes of a full adapter on an `[out, in]` layer. */
@@ -42,6 +46,11 @@ export function fullTensorShapes(spec: FullLayerSpec, dIn: number, dOut: number,
   return m;
 }
 
+/**
+ * Full fine-tuning of one Linear. Its tensors live in `base_layer` while active (not in PEFT
+ * dicts), so there is nothing to merge: the kind's registry entry says `merge: "inPlace"`, and
+ * the layer is not a `DeltaAdapterLayer`.
+ */
 export class FullLinear extends AdapterLayer<FullState, FullLayerSpec> {
   readonly kind = 'full';
   private readonly originalWeight: FrozenWeight;
@@ -55,43 +64,37 @@ export class FullLinear extends AdapterLayer<FullState, FullLayerSpec> {
 
   /** Create adapter `name`: trainable copies of the weight (and bias). */
   addAdapter(name: string, spec: FullLayerSpec): void {
-    const tensors = new Map<string, tf.Variable>([['weight', variableFrom(this.originalWeight)]]);
-    if (spec.trainBias && this.originalBias) tensors.set('bias', tf.variable(this.originalBias, true));
-    this.addState({ name, tensors, spec });
+    const weight = variableFrom(this.originalWeight);
+    const bias = spec.trainBias && this.originalBias ? tf.variable(this.originalBias, true) : undefined;
+    const tensors = new Map<string, tf.Variable>([['weight', weight]]);
+    if (bias) tensors.set('bias', bias);
+    this.addState({ name, tensors, spec, weight, bias });
     this.onActivationChanged();
   }
-
-  // The tensors live in base_layer while active, not in PEFT dicts.
-  protected override registerState(_s: FullState): void {}
-  protected override unregisterState(_name: string): void {}
 
   protected override onActivationChanged(): void {
     const s = this.effectiveAdapter();
     const base = this.baseLayer;
-    base.replaceParam('weight', s?.tensors.get('weight') ?? this.originalWeight);
-    if (this.originalBias) base.replaceParam('bias', s?.tensors.get('bias') ?? this.originalBias);
+    base.replaceParam('weight', s?.weight ?? this.originalWeight);
+    if (this.originalBias) base.replaceParam('bias', s?.bias ?? this.originalBias);
   }
 
   protected adapterForward(_s: FullState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
     return this.baseLayer.forward(x, ctx); // the base layer holds the adapter's weights now
   }
 
-  /** The trained weights are already in place: merging changes nothing. */
-  override merge(): void {}
-
-  override unmerge(): void {}
-
-  protected mergedWeights(s: FullState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
-    const w = s.tensors.get('weight')!;
-    const b = s.tensors.get('bias') ?? this.originalBias;
-    return { weight: frozenClone(w) as tf.Tensor2D, bias: b ? (frozenClone(b) as tf.Tensor1D) : undefined };
+  /** Frozen copies of adapter `s`'s weight and bias (the original bias when it trains none). */
+  private trainedWeights(s: FullState): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
+    const b = s.bias ?? this.originalBias;
+    return { weight: frozenClone(s.weight) as tf.Tensor2D, bias: b ? (frozenClone(b) as tf.Tensor1D) : undefined };
   }
 
-  override unload(merge: boolean, _opts: MergeOptions = {}): Linear {
+  /** The Linear to put back: the active adapter's trained weights with `merge`, else the original. */
+  unload(merge: boolean): Linear {
     const s = this.activeAdapter !== undefined ? this.states.get(this.activeAdapter) : undefined;
     let out: Linear;
     if (merge && s) {
-      const { weight, bias } = this.mergedWeights(s, {});
+      const { weight, bias } = this.trainedWeights(s);
       out = new Linear(weight, bias);
       this.originalWeight.dispose();
       this.originalBias?.dispose();
@@ -99,8 +102,7 @@ export class FullLinear extends AdapterLayer<FullState, FullLayerSpec> {
       this.restoreOriginals();
       out = this.baseLayer;
     }
-    for (const st of this.states.values()) this.disposeState(st);
-    this.states.clear();
+    this.disposeStates();
     return out;
   }
 
@@ -118,7 +120,7 @@ export class FullLinear extends AdapterLayer<FullState, FullLayerSpec> {
 /** Full fine-tuning's entry in the adapter registry. */
 export const fullKind = {
   kind: 'full',
-  label: 'full',
+  label: 'full fine-tuning',
   schema: fullConfigSchema,
   defaultTargets: 'all-linear',
   lowRank: false,

@@ -23,7 +23,8 @@ import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../errors.ts';
-import { AdapterLayer, type AdapterState, type FixedRoutingLayer, type MergeOptions } from './layer.ts';
+import type { AdapterState } from './layer.ts';
+import { DeltaAdapterLayer, type FixedRoutingLayer, type MergeOptions } from './deltaLayer.ts';
 import type { AdapterKindDefinition } from './kind.ts';
 import {
   commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
@@ -59,6 +60,14 @@ export interface HydraLoraState extends AdapterState {
   readonly spec: HydraLoraLayerSpec;
   readonly scaling: number;
   readonly rng: Rng;
+  /** Shared A `[r, in]` (`hydra_A.weight`). */
+  readonly a: tf.Variable;
+  /** The heads B_i stacked `[N, out, r]` (`hydra_B.weight`). */
+  readonly b: tf.Variable;
+  /** Router W_g `[N, in]` (`hydra_router.weight`). */
+  readonly router: tf.Variable;
+  /** Router bias `[N]` (`hydra_router.bias`, with `routerBias`). */
+  readonly routerBias?: tf.Variable;
   /** Routing vector `[N]` pinned in place of the router, if set. */
   fixedRouting?: Float32Array;
 }
@@ -100,7 +109,7 @@ export function hydraLoraDeltaNaive(h: tf.Tensor2D, b: tf.Tensor, g: tf.Tensor2D
   });
 }
 
-export class HydraLoraLinear extends AdapterLayer<HydraLoraState, HydraLoraLayerSpec> implements FixedRoutingLayer {
+export class HydraLoraLinear extends DeltaAdapterLayer<HydraLoraState, HydraLoraLayerSpec> implements FixedRoutingLayer {
   readonly kind = 'hydralora';
 
   constructor(base: Linear, modulePath: string) {
@@ -117,14 +126,20 @@ export class HydraLoraLinear extends AdapterLayer<HydraLoraState, HydraLoraLayer
     const b = new Float32Array(n * dOut * r);
     // init=false: every head random (tests only), as LoRA's B would be.
     if (spec.init === false) for (let i = 0; i < n; i++) b.set(kaimingUniform(rng, dOut, r), i * dOut * r);
+    const t = {
+      a: variable(a, [r, dIn]),
+      b: variable(b, [n, dOut, r]),
+      router: variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]),
+      routerBias: spec.routerBias ? variable(new Float32Array(n), [n]) : undefined,
+    };
     const tensors = new Map<string, tf.Variable>([
-      ['hydra_A.weight', variable(a, [r, dIn])],
-      ['hydra_B.weight', variable(b, [n, dOut, r])],
-      ['hydra_router.weight', variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn])],
+      ['hydra_A.weight', t.a],
+      ['hydra_B.weight', t.b],
+      ['hydra_router.weight', t.router],
     ]);
-    if (spec.routerBias) tensors.set('hydra_router.bias', variable(new Float32Array(n), [n]));
+    if (t.routerBias) tensors.set('hydra_router.bias', t.routerBias);
     this.addState({
-      name, tensors, spec,
+      name, tensors, spec, ...t,
       scaling: loraScaling(spec.alpha, r, spec.useRslora),
       rng: derivedRng(spec.seed, `dropout:${key}`),
     });
@@ -143,8 +158,7 @@ export class HydraLoraLinear extends AdapterLayer<HydraLoraState, HydraLoraLayer
       if (ctx?.routing) recordRouting(ctx, this.modulePath, tf.tile(g, [x2.shape[0], 1]) as tf.Tensor2D);
       return g;
     }
-    const [wg, bias] = [s.tensors.get('hydra_router.weight')!, s.tensors.get('hydra_router.bias')];
-    const g = logits ? routerSoftmax(logits, bias) : routerProbs(x2, wg, bias);
+    const g = logits ? routerSoftmax(logits, s.routerBias) : routerProbs(x2, s.router, s.routerBias);
     recordRouting(ctx, this.modulePath, g);
     if (s.spec.loadBalance && ctx?.training) {
       pushAuxLoss(ctx, loadBalanceLoss(g, argmaxAssignment(g), ctx.tokenMask), s.spec.loadBalanceCoef);
@@ -156,10 +170,10 @@ export class HydraLoraLinear extends AdapterLayer<HydraLoraState, HydraLoraLayer
     const y = this.baseLayer.forward(x, ctx); // [..., out]
     const x2 = flatten2d(x); // [T, in]
     const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
-    const [a, b] = [s.tensors.get('hydra_A.weight')!, s.tensors.get('hydra_B.weight')!];
+    const { a, b } = s;
     let d: tf.Tensor2D;
     if (xd === x2 && !s.fixedRouting) {
-      const { h, logits } = projectWithRouter(x2, a, s.tensors.get('hydra_router.weight')!);
+      const { h, logits } = projectWithRouter(x2, a, s.router);
       d = hydraLoraDelta(h, b, this.routing(s, x2, ctx, logits), s.scaling);
     } else {
       d = hydraLoraDelta(matMul(xd, a, false, true) as tf.Tensor2D, b, this.routing(s, x2, ctx), s.scaling);
@@ -177,7 +191,7 @@ export class HydraLoraLinear extends AdapterLayer<HydraLoraState, HydraLoraLayer
     }
     const gv = checkRouting(g, s.spec.numExperts, this.modulePath);
     return tf.tidy(() => {
-      const [a, b] = [s.tensors.get('hydra_A.weight')!, s.tensors.get('hydra_B.weight')!];
+      const { a, b } = s;
       const n = gv.length;
       const mixed = tf.sum(tf.mul(b, tf.tensor3d(gv, [n, 1, 1])), 0); // sum_i g_i B_i [out, r]
       const base = this.baseLayer;

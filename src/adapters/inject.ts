@@ -12,7 +12,8 @@ import { Module, type Param } from '../nn/module.ts';
 import { Linear } from '../nn/linear.ts';
 import { UserError } from '../errors.ts';
 import { parseAdapterConfig, type AdapterConfig, type AdapterConfigInput } from './config.ts';
-import { AdapterLayer, modelParameters, type MergeOptions } from './layer.ts';
+import { AdapterLayer, modelParameters } from './layer.ts';
+import { isDeltaLayer, type DeltaAdapterLayer, type MergeOptions } from './deltaLayer.ts';
 import { adapterKind } from './registry.ts';
 import { biasMode } from './schema.ts';
 import { mergeWithRouting, type RoutingVectors } from '../routing/fixedRouting.ts';
@@ -79,6 +80,11 @@ export class PeftModel<M extends Module = Module> extends Module {
     };
     walk(this.model, '');
     return out;
+  }
+
+  /** The adapter wrappers that can merge (every kind but full fine-tuning), with their paths. */
+  deltaLayers(): [string, DeltaAdapterLayer][] {
+    return this.adapterLayers().filter((e): e is [string, DeltaAdapterLayer] => isDeltaLayer(e[1]));
   }
 
   /**
@@ -168,9 +174,7 @@ export class PeftModel<M extends Module = Module> extends Module {
    * duration and merged again afterwards.
    */
   withAdapterDisabled<T>(fn: () => T): T {
-    const merged = this.adapterLayers()
-      .filter(([, l]) => l.mergedAdapter !== undefined)
-      .map(([, l]) => ({ l, name: l.mergedAdapter!, opts: l.mergedOptions! }));
+    const merged = this.deltaLayers().flatMap(([, l]) => (l.merged ? [{ l, ...l.merged }] : []));
     for (const { l } of merged) l.unmerge();
     this.disabledDepth++;
     this.applyDisabled();
@@ -253,9 +257,9 @@ export class PeftModel<M extends Module = Module> extends Module {
   /** Fold adapter `name` (default: active) into the base weights of every layer holding it. */
   merge(name = this.active, opts: MergeOptions = {}): void {
     if (name === undefined) throw new UserError('no adapter to merge');
-    const done: AdapterLayer[] = [];
+    const done: DeltaAdapterLayer[] = [];
     try {
-      for (const [, l] of this.adapterLayers()) {
+      for (const [, l] of this.deltaLayers()) {
         if (!l.hasAdapter(name)) continue;
         l.merge(name, opts);
         done.push(l);
@@ -268,7 +272,7 @@ export class PeftModel<M extends Module = Module> extends Module {
 
   /** Undo {@link merge} (and `mergeWithRouting`) everywhere. */
   unmerge(): void {
-    for (const [, l] of this.adapterLayers()) l.unmerge();
+    for (const [, l] of this.deltaLayers()) l.unmerge();
   }
 
   /**
@@ -294,10 +298,7 @@ export class PeftModel<M extends Module = Module> extends Module {
       if (routing) mergeWithRouting(this, routing);
       else this.merge();
     }
-    for (const [path, l] of layers) {
-      const opts = l.mergedOptions ?? {};
-      this.replaceAt(path, l.unload(merge, opts));
-    }
+    for (const [path, l] of layers) this.replaceAt(path, l.unload(merge));
     this.copies.bake(merge ? this.active : undefined);
     this.peftConfig.clear();
     this.active = undefined;

@@ -148,7 +148,9 @@ function attachAdapter<M extends Module>(
   const wasEmpty = peft.peftConfig.size === 0;
   peft.addAdapter(name, config, { inferenceMode: !opts.isTrainable });
   for (const [key, v] of peft.adapterTensors(name)) {
-    const t = tensors.get(key)!;
+    const t = tensors.get(key);
+    // The keys were checked against expectedAdapterTensors above: a miss here is a bug.
+    if (!t) throw new Error(`${file}: adapter tensor "${key}" was checked but is missing`);
     tf.tidy(() => v.assign(tf.tensor(t.data as Float32Array, t.shape, 'float32')));
   }
   if (wasEmpty || peft.activeAdapter === name) peft.setAdapter(name);

@@ -11,7 +11,8 @@ import { matMul } from '../backend/matmul.ts';
 import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
-import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
+import type { AdapterState } from './layer.ts';
+import { DeltaAdapterLayer, type MergeOptions } from './deltaLayer.ts';
 import type { AdapterKindDefinition } from './kind.ts';
 import {
   commonFields, fanInFanOutField, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields,
@@ -47,6 +48,12 @@ export interface LoraState extends AdapterState {
   readonly scaling: number;
   /** Dropout stream when the forward context has no seed. */
   readonly rng: Rng;
+  /** A `[r, in]` (`lora_A.weight`). */
+  readonly a: tf.Variable;
+  /** B `[out, r]` (`lora_B.weight`). */
+  readonly b: tf.Variable;
+  /** Bias of B `[out]` (`lora_B.bias`, with `loraBias`). */
+  readonly bBias?: tf.Variable;
 }
 
 /** PEFT key suffixes and shapes of one LoRA adapter on an `[out, in]` layer. */
@@ -59,30 +66,35 @@ export function loraTensorShapes(spec: Pick<LoraLayerSpec, 'r' | 'loraBias'>, dI
   return m;
 }
 
-export class LoraLinear extends AdapterLayer<LoraState, LoraLayerSpec> {
-  readonly kind: string = 'lora';
-
-  /** Wrap `base` (frozen) at `modulePath`; add adapters with {@link addAdapter}. */
-  constructor(base: Linear, modulePath: string) {
-    super(base, modulePath);
-  }
-
+/**
+ * What LoRA and DoRA share: the low-rank pair A, B, its init and its delta. `S` is the kind's
+ * state (LoRA's, or DoRA's with the magnitude added).
+ */
+export abstract class LoraPairLayer<S extends LoraState> extends DeltaAdapterLayer<S, LoraLayerSpec> {
   /** Create adapter `name` with fresh parameters (PEFT init). */
   addAdapter(name: string, spec: LoraLayerSpec): void {
     this.addState(this.createState(name, spec));
   }
 
-  protected createState(name: string, spec: LoraLayerSpec): LoraState {
+  /** The state of a new adapter `name`. */
+  protected abstract createState(name: string, spec: LoraLayerSpec): S;
+
+  /** A new LoRA pair (and B bias) for adapter `name`, initialised as PEFT does. */
+  protected loraState(name: string, spec: LoraLayerSpec): LoraState {
     const key = `${this.modulePath}/${name}`;
     const rng = derivedRng(spec.seed, `init:${key}`);
-    const { a, b } = initLowRankPair(spec.init, rng, spec.r, this.inFeatures, this.outFeatures);
+    const init = initLowRankPair(spec.init, rng, spec.r, this.inFeatures, this.outFeatures);
+    const a = variable(init.a, [spec.r, this.inFeatures]);
+    const b = variable(init.b, [this.outFeatures, spec.r]);
     const tensors = new Map<string, tf.Variable>([
-      ['lora_A.weight', variable(a, [spec.r, this.inFeatures])],
-      ['lora_B.weight', variable(b, [this.outFeatures, spec.r])],
+      ['lora_A.weight', a],
+      ['lora_B.weight', b],
     ]);
+    let bBias: tf.Variable | undefined;
     if (spec.loraBias) {
       const bias = spec.init === false ? rng.uniformArray(this.outFeatures, -1 / Math.sqrt(spec.r), 1 / Math.sqrt(spec.r)) : new Float32Array(this.outFeatures);
-      tensors.set('lora_B.bias', variable(bias, [this.outFeatures]));
+      bBias = variable(bias, [this.outFeatures]);
+      tensors.set('lora_B.bias', bBias);
     }
     return {
       name,
@@ -90,17 +102,38 @@ export class LoraLinear extends AdapterLayer<LoraState, LoraLayerSpec> {
       spec,
       scaling: loraScaling(spec.alpha, spec.r, spec.useRslora),
       rng: derivedRng(spec.seed, `dropout:${key}`),
+      a,
+      b,
+      bBias,
     };
   }
 
   /** `s * (B A dropout(x) + b_B)` as `[T, out]` for x `[T, in]`. */
-  protected loraDelta(s: LoraState, x2: tf.Tensor2D, ctx: ForwardContext | undefined): tf.Tensor2D {
+  protected loraDelta(s: S, x2: tf.Tensor2D, ctx: ForwardContext | undefined): tf.Tensor2D {
     const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
     // Scale the thin [T, r] activation rather than the [T, out] result.
-    const h = tf.mul(matMul(xd, s.tensors.get('lora_A.weight')!, false, true), s.scaling); // [T, r]
-    const d = matMul(h, s.tensors.get('lora_B.weight')!, false, true) as tf.Tensor2D; // [T, out]
-    const bb = s.tensors.get('lora_B.bias');
-    return bb ? tf.add(d, tf.mul(bb, s.scaling)) : d;
+    const h = tf.mul(matMul(xd, s.a, false, true), s.scaling); // [T, r]
+    const d = matMul(h, s.b, false, true) as tf.Tensor2D; // [T, out]
+    return s.bBias ? tf.add(d, tf.mul(s.bBias, s.scaling)) : d;
+  }
+
+  /** `s * B A` `[out, in]` (merging only). */
+  deltaWeight(name: string): tf.Tensor2D {
+    const s = this.state(name);
+    return tf.tidy(() => tf.mul(matMul(s.b, s.a), s.scaling) as tf.Tensor2D);
+  }
+}
+
+export class LoraLinear extends LoraPairLayer<LoraState> {
+  readonly kind = 'lora';
+
+  /** Wrap `base` (frozen) at `modulePath`; add adapters with {@link addAdapter}. */
+  constructor(base: Linear, modulePath: string) {
+    super(base, modulePath);
+  }
+
+  protected createState(name: string, spec: LoraLayerSpec): LoraState {
+    return this.loraState(name, spec);
   }
 
   protected adapterForward(s: LoraState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
@@ -109,19 +142,12 @@ export class LoraLinear extends AdapterLayer<LoraState, LoraLayerSpec> {
     return tf.add(y, d.reshape(y.shape));
   }
 
-  /** `s * B A` `[out, in]` (merging only). */
-  deltaWeight(name: string): tf.Tensor2D {
-    const s = this.state(name);
-    return tf.tidy(() => tf.mul(matMul(s.tensors.get('lora_B.weight')!, s.tensors.get('lora_A.weight')!), s.scaling) as tf.Tensor2D);
-  }
-
   protected mergedWeights(s: LoraState, _opts: MergeOptions): { weight: tf.Tensor2D; bias?: tf.Tensor1D } {
     return tf.tidy(() => {
       const base = this.baseLayer;
       const weight = tf.add(weightTensor(base.weight), this.deltaWeight(s.name)) as tf.Tensor2D;
-      const bb = s.tensors.get('lora_B.bias');
       let bias = base.bias ? tf.add(base.bias, 0) as tf.Tensor1D : undefined;
-      if (bb) bias = tf.add(bias ?? tf.zeros([this.outFeatures]), tf.mul(bb, s.scaling)) as tf.Tensor1D;
+      if (s.bBias) bias = tf.add(bias ?? tf.zeros([this.outFeatures]), tf.mul(s.bBias, s.scaling)) as tf.Tensor1D;
       return { weight, bias };
     });
   }

@@ -20,7 +20,8 @@ import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../errors.ts';
-import { AdapterLayer, type AdapterState, type MergeOptions } from './layer.ts';
+import type { AdapterState } from './layer.ts';
+import { DeltaAdapterLayer, type MergeOptions } from './deltaLayer.ts';
 import type { AdapterKindDefinition } from './kind.ts';
 import {
   commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
@@ -65,6 +66,14 @@ export interface MoeLoraState extends AdapterState {
   readonly spec: MoeLoraLayerSpec;
   readonly scaling: number;
   readonly rng: Rng;
+  /** The experts' A stacked `[N, r_e, in]` (`moelora_A.weight`). */
+  readonly a: tf.Variable;
+  /** The experts' B stacked `[N, out, r_e]` (`moelora_B.weight`). */
+  readonly b: tf.Variable;
+  /** Router W_g `[N, in]` (`moelora_router.weight`). */
+  readonly router: tf.Variable;
+  /** Router bias `[N]` (`moelora_router.bias`, with `routerBias`). */
+  readonly routerBias?: tf.Variable;
 }
 
 /** Key suffixes and shapes of one MoELoRA adapter. */
@@ -83,7 +92,7 @@ export function moeLoraTensorShapes(
   return m;
 }
 
-export class MoeLoraLinear extends AdapterLayer<MoeLoraState, MoeLoraLayerSpec> {
+export class MoeLoraLinear extends DeltaAdapterLayer<MoeLoraState, MoeLoraLayerSpec> {
   readonly kind = 'moelora';
 
   constructor(base: Linear, modulePath: string) {
@@ -103,14 +112,20 @@ export class MoeLoraLinear extends AdapterLayer<MoeLoraState, MoeLoraLayerSpec> 
       a.set(e.a, i * r * dIn);
       b.set(e.b, i * dOut * r);
     }
+    const t = {
+      a: variable(a, [n, r, dIn]),
+      b: variable(b, [n, dOut, r]),
+      router: variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]),
+      routerBias: spec.routerBias ? variable(new Float32Array(n), [n]) : undefined,
+    };
     const tensors = new Map<string, tf.Variable>([
-      ['moelora_A.weight', variable(a, [n, r, dIn])],
-      ['moelora_B.weight', variable(b, [n, dOut, r])],
-      ['moelora_router.weight', variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn])],
+      ['moelora_A.weight', t.a],
+      ['moelora_B.weight', t.b],
+      ['moelora_router.weight', t.router],
     ]);
-    if (spec.routerBias) tensors.set('moelora_router.bias', variable(new Float32Array(n), [n]));
+    if (t.routerBias) tensors.set('moelora_router.bias', t.routerBias);
     this.addState({
-      name, tensors, spec,
+      name, tensors, spec, ...t,
       scaling: loraScaling(spec.alpha, r, spec.useRslora),
       rng: derivedRng(spec.seed, `dropout:${key}`),
     });
@@ -121,8 +136,7 @@ export class MoeLoraLinear extends AdapterLayer<MoeLoraState, MoeLoraLayerSpec> 
    * `x W_g^T`, when the caller already has them, saves the router product.
    */
   routing(s: MoeLoraState, x2: tf.Tensor2D, ctx: ForwardContext | undefined, logits?: tf.Tensor2D): tf.Tensor2D {
-    const [wg, bias] = [s.tensors.get('moelora_router.weight')!, s.tensors.get('moelora_router.bias')];
-    const probs = logits ? routerSoftmax(logits, bias) : routerProbs(x2, wg, bias);
+    const probs = logits ? routerSoftmax(logits, s.routerBias) : routerProbs(x2, s.router, s.routerBias);
     let g = probs;
     let assigned: tf.Tensor2D | undefined;
     if (s.spec.topK !== undefined && s.spec.topK < s.spec.numExperts) {
@@ -141,11 +155,11 @@ export class MoeLoraLinear extends AdapterLayer<MoeLoraState, MoeLoraLayerSpec> 
     const y = this.baseLayer.forward(x, ctx); // [..., out]
     const x2 = flatten2d(x); // [T, in]
     const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
-    const [a, b] = [s.tensors.get('moelora_A.weight')!, s.tensors.get('moelora_B.weight')!];
+    const { a, b } = s;
     let d: tf.Tensor2D;
     if (xd === x2) {
       // No dropout: the stacked A_i and the router share one product (see projectWithRouter).
-      const { h, logits } = projectWithRouter(x2, a.reshape([-1, a.shape[2]!]), s.tensors.get('moelora_router.weight')!);
+      const { h, logits } = projectWithRouter(x2, a.reshape([-1, this.inFeatures]), s.router) // A stacked [N r_e, in];
       d = moeLoraDeltaFromRank(h, b, this.routing(s, x2, ctx, logits), s.scaling);
     } else {
       d = moeLoraDelta(xd, a, b, this.routing(s, x2, ctx), s.scaling);

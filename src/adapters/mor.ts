@@ -22,7 +22,8 @@ import type { Linear } from '../nn/linear.ts';
 import type { ForwardContext } from '../nn/context.ts';
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../errors.ts';
-import { AdapterLayer, type AdapterState, type FixedRoutingLayer, type MergeOptions } from './layer.ts';
+import type { AdapterState } from './layer.ts';
+import { DeltaAdapterLayer, type FixedRoutingLayer, type MergeOptions } from './deltaLayer.ts';
 import type { AdapterKindDefinition } from './kind.ts';
 import {
   commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
@@ -74,6 +75,12 @@ export interface MorState extends AdapterState {
   readonly spec: MorLayerSpec;
   readonly scaling: number;
   readonly rng: Rng;
+  /** The shared tensors A, B, Omega_A, Omega_B. */
+  readonly params: MorParams;
+  /** Router W_g `[N, in]` (`mor_router.weight`; absent in uniform mode). */
+  readonly router?: tf.Variable;
+  /** Router bias `[N]` (`mor_router.bias`, with `routerBias`). */
+  readonly routerBias?: tf.Variable;
   /** Routing vector `[N]` pinned in place of the router (analysis / static routing), if set. */
   fixedRouting?: Float32Array;
 }
@@ -98,11 +105,15 @@ export function morTensorShapes(
   return m;
 }
 
-/** The four MoR tensors the forward needs (`router` absent in uniform mode). */
+/** The four shared MoR tensors the forward needs. */
 export interface MorParams {
+  /** A `[r, in]` (`mor_A.weight`). */
   a: tf.Tensor;
+  /** B `[out, r]` (`mor_B.weight`). */
   b: tf.Tensor;
+  /** Omega_A `[N, r]` (`mor_omega_A`). */
   omegaA: tf.Tensor;
+  /** Omega_B `[N, out]` (`mor_omega_B`). */
   omegaB: tf.Tensor;
 }
 
@@ -139,7 +150,7 @@ export function morDeltaNaive(xd: tf.Tensor2D, p: MorParams, g: tf.Tensor2D, sca
   });
 }
 
-export class MorLinear extends AdapterLayer<MorState, MorLayerSpec> implements FixedRoutingLayer {
+export class MorLinear extends DeltaAdapterLayer<MorState, MorLayerSpec> implements FixedRoutingLayer {
   readonly kind = 'mor';
 
   constructor(base: Linear, modulePath: string) {
@@ -158,18 +169,27 @@ export class MorLinear extends AdapterLayer<MorState, MorLayerSpec> implements F
       if (spec.omegaInit === 'ones') o.fill(1);
       return o;
     };
+    const params = {
+      a: variable(a, [r, dIn]),
+      b: variable(b, [dOut, r]),
+      omegaA: variable(omega(n * r), [n, r]),
+      omegaB: variable(omega(n * dOut), [n, dOut]),
+    };
     const tensors = new Map<string, tf.Variable>([
-      ['mor_A.weight', variable(a, [r, dIn])],
-      ['mor_B.weight', variable(b, [dOut, r])],
-      ['mor_omega_A', variable(omega(n * r), [n, r])],
-      ['mor_omega_B', variable(omega(n * dOut), [n, dOut])],
+      ['mor_A.weight', params.a],
+      ['mor_B.weight', params.b],
+      ['mor_omega_A', params.omegaA],
+      ['mor_omega_B', params.omegaB],
     ]);
+    let router: tf.Variable | undefined;
+    let routerBias: tf.Variable | undefined;
     if (spec.routerMode !== 'uniform') {
-      tensors.set('mor_router.weight', variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]));
-      if (spec.routerBias) tensors.set('mor_router.bias', variable(new Float32Array(n), [n]));
+      router = variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]);
+      tensors.set('mor_router.weight', router);
+      if (spec.routerBias) tensors.set('mor_router.bias', (routerBias = variable(new Float32Array(n), [n])));
     }
     this.addState({
-      name, tensors, spec,
+      name, tensors, spec, params, router, routerBias,
       scaling: loraScaling(spec.alpha, spec.r, spec.useRslora),
       rng: derivedRng(spec.seed, `dropout:${key}`),
     });
@@ -184,25 +204,19 @@ export class MorLinear extends AdapterLayer<MorState, MorLayerSpec> implements F
     s.fixedRouting = g === undefined ? undefined : checkRouting(g, s.spec.numExperts, this.modulePath);
   }
 
-  /** The shared tensors of adapter `s`. */
-  params(s: MorState): MorParams {
-    const t = s.tensors;
-    return { a: t.get('mor_A.weight')!, b: t.get('mor_B.weight')!, omegaA: t.get('mor_omega_A')!, omegaB: t.get('mor_omega_B')! };
-  }
-
   /**
    * Routing weights `[T, N]` (or `[1, N]` when fixed/uniform) for x `[T, in]`; reports stats and
    * aux loss. `logits` `x W_g^T`, when the caller already has them, saves the router product.
    */
   routing(s: MorState, x2: tf.Tensor2D, ctx: ForwardContext | undefined, logits?: tf.Tensor2D): tf.Tensor2D {
     const n = s.spec.numExperts;
-    if (!this.learnedRouter(s)) {
+    const router = this.learnedRouter(s);
+    if (!router) {
       const g = s.fixedRouting ? tf.tensor2d(s.fixedRouting, [1, n]) : tf.fill([1, n], 1 / n) as tf.Tensor2D;
       if (ctx?.routing) recordRouting(ctx, this.modulePath, tf.tile(g, [x2.shape[0], 1]) as tf.Tensor2D);
       return g;
     }
-    const [wg, bias] = [s.tensors.get('mor_router.weight')!, s.tensors.get('mor_router.bias')];
-    const g = logits ? routerSoftmax(logits, bias) : routerProbs(x2, wg, bias);
+    const g = logits ? routerSoftmax(logits, s.routerBias) : routerProbs(x2, router, s.routerBias);
     recordRouting(ctx, this.modulePath, g);
     if (s.spec.routerMode === 'balanced' && ctx?.training) {
       pushAuxLoss(ctx, loadBalanceLoss(g, argmaxAssignment(g), ctx.tokenMask), s.spec.loadBalanceCoef);
@@ -210,19 +224,20 @@ export class MorLinear extends AdapterLayer<MorState, MorLayerSpec> implements F
     return g;
   }
 
-  /** True when adapter `s` routes with its learned router (not pinned, not uniform). */
-  private learnedRouter(s: MorState): boolean {
-    return !s.fixedRouting && s.spec.routerMode !== 'uniform';
+  /** Adapter `s`'s router W_g when it routes with it (not pinned; uniform mode has none). */
+  private learnedRouter(s: MorState): tf.Variable | undefined {
+    return s.fixedRouting ? undefined : s.router;
   }
 
   protected adapterForward(s: MorState, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor {
     const y = this.baseLayer.forward(x, ctx); // [..., out]
     const x2 = flatten2d(x); // [T, in]
     const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
-    const p = this.params(s);
+    const p = s.params;
+    const router = this.learnedRouter(s);
     let d: tf.Tensor2D;
-    if (xd === x2 && this.learnedRouter(s)) {
-      const { h, logits } = projectWithRouter(x2, p.a, s.tensors.get('mor_router.weight')!);
+    if (xd === x2 && router) {
+      const { h, logits } = projectWithRouter(x2, p.a, router);
       d = morDeltaFromRank(h, p, this.routing(s, x2, ctx, logits), s.scaling);
     } else {
       d = morDeltaFast(xd, p, this.routing(s, x2, ctx), s.scaling);
@@ -235,7 +250,7 @@ export class MorLinear extends AdapterLayer<MorState, MorLayerSpec> implements F
     const s = this.state(name);
     const gv = checkRouting(g, s.spec.numExperts, this.modulePath);
     return tf.tidy(() => {
-      const p = this.params(s);
+      const p = s.params;
       const m = matMul(tf.mul(p.omegaB, tf.tensor2d(gv, [gv.length, 1])), p.omegaA, true, false); // [out, r]
       return tf.mul(matMul(tf.mul(p.b, m), p.a), s.scaling) as tf.Tensor2D; // [out, in]
     });

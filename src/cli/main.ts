@@ -21,7 +21,7 @@ const defaultIO: CliIO = {
 /** Build the commander program (exposed for `--help` tests). */
 export function buildProgram(io: CliIO = defaultIO): Command {
   const program = new Command('mor')
-    .description('Parameter-efficient fine-tuning (MoR, LoRA, DoRA, MoELoRA) of LLaMA-family models')
+    .description('Parameter-efficient fine-tuning (MoR, LoRA, DoRA, MoELoRA, HydraLoRA) of LLaMA-family models')
     .version('0.1.0')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });

@@ -97,10 +97,10 @@ export const ExperimentConfigSchema = z
     train: TrainSettingsSchema,
     /** The comparison's rows. */
     methods: z.array(MethodSchema).min(1),
-    /** The paper's ablations, varying one field of a MoR method. */
+    /** The paper's ablations, varying one field of a routed method (MoR in the paper). */
     ablations: z
       .strictObject({
-        /** The MoR method (by name) whose config is varied. */
+        /** The method (by name) whose config is varied; its kind must route (each point must be a valid config of it). */
         of: z.string(),
         /** Seeds of each ablation point. Default: the first main seed. */
         seeds: z.array(z.int().nonnegative()).min(1).optional(),
@@ -112,7 +112,7 @@ export const ExperimentConfigSchema = z
         routers: z.array(z.enum(['softmax', 'uniform', 'balanced'])).default([]),
       })
       .optional(),
-    /** MoR's static-routing merge per task, measured on the runs of method `of`. */
+    /** The static-routing merge per task (MoR's in the paper), measured on the runs of method `of`, whose kind must merge under a fixed routing vector. */
     staticRouting: z
       .strictObject({
         of: z.string(),
@@ -150,10 +150,47 @@ export const ExperimentConfigSchema = z
       const of = c[key]?.of;
       if (of === undefined) continue;
       const m = c.methods.find((x) => x.name === of);
-      if (!m) ctx.addIssue({ code: 'custom', path: [key, 'of'], message: `no method named "${of}"` });
-      else if (m.adapter.kind !== 'mor') ctx.addIssue({ code: 'custom', path: [key, 'of'], message: `"${of}" is not a MoR method` });
+      if (!m) {
+        ctx.addIssue({ code: 'custom', path: [key, 'of'], message: `no method named "${of}"` });
+        continue;
+      }
+      const parsed = adapterConfigSchema.safeParse(m.adapter);
+      if (!parsed.success) continue; // reported under methods
+      const def = adapterKind(parsed.data.kind);
+      if (key === 'staticRouting' && def.merge !== 'fixedRouting') {
+        ctx.addIssue({ code: 'custom', path: [key, 'of'], message: `"${of}" is a ${def.label} method, which does not merge under a fixed routing vector` });
+      }
+      if (key === 'ablations') {
+        if (!def.routes(parsed.data)) {
+          ctx.addIssue({ code: 'custom', path: [key, 'of'], message: `"${of}" is a ${def.label} method, which does not route tokens to experts` });
+          continue;
+        }
+        checkAblationPoints(c.ablations, m.adapter, def.label, ctx);
+      }
     }
   });
+
+/** The adapter field each ablation group varies. */
+const ABLATED_FIELDS = { experts: 'numExperts', ranks: 'r', routers: 'routerMode' } as const;
+
+/** Every ablation point must be a valid config of the ablated method's kind (e.g. MoR alone has router modes). */
+function checkAblationPoints(
+  ab: { experts: number[]; ranks: number[]; routers: string[] } | undefined,
+  adapter: unknown,
+  label: string,
+  ctx: z.RefinementCtx,
+): void {
+  if (!ab) return;
+  for (const group of ['experts', 'ranks', 'routers'] as const) {
+    const field = ABLATED_FIELDS[group];
+    for (const value of ab[group]) {
+      const r = adapterConfigSchema.safeParse({ ...(adapter as object), [field]: value });
+      if (r.success) continue;
+      ctx.addIssue({ code: 'custom', path: ['ablations', group], message: `a ${label} adapter cannot take ${field} ${JSON.stringify(value)}: ${formatZodIssues(r.error)}` });
+      break;
+    }
+  }
+}
 
 /** A validated experiment config, defaults filled in. */
 export type ExperimentConfig = z.output<typeof ExperimentConfigSchema>;

@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAdapterConfig, type AdapterConfigInput } from '../adapters/config.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import { readMultipleChoice } from '../eval/multipleChoice.ts';
 import { checkOutputDir } from '../io/outputPath.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
@@ -56,8 +57,8 @@ export interface DemoOptions {
   maxLength?: number;
   lr?: number;
   /**
-   * Adapter config. Without `kind`, or with `kind: 'mor'`, its fields override those of the
-   * default MoR adapter (e.g. `{ targetModules: 'all-linear' }`);
+   * Adapter config. Without `kind`, or with the default's kind (MoR), its fields override those
+   * of the default MoR adapter (e.g. `{ targetModules: 'all-linear' }`);
    * with another kind it replaces the default.
    */
   adapter?: Partial<AdapterConfigInput>;
@@ -79,14 +80,13 @@ export interface DemoResult {
 /** The demo's adapter: `override` merged over the default MoR adapter (see {@link DemoOptions.adapter}). */
 export function demoAdapterInput(override?: Partial<AdapterConfigInput>): AdapterConfigInput {
   if (!override) return DEMO_DEFAULTS.adapter;
-  if (override.kind === undefined || override.kind === 'mor') return { ...DEMO_DEFAULTS.adapter, ...override } as AdapterConfigInput;
+  if (override.kind === undefined || override.kind === DEMO_DEFAULTS.adapter.kind) return { ...DEMO_DEFAULTS.adapter, ...override } as AdapterConfigInput;
   return override as AdapterConfigInput;
 }
 
-/** Display name of an adapter kind in tables ("MoR", "LoRA", ...). */
+/** Display name of an adapter kind in tables ("MoR", "LoRA", ...): its registry label. */
 export function adapterLabel(kind: string): string {
-  const labels: Record<string, string> = { mor: 'MoR', lora: 'LoRA', dora: 'DoRA', moelora: 'MoELoRA', full: 'full fine-tuning' };
-  return labels[kind] ?? kind;
+  return adapterKind(kind).label;
 }
 
 /** Before / after / delta per task, then the average row (percent); `label` names the fine-tuned model. */

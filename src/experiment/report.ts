@@ -194,6 +194,12 @@ export function accuracyVsParamsSpec(points: { label: string; group: string; par
   } as TopLevelSpec;
 }
 
+/** The registry label of the kind of method `name` (`MoR`); `name` itself when no method has it. */
+function kindLabelOf(c: ExperimentConfig, name: string | undefined): string {
+  const m = c.methods.find((x) => x.name === name);
+  return m ? adapterKind(m.adapter.kind).label : (name ?? '');
+}
+
 /** Heatmap cells from a run's routing (task -> module path -> mean weights). */
 export function routingCells(routing: Record<string, Record<string, number[]>>): RoutingCell[] {
   const cells: RoutingCell[] = [];
@@ -213,11 +219,17 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
   const main = summarizeRows(planned, done, 'main');
   const ablations = (['experts', 'ranks', 'routers'] as const).map((g) => ({ group: g, rows: summarizeRows(planned, done, g) }));
   const staticRun = done.find((d) => d.spec.staticRouting && d.result.staticRouting) ?? done.find((d) => d.result.staticRouting && Object.keys(d.result.staticRouting).length > 0);
-  const routingRun = staticRun ?? done.find((d) => d.spec.adapter.kind === 'mor' && d.result.routing && d.spec.memberships.some((m) => m.group === 'main'));
+  // The routing heatmap: the static-routing run, else a main run of the method the config
+  // studies (its static routing or ablations), else any main run that routes.
+  const routedMain = (d: RunRecord): boolean =>
+    adapterKind(d.spec.adapter.kind).routes(d.spec.adapter) && d.result.routing !== undefined && d.spec.memberships.some((m) => m.group === 'main');
+  const studied = c.staticRouting?.of ?? c.ablations?.of;
+  const routingRun = staticRun ?? done.find((d) => d.spec.method === studied && routedMain(d)) ?? done.find(routedMain);
+  const ablatedLabel = kindLabelOf(c, c.ablations?.of);
 
   const points = [
     ...main.filter((r) => r.average.length).map((r) => ({ label: r.label, group: 'main', params: r.trainableParams, accuracy: 100 * mean(r.average) })),
-    ...ablations.flatMap((a) => a.rows.filter((r) => r.average.length).map((r) => ({ label: `MoR ${r.label}`, group: `ablation: ${a.group}`, params: r.trainableParams, accuracy: 100 * mean(r.average) }))),
+    ...ablations.flatMap((a) => a.rows.filter((r) => r.average.length).map((r) => ({ label: `${ablatedLabel} ${r.label}`, group: `ablation: ${a.group}`, params: r.trainableParams, accuracy: 100 * mean(r.average) }))),
   ];
   const plots: string[] = [];
   if (points.length > 0) {
@@ -225,7 +237,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     plots.push('accuracy_vs_params.svg');
   }
   if (routingRun?.result.routing) {
-    const title = `MoR (${describeAdapter(routingRun.spec.adapter)}, seed ${routingRun.spec.seed}): mean routing weight per expert, by task and layer`;
+    const title = `${adapterKind(routingRun.spec.adapter.kind).label} (${describeAdapter(routingRun.spec.adapter)}, seed ${routingRun.spec.seed}): mean routing weight per expert, by task and layer`;
     writeFileAtomicSync(path.join(outDir, 'routing_heatmap.svg'), await routingHeatmapSvg(routingCells(routingRun.result.routing), { title }));
     plots.push('routing_heatmap.svg');
   }
@@ -262,15 +274,16 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
   for (const a of ablations) {
     if (a.rows.length === 0) continue;
     const title = { experts: 'Number of experts N', ranks: 'Rank r', routers: 'Router: learned softmax vs uniform mean vs softmax + load-balance loss' }[a.group];
-    L.push(`## Ablation (MoR): ${title}`, '', ablationTable(a.rows, a.group === 'experts' ? 'N' : a.group === 'ranks' ? 'r' : 'router'));
+    L.push(`## Ablation (${ablatedLabel}): ${title}`, '', ablationTable(a.rows, a.group === 'experts' ? 'N' : a.group === 'ranks' ? 'r' : 'router'));
   }
   const staticRuns = done.filter((d) => d.result.staticRouting && Object.keys(d.result.staticRouting).length > 0).sort((a, b) => a.spec.seed - b.spec.seed);
   if (staticRuns.length > 0) {
     const lat = readLatencyPass(outDir);
     const morLabel = c.staticRouting?.of;
+    const kindLabel = kindLabelOf(c, morLabel);
     L.push(
-      '## MoR static-routing merge', '',
-      `For each task, the mean routing vector of every MoR layer over ${c.staticRouting?.examplesPerTask ?? 32} of that task's training examples is folded into W (\`mergeWithRouting\`) and that task is re-scored and timed. The merged model is architecturally the base model, so its per-token cost is the base model's` +
+      `## ${kindLabel} static-routing merge`, '',
+      `For each task, the mean routing vector of every ${kindLabel} layer over ${c.staticRouting?.examplesPerTask ?? 32} of that task's training examples is folded into W (\`mergeWithRouting\`) and that task is re-scored and timed. The merged model is architecturally the base model, so its per-token cost is the base model's` +
         (lat && morLabel && lat.msPerToken[morLabel] !== undefined
           ? `: in the latency pass (same prompts, back to back) ${formatNum(lat.baseMsPerToken)} ms/token merged (= base) vs ${formatNum(lat.msPerToken[morLabel])} ms/token with dynamic routing.`
           : '.'),

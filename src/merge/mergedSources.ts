@@ -6,6 +6,7 @@
  */
 import type { PeftModel } from '../adapters/inject.ts';
 import type { AdapterLayer } from '../adapters/layer.ts';
+import { isDeltaLayer } from '../adapters/deltaLayer.ts';
 import type { Module } from '../nn/module.ts';
 import type { TensorSource } from '../models/save.ts';
 
@@ -33,10 +34,13 @@ export function mergedTensorSources(peft: PeftModel, routing?: LayerRouting): Te
   return out;
 }
 
-/** Parameter `name` of `l`'s base layer with its active adapter folded in. */
+/**
+ * Parameter `name` of `l`'s base layer with its active adapter folded in (full fine-tuning's
+ * base layer already holds the active adapter's weights).
+ */
 function mergedParam(l: AdapterLayer, name: string, routing: ArrayLike<number> | undefined): Float32Array {
   const active = l.activeAdapter;
-  if (active === undefined || !l.hasAdapter(active) || l.disabled) return l.baseLayer.param(name).dataSync() as Float32Array;
+  if (!isDeltaLayer(l) || active === undefined || !l.hasAdapter(active) || l.disabled) return l.baseLayer.param(name).dataSync() as Float32Array;
   l.merge(active, routing ? { routing } : {});
   try {
     return l.baseLayer.param(name).dataSync() as Float32Array;

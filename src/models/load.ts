@@ -146,9 +146,9 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   try {
     // name -> file holding it
     const where = new Map<string, string>();
-    if (files.has('')) {
-      const p = files.get('')!;
-      for (const n of fileOf(p).names) where.set(n, p);
+    const single = files.get('');
+    if (single !== undefined) {
+      for (const n of fileOf(single).names) where.set(n, single);
     } else {
       for (const [n, p] of files) where.set(n, p);
     }

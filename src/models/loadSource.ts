@@ -131,8 +131,8 @@ export async function loadModelFrom(src: FileSource): Promise<LlamaForCausalLM> 
   const used = new Set<string>();
   const model = buildModelSafely(config, (name, shape) => {
     const shard = where.get(name);
-    if (!shard) throw new UserError(`${src.label}: missing weight ${name} (expected shape [${shape}])`);
-    const f = open.get(shard)!;
+    const f = shard === undefined ? undefined : open.get(shard); // every listed shard was opened above
+    if (!f) throw new UserError(`${src.label}: missing weight ${name} (expected shape [${shape}])`);
     checkWeightInfo(f.path, name, f.info(name), shape);
     used.add(name);
     const data = f.read(name).data as Float32Array;

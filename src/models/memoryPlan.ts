@@ -26,6 +26,7 @@ import * as os from 'node:os';
 import { UserError } from '../errors.ts';
 import type { LlamaConfig } from './llama/config.ts';
 import type { AdapterConfig } from '../adapters/config.ts';
+import { adapterKind } from '../adapters/registry.ts';
 import { formulaTrainableParameters, llamaLinearShapes, llamaParameterCount } from '../experiment/budget.ts';
 
 /** The wasm heap's hard ceiling (emscripten `getHeapMax`: 4 GiB minus one 64 KiB page). */
@@ -85,7 +86,8 @@ export interface MemoryPlan {
 
 /** Trainable parameters of an adapter on a model, by the closed formulas (per-layer rank patterns: base rank). */
 export function adapterTrainableParams(model: LlamaConfig, adapter: AdapterConfig): number {
-  const plain = adapter.kind === 'full' ? adapter : ({ ...adapter, rankPattern: {}, alphaPattern: {} } as AdapterConfig);
+  // Only low-rank kinds have rank / alpha patterns.
+  const plain = adapterKind(adapter.kind).lowRank ? ({ ...adapter, rankPattern: {}, alphaPattern: {} } as AdapterConfig) : adapter;
   return formulaTrainableParameters(model, plain);
 }
 

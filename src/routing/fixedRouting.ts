@@ -5,7 +5,8 @@
  * `FixedRoutingLayer`. The vectors usually come from `meanRoutingVectors` (routing/stats.ts).
  */
 import { UserError } from '../errors.ts';
-import type { AdapterLayer, FixedRoutingLayer } from '../adapters/layer.ts';
+import type { AdapterLayer } from '../adapters/layer.ts';
+import { isDeltaLayer, type DeltaAdapterLayer, type FixedRoutingLayer } from '../adapters/deltaLayer.ts';
 import type { PeftModel } from '../adapters/inject.ts';
 import { adapterKind } from '../adapters/registry.ts';
 
@@ -13,8 +14,8 @@ import { adapterKind } from '../adapters/registry.ts';
 export type RoutingVectors = ArrayLike<number> | Map<string, ArrayLike<number>>;
 
 /** Does this layer's kind merge under a fixed routing vector? */
-function fixedRoutingLayer(l: AdapterLayer): (AdapterLayer & FixedRoutingLayer) | undefined {
-  return adapterKind(l.kind).merge === 'fixedRouting' ? (l as AdapterLayer & FixedRoutingLayer) : undefined;
+function fixedRoutingLayer(l: AdapterLayer): (DeltaAdapterLayer & FixedRoutingLayer) | undefined {
+  return isDeltaLayer(l) && adapterKind(l.kind).merge === 'fixedRouting' ? (l as DeltaAdapterLayer & FixedRoutingLayer) : undefined;
 }
 
 /**
@@ -23,12 +24,13 @@ function fixedRoutingLayer(l: AdapterLayer): (AdapterLayer & FixedRoutingLayer) 
  */
 export function mergeWithRouting(peft: PeftModel, routing: RoutingVectors, name = peft.activeAdapter): void {
   if (name === undefined) throw new UserError('no adapter to merge');
-  const done: AdapterLayer[] = [];
+  const done: DeltaAdapterLayer[] = [];
   try {
-    for (const [path, l] of peft.adapterLayers()) {
-      if (!l.hasAdapter(name)) continue;
-      if (!fixedRoutingLayer(l)) {
-        throw new UserError(`${path}: mergeWithRouting needs an adapter with a router that merges under fixed routing, "${name}" is ${l.kind}`);
+    for (const [path, layer] of peft.adapterLayers()) {
+      if (!layer.hasAdapter(name)) continue;
+      const l = fixedRoutingLayer(layer);
+      if (!l) {
+        throw new UserError(`${path}: mergeWithRouting needs an adapter with a router that merges under fixed routing, "${name}" is ${layer.kind}`);
       }
       const g = routing instanceof Map ? routing.get(path) : routing;
       if (!g) throw new UserError(`mergeWithRouting: no routing vector for ${path}`);

@@ -17,6 +17,8 @@ import { getPeftModel } from '../../src/adapters/inject.ts';
 import { savePretrained } from '../../src/adapters/save.ts';
 import { loadAdapter } from '../../src/adapters/load.ts';
 import { DoraLinear } from '../../src/adapters/dora.ts';
+import { isDeltaLayer } from '../../src/adapters/deltaLayer.ts';
+import { adapterKind } from '../../src/adapters/registry.ts';
 import type { AdapterConfigInput } from '../../src/adapters/config.ts';
 import type { PeftModel } from '../../src/adapters/inject.ts';
 import { mergeWithRouting, setFixedRouting } from '../../src/routing/fixedRouting.ts';
@@ -141,6 +143,13 @@ for (const c of CASES) {
       const again = model.forward(x);
       assert.equal(maxAbsDiff(again, out), 0, 'state restored after withAdapterDisabled');
       tf.dispose([off, again]);
+    });
+
+    await t.test('the layer merges as its registry entry says (full fine-tuning trains in place)', () => {
+      const layers = peft.adapterLayers();
+      assert.ok(layers.length > 0);
+      const inPlace = adapterKind(c.config.kind).merge === 'inPlace';
+      for (const [path, l] of layers) assert.equal(isDeltaLayer(l), !inPlace, path);
     });
 
     await t.test('parameter counts equal the docs/mor.md formulas', () => {
@@ -304,6 +313,17 @@ function twoAdapters(c: Case, x: tf.Tensor2D): void {
   assert.deepEqual(trainable, new Set(peft.adapterTensors('b').values()), 'only the active adapter is trainable');
   const off = peft.withAdapterDisabled(() => model.forward(x));
   assert.equal(maxAbsDiff(off, base), 0, 'disabled: the base output');
+
+  // Switching away from a merged adapter unmerges it first (exactly: the original base is kept).
+  if (c.mergeable || c.fixedRouting) {
+    peft.setAdapter('a');
+    if (c.fixedRouting) mergeWithRouting(peft, new Array<number>(c.fixedRouting).fill(1 / c.fixedRouting));
+    else peft.merge();
+    peft.setAdapter('b');
+    const unmergedB = model.forward(x);
+    assert.equal(maxAbsDiff(unmergedB, outB), 0, 'switching from a merged adapter unmerges it');
+    unmergedB.dispose();
+  }
 
   peft.setAdapter('a');
   const backA = model.forward(x);

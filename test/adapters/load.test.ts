@@ -52,7 +52,7 @@ test('LoRA merge refuses to fold NaN into the base weight (as MoR refuses a non-
   tf.tidy(() => v.assign(tf.fill(v.shape, NaN)));
   assert.throws(() => peft.merge(), (e: unknown) => e instanceof UserError && /q_proj: merging adapter "default" gives \d+ non-finite values \(NaN\/Inf\); refusing to merge$/.test(e.message), name);
   assert.throws(() => peft.mergeAndUnload(), /refusing to merge/);
-  const layers = peft.adapterLayers();
+  const layers = peft.deltaLayers();
   assert.ok(layers.length > 0 && layers.every(([, l]) => l.mergedAdapter === undefined), 'nothing left merged');
   peft.dispose();
   assert.equal(tf.memory().numTensors, before);

@@ -83,7 +83,7 @@ test('MoR layer forward = base + oracle delta with the router softmax computed o
   const g = hostSoftmax(x.dataSync() as Float32Array, s.tensors.get('mor_router.weight')!.dataSync() as Float32Array, 6, 6, 3);
   const expected = tf.tidy(() => {
     const x2 = x.reshape([6, 6]) as tf.Tensor2D;
-    const delta = morDeltaNaive(x2, layer.params(s), tf.tensor2d(Float32Array.from(g), [6, 3]), 8 / 4);
+    const delta = morDeltaNaive(x2, s.params, tf.tensor2d(Float32Array.from(g), [6, 3]), 8 / 4);
     return tf.add(base.forward(x2), delta).reshape([2, 3, 7]);
   });
   assert.ok(maxAbsDiff(y, expected) <= 1e-5);
@@ -102,7 +102,7 @@ test('MoR layer gradients (one [A; W_g] product without dropout) equal autodiff 
     const diffs = layerVsReferenceGrads(rng, layer, (x) => {
       let logits = tf.matMul(x, s.tensors.get('mor_router.weight')!, false, true);
       if (routerBias) logits = tf.add(logits, s.tensors.get('mor_router.bias')!);
-      return tf.add(base.forward(x), morDeltaNaive(x, layer.params(s), tf.softmax(logits) as tf.Tensor2D, s.scaling));
+      return tf.add(base.forward(x), morDeltaNaive(x, s.params, tf.softmax(logits) as tf.Tensor2D, s.scaling));
     });
     for (const { name, diff } of diffs) assert.ok(diff <= 1e-5, `${name}: ${diff}`);
   }
@@ -147,7 +147,7 @@ test('mergeWithRouting(g) equals the forward with the router pinned to g; learne
   mergeWithRouting(peft, g);
   const merged = model.forward(x);
   assert.ok(maxAbsDiff(merged, pinned) <= 1e-4, `${maxAbsDiff(merged, pinned)}`);
-  for (const [, l] of peft.adapterLayers()) assert.equal(l.mergedAdapter, 'default');
+  for (const [, l] of peft.deltaLayers()) assert.equal(l.mergedAdapter, 'default');
   peft.unmerge();
   const back = model.forward(x);
   assert.equal(maxAbsDiff(back, learned), 0);
@@ -223,7 +223,7 @@ test('routing observer sees the softmax rows of the real tokens; uniform mode ro
   const y = uni.forward(x, { training: false, auxLosses: [], routing: s2 });
   assert.deepEqual(Array.from(s2.mean('u')), [0.25, 0.25, 0.25, 0.25]);
   const expected = tf.tidy(() =>
-    tf.add(uni.baseLayer.forward(x), morDeltaNaive(x as tf.Tensor2D, uni.params(uni.state('default')), tf.fill([4, 4], 0.25) as tf.Tensor2D, 2)),
+    tf.add(uni.baseLayer.forward(x), morDeltaNaive(x as tf.Tensor2D, uni.state('default').params, tf.fill([4, 4], 0.25) as tf.Tensor2D, 2)),
   );
   assert.ok(maxAbsDiff(y, expected) <= 1e-5);
   tf.dispose([x, tokenMask, y, expected]);

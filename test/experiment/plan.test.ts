@@ -90,8 +90,22 @@ test('config: errors name the field', () => {
   bad({ methods: [{ name: 'a', adapter: { kind: 'lora' }, matchBudget: 'nope' }] }, /methods\.0\.matchBudget: no method named "nope"/);
   bad({ methods: [{ name: 'a', adapter: { kind: 'lora', rr: 2 } }] }, /methods\.0\.adapter/);
   bad({ methods: [{ name: 'a', adapter: { kind: 'lora' } }, { name: 'a', adapter: { kind: 'mor' } }] }, /duplicate method name "a"/);
-  bad({ ablations: { of: 'full' } }, /ablations\.of: "full" is not a MoR method/);
+  bad({ ablations: { of: 'full' } }, /ablations\.of: "full" is a full fine-tuning method, which does not route tokens to experts/);
+  bad({ staticRouting: { of: 'lora' } }, /staticRouting\.of: "lora" is a LoRA method, which does not merge under a fixed routing vector/);
   bad({ seeds: [] }, /seeds/);
+});
+
+test('config: ablations and static routing ask the registry what the kind of their method can do', () => {
+  const hydra = { name: 'hydra', adapter: { kind: 'hydralora' as const, r: 4, numExperts: 4 } };
+  const moe = { name: 'moe', adapter: { kind: 'moelora' as const, r: 2, numExperts: 4 } };
+  const withMethods = (patch: Partial<ExperimentConfigInput>): ExperimentConfigInput => ({ ...base(), methods: [...base().methods, hydra, moe], ...patch });
+  // HydraLoRA routes and merges under a fixed routing vector: experts / ranks ablations and static routing apply.
+  const c = parseExperimentConfig(withMethods({ ablations: { of: 'hydra', experts: [2], ranks: [8] }, staticRouting: { of: 'hydra' } }));
+  const ablated = planRuns(c, model, 'fp').filter((r) => r.memberships.some((m) => m.group !== 'main'));
+  assert.deepEqual(ablated.map((r) => r.adapter.kind === 'hydralora' && [r.adapter.numExperts, r.adapter.r]), [[2, 4], [4, 8]]);
+  // Only MoR has router modes; MoELoRA never merges.
+  assert.throws(() => parseExperimentConfig(withMethods({ ablations: { of: 'hydra', routers: ['uniform'] } })), /ablations\.routers: a HydraLoRA adapter cannot take routerMode "uniform"/);
+  assert.throws(() => parseExperimentConfig(withMethods({ staticRouting: { of: 'moe' } })), /staticRouting\.of: "moe" is a MoELoRA method, which does not merge under a fixed routing vector/);
 });
 
 test('stats: mean, sample std, formatting', () => {

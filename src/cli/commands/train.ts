@@ -11,6 +11,7 @@ import { Command, Option } from 'commander';
 import { Writable } from 'node:stream';
 import { Interrupted, UserError } from '../../errors.ts';
 import { jsonArg } from '../flags.ts';
+import { adapterKinds } from '../../adapters/registry.ts';
 import type { CliIO } from '../main.ts';
 import { loadTrainConfig, parseTrainConfig } from '../../train/config.ts';
 import { runTraining } from '../../train/run.ts';
@@ -63,7 +64,7 @@ const CHECKPOINTING: Record<string, boolean | 'auto'> = { on: true, off: false, 
 export function registerTrainCommand(program: Command, io: CliIO): void {
   const cmd = program
     .command('train')
-    .description('fine-tune an adapter (MoR, LoRA, DoRA, MoELoRA, full) on JSONL data')
+    .description(`fine-tune an adapter (${adapterKinds().map((k) => k.label).join(', ')}) on JSONL data`)
     .option('-c, --config <file>', 'training config (JSON or YAML, camelCase keys); flags override it')
     .option('--model <dir>', 'base model directory (config.json, *.safetensors, tokenizer.json)')
     .option('--adapter <json>', 'adapter config as JSON, e.g. \'{"kind":"mor","r":8,"numExperts":8}\'', jsonArg('--adapter'))

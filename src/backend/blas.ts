@@ -20,6 +20,7 @@ import { UserError } from '../errors.ts';
 import { heapOffset as offset, type WasmBackend } from './wasmHeap.ts';
 import { registerRankKernels } from './rankKernels.ts';
 import { registerLossKernels } from './lossKernels.ts';
+import { registerAttentionKernels } from './attentionKernels.ts';
 import { state } from './state.ts';
 
 /** Result of {@link enableBlas}. */
@@ -56,6 +57,12 @@ export interface BlasAddon {
     threads: number): void;
   xentBackward(heap: ArrayBuffer, n: number, v: number, xOff: number, lseOff: number, labelsOff: number, dyOff: number,
     dxOff: number, threads: number): void;
+  /** Fused attention on the heap (native/blas/src/mor_attention.cc; see attentionKernels.ts); maskB 0: no mask. */
+  attnForward(heap: ArrayBuffer, b: number, t: number, s: number, h: number, hkv: number, d: number, maskB: number,
+    threads: number, qOff: number, kOff: number, vOff: number, maskOff: number, outOff: number): void;
+  attnBackward(heap: ArrayBuffer, b: number, t: number, s: number, h: number, hkv: number, d: number, maskB: number,
+    threads: number, qOff: number, kOff: number, vOff: number, maskOff: number, outOff: number, doutOff: number,
+    dqOff: number, dkOff: number, dvOff: number): void;
 }
 
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
@@ -125,6 +132,7 @@ export function enableBlas(): BlasStatus {
     swapKernel({ kernelName: tfc._FusedMatMul, backendName: 'wasm', kernelFunc: (args) => fusedMatMul(lib, args, origFused) });
     registerRankKernels(lib);
     registerLossKernels(lib);
+    registerAttentionKernels(lib);
   }
   state.blas = { threads, config };
   return { ok: true, threads, config };

@@ -8,6 +8,7 @@
 #include "mor_rank.h"
 #include "mor_store.h"
 #include "mor_xent.h"
+#include "mor_attention.h"
 #include <algorithm>
 #include <cstring>
 
@@ -110,6 +111,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRankKernels(env, exports);
   RegisterStoreKernels(env, exports);
   RegisterXentKernels(env, exports);
+  RegisterAttentionKernels(env, exports);
   return exports;
 }
 

@@ -11,6 +11,8 @@ import type { ForwardContext } from '../../nn/context.ts';
 import type { LlamaConfig } from './config.ts';
 import type { KVCache } from './kvCache.ts';
 import { applyRope } from './rope.ts';
+import { fusedAttention } from './fusedAttention.ts';
+import { nativeAttentionActive } from '../../backend/attentionKernels.ts';
 import { buildLinear, type WeightSource } from './weights.ts';
 
 /** Per-forward inputs shared by every layer. */
@@ -57,7 +59,13 @@ export class LlamaAttention extends Module {
       const q = this.qProj.forward(x, inp.ctx).reshape([b, t, h, d]) as tf.Tensor4D; // [B, T, H, D]
       const k = this.kProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D; // [B, T, Hkv, D]
       const v = this.vProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D;
-      const qr = tf.mul(applyRope(q, inp.cos, inp.sin), 1 / Math.sqrt(d)); // scale folded into q
+      const qr = tf.mul(applyRope(q, inp.cos, inp.sin), 1 / Math.sqrt(d)) as tf.Tensor4D; // scale folded into q
+      if (!inp.cache && nativeAttentionActive()) {
+        // One fused op in the projections' layout: no transposes, no saved [T, S] scores.
+        const kr = applyRope(k, inp.cos, inp.sin);
+        const mask = inp.mask?.reshape([inp.mask.shape[0], t, inp.mask.shape[inp.mask.rank - 1]]) as tf.Tensor3D | undefined;
+        return this.oProj.forward(fusedAttention(qr, kr, v, mask).reshape([b, t, h * d]), inp.ctx) as tf.Tensor3D;
+      }
       let kh = applyRope(k, inp.cos, inp.sin).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
       let vh = v.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
       if (inp.cache) ({ k: kh, v: vh } = inp.cache.update(this.layerIdx, kh, vh));

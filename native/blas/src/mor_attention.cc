@@ -1,0 +1,243 @@
+// Attention for training and full-sequence forwards, fused over the tfjs-wasm heap
+// (src/backend/attentionKernels.ts registers it; src/models/llama/attention.ts uses it):
+//
+//   q [B, T, H, D] (rope applied, 1/sqrt(D) folded in), k, v [B, S, Hkv, D], head h reads kv
+//   head h / (H / Hkv); mask [Bm, T, S] additive (Bm 1 or B; none: every key visible)
+//   forward:  P = softmax(q_h k_gᵀ + mask) per row, out[b, t, h] = P v_g
+//   backward: P recomputed (the same function, so the same values); dv_g += Pᵀ dout_h; dP = dout_h v_gᵀ;
+//             dS = P ∘ (dP - rowsum(dout_h ∘ out_h)); dq_h = dS k_g; dk_g += dSᵀ q_h
+//
+// The products are cblas_sgemm calls, one per key/value head and tile of query rows, on the
+// query heads of that group gathered into one contiguous block (a copy of q's rows, not of the
+// keys and values, which are read in place from the [B, S, Hkv, D] layout the projections
+// produce: no transposes); the [T, S] probabilities live only
+// in a scratch tile of query rows and are never saved: the backward recomputes them (as
+// FlashAttention does; not from a saved log-sum-exp, which float32 cannot hold next to the
+// -1e9 of masked keys), so the tape holds q, k, v and out instead of the scores and
+// probabilities of every head. Row-wise softmax work is split over threads.
+#include "mor_attention.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <string>
+#include <algorithm>
+#include <vector>
+
+#include "mor_parallel.h"
+#include "mor_vexp.h"
+
+namespace {
+
+double Num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
+
+bool HasAvx2() {
+#if defined(__x86_64__)
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+// Rows (query heads of a group x query rows) per tile: bounds the scratch at 2 x kTile x S floats.
+constexpr size_t kTile = 1024;
+
+struct Heap {
+  char* base;
+  double bytes;
+  bool ok = true;
+  float* at(double off, double count) {
+    if (off < 0 || count < 0 || off + 4.0 * count > bytes || size_t(off) % 4 != 0) {
+      ok = false;
+      return nullptr;
+    }
+    return reinterpret_cast<float*>(base + size_t(off));
+  }
+};
+
+Napi::Value Fail(Napi::Env env, const std::string& msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+#if defined(__x86_64__)
+// Vector part of ExpShifted; returns how many values it did.
+__attribute__((target("avx2,fma"))) size_t ExpShiftedAvx2(float* row, const float* mask, size_t s, float sub) {
+  const __m256 c = _mm256_set1_ps(sub);
+  size_t j = 0;
+  for (; j + 8 <= s; j += 8) {
+    __m256 x = _mm256_loadu_ps(row + j);
+    if (mask) x = _mm256_add_ps(x, _mm256_loadu_ps(mask + j));
+    _mm256_storeu_ps(row + j, morvexp::Exp8(_mm256_sub_ps(x, c)));
+  }
+  return j;
+}
+#endif
+
+// row[j] = exp(row[j] + mask[j] - sub) over s values (mask may be null).
+void ExpShifted(float* row, const float* mask, size_t s, float sub) {
+  size_t j = 0;
+#if defined(__x86_64__)
+  if (HasAvx2()) j = ExpShiftedAvx2(row, mask, s, sub);
+#endif
+  for (; j < s; j++) row[j] = std::exp(row[j] + (mask ? mask[j] : 0.f) - sub);
+}
+
+// Softmax of one row of scores plus mask, in place.
+void SoftmaxRow(float* row, const float* mask, size_t s) {
+  float m = -INFINITY;
+  for (size_t j = 0; j < s; j++) {
+    const float x = row[j] + (mask ? mask[j] : 0.f);
+    m = x > m ? x : m;
+  }
+  ExpShifted(row, mask, s, m);
+  double sum = 0;
+  for (size_t j = 0; j < s; j++) sum += row[j];
+  const float inv = float(1.0 / sum);
+  for (size_t j = 0; j < s; j++) row[j] *= inv;
+}
+
+struct Dims {
+  size_t B, T, S, H, Hkv, D, maskB;
+  int threads;
+  size_t rep() const { return H / Hkv; }
+  // Row strides of the [B, T, H, D] and [B, S, Hkv, D] layouts.
+  size_t qs() const { return H * D; }
+  size_t ks() const { return Hkv * D; }
+};
+
+bool ReadDims(const Napi::CallbackInfo& info, Dims* d) {
+  *d = Dims{size_t(Num(info, 1)), size_t(Num(info, 2)), size_t(Num(info, 3)), size_t(Num(info, 4)),
+            size_t(Num(info, 5)), size_t(Num(info, 6)), size_t(Num(info, 7)), int(Num(info, 8))};
+  return d->Hkv > 0 && d->H % d->Hkv == 0 && d->D > 0 && d->S > 0 && (d->maskB == 0 || d->maskB == 1 || d->maskB == d->B);
+}
+
+// Mask row of query t of batch b, or null.
+const float* MaskRow(const float* mask, const Dims& d, size_t b, size_t t) {
+  return mask ? mask + ((d.maskB == 1 ? 0 : b) * d.T + t) * d.S : nullptr;
+}
+
+// The query heads of one key/value head, for query rows [t0, t0 + tr): row r * tr + i of `dst`
+// ([rep * tr, D], contiguous) is head g * rep + r at query t0 + i of `src` ([B, T, H, D]).
+void Gather(const float* src, const Dims& d, size_t b, size_t g, size_t t0, size_t tr, float* dst) {
+  for (size_t r = 0; r < d.rep(); r++)
+    for (size_t i = 0; i < tr; i++)
+      std::copy_n(src + ((b * d.T + t0 + i) * d.H + g * d.rep() + r) * d.D, d.D, dst + (r * tr + i) * d.D);
+}
+
+// The inverse of Gather.
+void Scatter(const float* src, const Dims& d, size_t b, size_t g, size_t t0, size_t tr, float* dst) {
+  for (size_t r = 0; r < d.rep(); r++)
+    for (size_t i = 0; i < tr; i++)
+      std::copy_n(src + (r * tr + i) * d.D, d.D, dst + ((b * d.T + t0 + i) * d.H + g * d.rep() + r) * d.D);
+}
+
+// Query rows per tile so that a tile of the group's heads has about kTile rows.
+size_t TileRows(const Dims& d) { return std::max<size_t>(1, std::min(d.T, kTile / d.rep())); }
+
+// attnForward(heap, B, T, S, H, Hkv, D, maskB, threads, qOff, kOff, vOff, maskOff, outOff)
+// maskB 0: no mask (maskOff ignored).
+Napi::Value AttnForward(const Napi::CallbackInfo& info) {
+  if (info.Length() != 14 || !info[0].IsArrayBuffer()) return Fail(info.Env(), "attnForward: bad arguments");
+  Dims d;
+  if (!ReadDims(info, &d)) return Fail(info.Env(), "attnForward: bad dimensions");
+  Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
+  Heap heap{static_cast<char*>(buf.Data()), double(buf.ByteLength())};
+  const double nq = double(d.B) * d.T * d.H * d.D, nk = double(d.B) * d.S * d.Hkv * d.D;
+  const float* q = heap.at(Num(info, 9), nq);
+  const float* k = heap.at(Num(info, 10), nk);
+  const float* v = heap.at(Num(info, 11), nk);
+  const float* mask = d.maskB ? heap.at(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
+  float* out = heap.at(Num(info, 13), nq);
+  if (!heap.ok) return Fail(info.Env(), "attnForward: operand outside the heap");
+  const size_t tile = TileRows(d), rows = d.rep() * tile;
+  std::vector<float> p(rows * d.S), qg(rows * d.D), og(rows * d.D);
+  for (size_t b = 0; b < d.B; b++) {
+    for (size_t g = 0; g < d.Hkv; g++) {
+      const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
+      for (size_t t0 = 0; t0 < d.T; t0 += tile) {
+        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr;
+        Gather(q, d, b, g, t0, tr, qg.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(d.S), int(d.D), 1.f, qg.data(), int(d.D),
+                    k + kvAt, int(d.ks()), 0.f, p.data(), int(d.S));
+        morpar::Parallel(m, d.threads, m * d.S, [&](size_t i0, size_t i1) {
+          for (size_t i = i0; i < i1; i++) SoftmaxRow(p.data() + i * d.S, MaskRow(mask, d, b, t0 + i % tr), d.S);
+        }, size_t(1) << 17);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(d.S), 1.f, p.data(), int(d.S),
+                    v + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
+        Scatter(og.data(), d, b, g, t0, tr, out);
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// attnBackward(heap, B, T, S, H, Hkv, D, maskB, threads, qOff, kOff, vOff, maskOff, outOff, doutOff, dqOff, dkOff,
+//              dvOff)
+Napi::Value AttnBackward(const Napi::CallbackInfo& info) {
+  if (info.Length() != 18 || !info[0].IsArrayBuffer()) return Fail(info.Env(), "attnBackward: bad arguments");
+  Dims d;
+  if (!ReadDims(info, &d)) return Fail(info.Env(), "attnBackward: bad dimensions");
+  Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
+  Heap heap{static_cast<char*>(buf.Data()), double(buf.ByteLength())};
+  const double nq = double(d.B) * d.T * d.H * d.D, nk = double(d.B) * d.S * d.Hkv * d.D;
+  const float* q = heap.at(Num(info, 9), nq);
+  const float* k = heap.at(Num(info, 10), nk);
+  const float* v = heap.at(Num(info, 11), nk);
+  const float* mask = d.maskB ? heap.at(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
+  const float* out = heap.at(Num(info, 13), nq);
+  const float* dout = heap.at(Num(info, 14), nq);
+  float* dq = heap.at(Num(info, 15), nq);
+  float* dk = heap.at(Num(info, 16), nk);
+  float* dv = heap.at(Num(info, 17), nk);
+  if (!heap.ok) return Fail(info.Env(), "attnBackward: operand outside the heap");
+  std::fill(dk, dk + size_t(nk), 0.f);
+  std::fill(dv, dv + size_t(nk), 0.f);
+  const size_t tile = TileRows(d), rows = d.rep() * tile;
+  std::vector<float> p(rows * d.S), dp(rows * d.S), qg(rows * d.D), og(rows * d.D), dog(rows * d.D);
+  for (size_t b = 0; b < d.B; b++) {
+    for (size_t g = 0; g < d.Hkv; g++) {
+      const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
+      for (size_t t0 = 0; t0 < d.T; t0 += tile) {
+        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr;
+        Gather(q, d, b, g, t0, tr, qg.data());
+        Gather(out, d, b, g, t0, tr, og.data());
+        Gather(dout, d, b, g, t0, tr, dog.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(d.S), int(d.D), 1.f, qg.data(), int(d.D),
+                    k + kvAt, int(d.ks()), 0.f, p.data(), int(d.S));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(d.S), int(d.D), 1.f, dog.data(), int(d.D),
+                    v + kvAt, int(d.ks()), 0.f, dp.data(), int(d.S));
+        morpar::Parallel(m, d.threads, m * d.S, [&](size_t i0, size_t i1) {
+          for (size_t i = i0; i < i1; i++) {
+            float* pr = p.data() + i * d.S;
+            float* dpr = dp.data() + i * d.S;
+            SoftmaxRow(pr, MaskRow(mask, d, b, t0 + i % tr), d.S);
+            const float* o = og.data() + i * d.D;
+            const float* dO = dog.data() + i * d.D;
+            double s = 0;
+            for (size_t c = 0; c < d.D; c++) s += double(o[c]) * dO[c];
+            const float di = float(s);
+            for (size_t j = 0; j < d.S; j++) dpr[j] = pr[j] * (dpr[j] - di);  // dS
+          }
+        }, size_t(1) << 17);
+        // dv_g += Pᵀ dout_g; dq_g = dS k_g; dk_g += dSᵀ q_g
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(d.S), int(d.D), int(m), 1.f, p.data(), int(d.S),
+                    dog.data(), int(d.D), 1.f, dv + kvAt, int(d.ks()));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(d.S), 1.f, dp.data(), int(d.S),
+                    k + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
+        Scatter(og.data(), d, b, g, t0, tr, dq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(d.S), int(d.D), int(m), 1.f, dp.data(), int(d.S),
+                    qg.data(), int(d.D), 1.f, dk + kvAt, int(d.ks()));
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void RegisterAttentionKernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("attnForward", Napi::Function::New(env, AttnForward));
+  exports.Set("attnBackward", Napi::Function::New(env, AttnBackward));
+}

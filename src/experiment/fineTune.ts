@@ -15,7 +15,8 @@ import { countParameters } from '../adapters/params.ts';
 import { adapterKind } from '../adapters/registry.ts';
 import { DataMixture } from '../data/mix.ts';
 import type { MultipleChoiceItem } from '../data/formats.ts';
-import { loadModel } from '../models/load.ts';
+import { loadConfig, loadModel, weightPlacement } from '../models/load.ts';
+import { sizeTrainingRun } from '../train/memory.ts';
 import { mergeWithRouting } from '../routing/fixedRouting.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { trainingSession } from '../train/session.ts';
@@ -131,10 +132,13 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
   let trainableParams = 0;
   let before: AccuracyResult | undefined;
   let beforeLatency: number | undefined;
+  // The size policy of `mor train`: refuse a run the heap cannot hold, resolve 'auto'.
+  const memory = sizeTrainingRun({ ...o.train, adapter }, loadConfig(o.model), weightPlacement(o.model));
   return trainingSession(
     {
       model: o.model,
       adapter,
+      memory,
       tokenizer: tok,
       mixture,
       data: [o.trainData],

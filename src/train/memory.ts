@@ -26,8 +26,11 @@ export interface TrainingSize {
   lossChunkSize: number;
 }
 
+/** What the size policy reads of a training config (`mor train`'s, or an experiment's train settings). */
+export type SizedRun = Pick<TrainConfig, 'batchSize' | 'maxLength' | 'adapter' | 'gradientCheckpointing' | 'lossChunkSize'>;
+
 /** Plan a training run; throws a one-line UserError when it cannot fit. */
-export function sizeTrainingRun(config: TrainConfig, model: LlamaConfig, placement: WeightPlacement = {}, limits: MemoryLimits = {}): TrainingSize {
+export function sizeTrainingRun(config: SizedRun, model: LlamaConfig, placement: WeightPlacement = {}, limits: MemoryLimits = {}): TrainingSize {
   const shape = {
     model,
     batchSize: config.batchSize,
@@ -49,7 +52,7 @@ export function sizeTrainingRun(config: TrainConfig, model: LlamaConfig, placeme
  * The adapter's trainable count by the closed formulas; 1 (still a training step) when they
  * cannot say, e.g. targets that match no layer: the adapter injection reports that itself.
  */
-function trainableOrOne(model: LlamaConfig, config: TrainConfig): number {
+function trainableOrOne(model: LlamaConfig, config: SizedRun): number {
   try {
     return adapterTrainableParams(model, config.adapter);
   } catch {

@@ -109,6 +109,17 @@ test('mor experiment: a bad config is one error line, exit 1', async () => {
   assert.match(seeds.err, /--seeds must be/);
 });
 
+test('mor experiment runs the size policy of mor train: a step the heap cannot hold is one error line before training', async () => {
+  const cfg = path.join(root, 'huge.yaml');
+  const smoke = fs.readFileSync('experiments/smoke.yaml', 'utf8');
+  // 4096 x 4096 tokens with checkpointing off: tens of GiB of activations on the tiny model.
+  fs.writeFileSync(cfg, smoke.replace(/^model: .*$/m, `model: ${modelDir}`).replace(/^  batchSize: 4$/m, '  batchSize: 4096\n  gradientCheckpointing: false')
+    .replace(/^  maxLength: 64$/m, '  maxLength: 4096'));
+  const r = await run(['experiment', '--config', cfg, '--out', path.join(root, 'huge-out')]);
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /^error: .*needs about [\d.]+ GiB of tensor memory but the wasm heap holds .*gradientCheckpointing/m);
+});
+
 test('mor demo: fine-tunes, prints before/after per task, writes its outputs', async () => {
   const out = path.join(root, 'demo');
   const r = await run([

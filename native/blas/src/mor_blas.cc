@@ -14,12 +14,30 @@
 
 namespace {
 
+// Rows up to which a product runs as one sgemv per row (see Gemm).
+constexpr int kGemvMaxRows = 2;
+
 // C[m,n] = op(A) op(B) + beta C, row-major; op(A) is [m,k], op(B) is [k,n].
 void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool tA, bool tB,
           float beta) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == 0.0f) std::memset(c, 0, sizeof(float) * size_t(m) * size_t(n));
+    return;
+  }
+  if (m <= kGemvMaxRows) {
+    // Few rows (decoding steps): one matrix-vector product per row. OpenBLAS 0.3.21 runs sgemm
+    // with so few rows through its packing path (no forward to gemv before 0.3.27): [1, 576] x
+    // [576, 1536] took 0.65 ms at m = 2 against 0.18 ms per row with sgemv (bench/gemv.tmp.mjs).
+    // Row r of op(A): k values from a + r (stride m) when A is transposed, else contiguous.
+    for (int r = 0; r < m; r++) {
+      const float* x = tA ? a + r : a + size_t(r) * k;
+      const int incx = tA ? m : 1;
+      if (tB)  // B [n, k]: c_r = B x
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, b, std::max(1, k), x, incx, beta, c + size_t(r) * n, 1);
+      else  // B [k, n]: c_r = Bᵀ x
+        cblas_sgemv(CblasRowMajor, CblasTrans, k, n, 1.0f, b, std::max(1, n), x, incx, beta, c + size_t(r) * n, 1);
+    }
     return;
   }
   cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, m,

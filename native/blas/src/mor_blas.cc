@@ -5,6 +5,7 @@
 #include <napi.h>
 #include <cblas.h>
 
+#include "mor_gemm.h"
 #include "mor_rank.h"
 #include "mor_store.h"
 #include "mor_xent.h"
@@ -14,12 +15,12 @@
 
 namespace {
 
-// Rows up to which a product runs as one sgemv per row (see Gemm).
+// Rows up to which a product runs as one sgemv per row (see MorGemm).
 constexpr int kGemvMaxRows = 2;
 
-// C[m,n] = op(A) op(B) + beta C, row-major; op(A) is [m,k], op(B) is [k,n].
-void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool tA, bool tB,
-          float beta) {
+}  // namespace
+
+void MorGemm(const float* a, const float* b, float* c, int m, int n, int k, bool tA, bool tB, float beta) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == 0.0f) std::memset(c, 0, sizeof(float) * size_t(m) * size_t(n));
@@ -28,7 +29,7 @@ void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool tA
   if (m <= kGemvMaxRows) {
     // Few rows (decoding steps): one matrix-vector product per row. OpenBLAS 0.3.21 runs sgemm
     // with so few rows through its packing path (no forward to gemv before 0.3.27): [1, 576] x
-    // [576, 1536] took 0.65 ms at m = 2 against 0.18 ms per row with sgemv (bench/gemv.tmp.mjs).
+    // [576, 1536] took 0.65 ms at m = 2 against 0.18 ms per row with sgemv.
     // Row r of op(A): k values from a + r (stride m) when A is transposed, else contiguous.
     for (int r = 0; r < m; r++) {
       const float* x = tA ? a + r : a + size_t(r) * k;
@@ -44,6 +45,8 @@ void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool tA
               n, k, 1.0f, a, std::max(1, tA ? m : k), b, std::max(1, tB ? k : n), beta, c,
               std::max(1, n));
 }
+
+namespace {
 
 double Num(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().DoubleValue();
@@ -85,7 +88,7 @@ Napi::Value GemmHeap(const Napi::CallbackInfo& info) {
       for (int r = 0; r < m; r++)
         for (int j = 0; j < n; j++) c[size_t(r) * n + j] = bias[biasLen == 1 ? 0 : j];
     }
-    Gemm(a, b, c, m, n, k, tA, tB, biasLen > 0 ? 1.0f : 0.0f);
+    MorGemm(a, b, c, m, n, k, tA, tB, biasLen > 0 ? 1.0f : 0.0f);
     if (relu)
       for (size_t j = 0; j < size_t(m) * n; j++) c[j] = std::max(c[j], 0.0f);
   }
@@ -103,7 +106,7 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   if (m < 0 || n < 0 || k < 0 || a.ElementLength() < size_t(m) * k || b.ElementLength() < size_t(k) * n ||
       c.ElementLength() < size_t(m) * n)
     return Fail(env, "sgemm: array too small for the shape");
-  Gemm(a.Data(), b.Data(), c.Data(), m, n, k, info[6].ToBoolean(), info[7].ToBoolean(), 0.0f);
+  MorGemm(a.Data(), b.Data(), c.Data(), m, n, k, info[6].ToBoolean(), info[7].ToBoolean(), 0.0f);
   return env.Undefined();
 }
 

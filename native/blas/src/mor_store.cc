@@ -7,6 +7,7 @@
 // the file; each mapping is known to JavaScript only by an integer handle (no ArrayBuffer
 // over it, so no 4 GiB typed-array limit and no way for script code to write to it).
 #include "mor_store.h"
+#include "mor_gemm.h"
 
 #include "mor_convert.h"
 
@@ -162,7 +163,17 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
     std::memset(y, 0, 4 * m * nOut);
     return env.Undefined();
   }
-  if (tW && m <= kGemvMaxRows && dtype != kF32) {
+  if (dtype == kF32) {
+    // Nothing to convert: the heap kernel's product on the mapped matrix, so results equal a
+    // heap-loaded model's bit for bit.
+    const float* wf = reinterpret_cast<const float*>(w);
+    if (tW)
+      MorGemm(x, wf, y, int(m), int(rows), int(cols), false, true, 0.0f);
+    else
+      MorGemm(x, wf, y, int(m), int(cols), int(rows), false, false, 0.0f);
+    return env.Undefined();
+  }
+  if (tW && m <= kGemvMaxRows) {
     morstore::GemvRows(x, m, cols, w, dtype, rows, y, rows, Threads());
     return env.Undefined();
   }
@@ -174,9 +185,7 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
     const float* wb;
     const int handle = int(Num(info, 1));
     const double off = Num(info, 2);
-    if (dtype == kF32) {
-      wb = reinterpret_cast<const float*>(src);
-    } else if (nr == rows && scratch.handle == handle && scratch.off == off && scratch.dtype == dtype &&
+    if (nr == rows && scratch.handle == handle && scratch.off == off && scratch.dtype == dtype &&
                scratch.rows == rows && scratch.cols == cols) {
       wb = scratch.buf.data();  // this whole matrix was the last one converted
     } else {

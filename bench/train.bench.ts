@@ -31,6 +31,7 @@ import { savePretrained } from '../src/models/save.ts';
 import { fmt, formatTable } from './lib/timing.ts';
 import { findTorchPython, runJsonChild } from './lib/child.ts';
 import type { TrainRunResult } from './lib/trainRun.ts';
+import { maxOf } from '../src/util/array.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const env = (k: string, d: string) => process.env[k] ?? d;
@@ -87,7 +88,7 @@ function summarise(rs: Result[] | undefined): (TrainRunResult & { torch?: string
   const steps = ok.flatMap((r) => r.stepsS).sort((a, b) => a - b);
   const stepS = steps[Math.floor((steps.length - 1) / 2)];
   const tokens = Number(childEnv.BENCH_BATCH) * Number(childEnv.BENCH_SEQ);
-  return { ...ok[0], stepS, tokS: tokens / stepS, peakRssGiB: Math.max(...ok.map((r) => r.peakRssGiB)) };
+  return { ...ok[0], stepS, tokS: tokens / stepS, peakRssGiB: maxOf(ok.map((r) => r.peakRssGiB)) };
 }
 
 const rows: string[][] = [];

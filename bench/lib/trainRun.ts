@@ -114,10 +114,10 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
     kvWidth: c.numKeyValueHeads * c.headDim, headDim: c.headDim, vocab: c.vocabSize, tokens, seq,
   });
   const update = AdamW.prototype.update;
-  AdamW.prototype.update = function (this: AdamW, ...a: Parameters<AdamW['update']>) {
+  AdamW.prototype.update = function (this: AdamW, grads: Parameters<AdamW['update']>[0], lr: number) {
     prof.phase = 'optimizer';
     try {
-      return update.apply(this, a);
+      return update.call(this, grads, lr);
     } finally {
       prof.phase = 'step';
     }

@@ -20,6 +20,7 @@ import { UserError } from '../errors.ts';
 import { heapOffset as offset, type WasmBackend } from './wasmHeap.ts';
 import { registerRankKernels } from './rankKernels.ts';
 import { registerLossKernels } from './lossKernels.ts';
+import { registerLayerKernels } from './layerKernels.ts';
 import { state } from './state.ts';
 
 /** Result of {@link enableBlas}. */
@@ -56,6 +57,18 @@ export interface BlasAddon {
     threads: number): void;
   xentBackward(heap: ArrayBuffer, n: number, v: number, xOff: number, lseOff: number, labelsOff: number, dyOff: number,
     dxOff: number, threads: number): void;
+  /** RMSNorm, SwiGLU and rope on the heap (native/blas/src/mor_norm.cc, mor_swiglu.cc, mor_rope.cc; see layerKernels.ts). */
+  rmsNormForward(heap: ArrayBuffer, rows: number, d: number, xOff: number, wOff: number, eps: number, yOff: number, rOff: number,
+    threads: number): void;
+  rmsNormBackward(heap: ArrayBuffer, rows: number, d: number, xOff: number, wOff: number, rOff: number, dyOff: number,
+    dxOff: number, dwOff: number, threads: number): void;
+  swigluForward(heap: ArrayBuffer, n: number, gOff: number, uOff: number, aOff: number, threads: number): void;
+  swigluBackward(heap: ArrayBuffer, n: number, gOff: number, uOff: number, daOff: number, dgOff: number, duOff: number,
+    threads: number): void;
+  ropeForward(heap: ArrayBuffer, rows: number, heads: number, d: number, xOff: number, cosOff: number, sinOff: number,
+    scale: number, yOff: number, threads: number): void;
+  ropeBackward(heap: ArrayBuffer, rows: number, heads: number, d: number, dyOff: number, cosOff: number, sinOff: number,
+    scale: number, dxOff: number, threads: number): void;
 }
 
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
@@ -125,6 +138,7 @@ export function enableBlas(): BlasStatus {
     swapKernel({ kernelName: tfc._FusedMatMul, backendName: 'wasm', kernelFunc: (args) => fusedMatMul(lib, args, origFused) });
     registerRankKernels(lib);
     registerLossKernels(lib);
+    registerLayerKernels(lib);
   }
   state.blas = { threads, config };
   return { ok: true, threads, config };

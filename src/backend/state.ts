@@ -61,6 +61,8 @@ export interface BackendState {
   rankKernels: boolean;
   /** lossKernels.ts: the native fused cross-entropy kernels are registered (they stay so). */
   lossKernels: boolean;
+  /** layerKernels.ts: the native RMSNorm, SwiGLU and rope kernels are registered (they stay so). */
+  layerKernels: boolean;
   /** weightStore.ts: the stored-weight matmul and gather kernels are registered. */
   storeKernels: boolean;
   /**
@@ -75,6 +77,7 @@ export const state: BackendState = {
   wasmFixesInstalled: false,
   rankKernels: false,
   lossKernels: false,
+  layerKernels: false,
   storeKernels: false,
   storeBlockFloats: 0,
 };

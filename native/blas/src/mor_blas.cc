@@ -5,8 +5,11 @@
 #include <napi.h>
 #include <cblas.h>
 
+#include "mor_norm.h"
 #include "mor_rank.h"
+#include "mor_rope.h"
 #include "mor_store.h"
+#include "mor_swiglu.h"
 #include "mor_xent.h"
 #include <algorithm>
 #include <cstring>
@@ -110,6 +113,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRankKernels(env, exports);
   RegisterStoreKernels(env, exports);
   RegisterXentKernels(env, exports);
+  RegisterNormKernels(env, exports);
+  RegisterSwigluKernels(env, exports);
+  RegisterRopeKernels(env, exports);
   return exports;
 }
 

@@ -57,7 +57,7 @@ export class LlamaAttention extends Module {
       const q = this.qProj.forward(x, inp.ctx).reshape([b, t, h, d]) as tf.Tensor4D; // [B, T, H, D]
       const k = this.kProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D; // [B, T, Hkv, D]
       const v = this.vProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D;
-      const qr = tf.mul(applyRope(q, inp.cos, inp.sin), 1 / Math.sqrt(d)); // scale folded into q
+      const qr = applyRope(q, inp.cos, inp.sin, 1 / Math.sqrt(d)); // scale folded into q, [B, T, H, D]
       let kh = applyRope(k, inp.cos, inp.sin).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
       let vh = v.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
       if (inp.cache) ({ k: kh, v: vh } = inp.cache.update(this.layerIdx, kh, vh));

@@ -98,9 +98,9 @@ function checkNorm(shape: number[], seed: number, fd = false): void {
   tf.dispose([xt, wt, dyt]);
   assert.ok(worst(y, ref.y) <= 1e-6, `rmsNorm ${shape} value: ${worst(y, ref.y)}`);
   assert.ok(worst(dx, ref.dx) <= 1e-6, `rmsNorm ${shape} dx: ${worst(dx, ref.dx)}`);
-  // dw sums over the rows: the kernel in double, the ops in float32, whose error grows with the rows.
-  const dwTol = nativeLayerKernelsActive() ? 1e-6 : 1e-6 + 3e-8 * rows;
-  assert.ok(worst(dw, ref.dw) <= dwTol, `rmsNorm ${shape} dw: ${worst(dw, ref.dw)}`);
+  // dw sums over the rows terms that carry float32 rounding (of r on both paths, and of the sums
+  // on the op path), with cancellation: the error is allowed to grow with the rows.
+  assert.ok(worst(dw, ref.dw) <= 1e-6 + 3e-8 * rows, `rmsNorm ${shape} dw: ${worst(dw, ref.dw)}`);
   if (fd) {
     finiteDifference(op, [x, w], [shape, [d]], dy, 0, dx, [0, 1, d - 1, 2 * d, rows * d - 1]); // not the zero row: too curved for h
     finiteDifference(op, [x, w], [shape, [d]], dy, 1, dw, [0, d >> 1, d - 1]);
@@ -204,12 +204,12 @@ for (const path of ['blas', 'wasm'] as const) {
       checkNorm([5, 13], 1, true); // a width under one vector, with a tail
       checkNorm([2, 3, 8], 2); // exactly one vector, rank 3
       checkNorm([7, 37], 3, true);
-      checkNorm([301, 517], 4); // rows and columns split over the threads
+      checkNorm([1031, 1029], 4); // past mor_parallel.h's threshold: rows and columns split over the threads
       checkSwiglu([3, 11], 5, true); // under and over one vector
-      checkSwiglu([2, 7, 1543], 6); // split over the threads, odd length
+      checkSwiglu([3, 353, 1001], 6); // split over the threads, odd length
       checkRope([2, 3, 4, 10], 7, { fd: true }); // half 5: no full vector
       checkRope([1, 5, 3, 22], 8, { fd: true, scale: 0.3 }); // half 11: one vector and a tail
-      checkRope([4, 64, 9, 64], 9, { scale: 0.125 }); // the model's head width and query scale, over the threads
+      checkRope([4, 260, 16, 64], 9, { scale: 0.125 }); // the model's head width and query scale, over the threads
       checkRope([2, 5, 3, 16], 10, { tableBatch: 1, scale: 0.5 }); // tables shared by the batch: the ops on both paths
     } finally {
       await setMatmulPath(initial.matmulPath === 'wasm+blas' ? 'blas' : 'wasm');

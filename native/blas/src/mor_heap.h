@@ -55,8 +55,4 @@ inline bool ArgsOk(const Napi::CallbackInfo& info, size_t n) {
   return true;
 }
 
-// Work (elements touched) under which the layer kernels stay on one thread: their per-element
-// cost is a few flops, so a thread pays off sooner than for a pass of copies.
-constexpr size_t kLayerMinWork = size_t(1) << 17;
-
 }  // namespace morheap

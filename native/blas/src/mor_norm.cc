@@ -10,7 +10,7 @@
 // The tfjs-op version is ~5 wasm kernels forward (square, mean, add, rsqrt, two multiplies) and
 // about twice that backward, each a pass on one thread. Here: one pass forward, two backward (dx
 // by rows, dw by columns, so the sum over rows needs no merge and has a fixed order), split over
-// the cores. Sums are taken in double.
+// the cores once a pass is large enough to pay for a thread (mor_parallel.h). Sums are in double.
 #include "mor_norm.h"
 
 #include <cmath>
@@ -151,7 +151,7 @@ Napi::Value RmsNormForward(const Napi::CallbackInfo& info) {
 #endif
       ScaleRowScalar(xi, w, ri, d, y + i * d);
     }
-  }, morheap::kLayerMinWork);
+  });
   return info.Env().Undefined();
 }
 
@@ -178,7 +178,7 @@ Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
 #endif
       GradRowScalar(x + i * d, w, dy + i * d, r[i], d, dx + i * d);
     }
-  }, morheap::kLayerMinWork);
+  });
   // dw by column ranges: each thread sums its columns over all rows, in row order.
   morpar::Parallel(d, threads, rows * d, [&](size_t c0, size_t c1) {
     std::vector<double> acc(c1 - c0, 0.0);
@@ -192,7 +192,7 @@ Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
       AccumulateScalar(dy + i * d + c0, x + i * d + c0, r[i], c1 - c0, acc.data());
     }
     for (size_t j = c0; j < c1; j++) dw[j] = float(acc[j - c0]);
-  }, morheap::kLayerMinWork);
+  });
   return info.Env().Undefined();
 }
 

@@ -13,7 +13,7 @@
 //
 // Both directions are the same loop with the sign and the sin index swapped, so one function
 // serves both. The tfjs-op version is a split, a negation, a concat, two multiplies and an add,
-// and autodiff's reverse of each. Here: one pass, rows split over the cores.
+// and autodiff's reverse of each. Here: one pass, rows split over the cores when large (mor_parallel.h).
 #include "mor_rope.h"
 
 #include <string>
@@ -95,7 +95,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info, bool back) {
         RotateScalar(in + at, cos + i * d, sin + i * d, h, 0, back, scale, out + at);
       }
     }
-  }, morheap::kLayerMinWork);
+  });
   return info.Env().Undefined();
 }
 

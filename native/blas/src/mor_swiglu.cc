@@ -82,7 +82,7 @@ Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
     if (HasAvx2()) return ForwardAvx2(g + b, u + b, e - b, a + b);
 #endif
     ForwardScalar(g + b, u + b, e - b, a + b);
-  }, morheap::kLayerMinWork);
+  });
   return info.Env().Undefined();
 }
 
@@ -102,7 +102,7 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
     if (HasAvx2()) return BackwardAvx2(g + b, u + b, da + b, e - b, dg + b, du + b);
 #endif
     BackwardScalar(g + b, u + b, da + b, e - b, dg + b, du + b);
-  }, morheap::kLayerMinWork);
+  });
   return info.Env().Undefined();
 }
 

@@ -64,6 +64,9 @@ __attribute__((target("avx2,fma"))) void RotateAvx2(const float* a, const float*
     _mm256_storeu_ps(out + j, _mm256_mul_ps(back ? _mm256_add_ps(pLo, qLo) : _mm256_sub_ps(pLo, qLo), kv));
     _mm256_storeu_ps(out + j + h, _mm256_mul_ps(back ? _mm256_sub_ps(pHi, qHi) : _mm256_add_ps(pHi, qHi), kv));
   }
+  // Clear the upper halves before the SSE-encoded scalar tail and the caller (GCC omits it here,
+  // and the AVX-SSE transitions made the whole kernel several times slower).
+  _mm256_zeroupper();
   RotateScalar(a, c, s, h, j, back, k, out);
 }
 #endif

@@ -11,8 +11,9 @@
  *  - `MorRopeGrad`       dy `[B, T, H, D]`, cos, sin, attr scale        -> dx `[B, T, H, D]`
  *
  * Each replaces 3-10 single-threaded wasm kernels of the tfjs-op version (and autodiff's
- * reverse of each) by one pass split over the BLAS threads. No registered gradients: the ops
- * in rmsnorm.ts, mlp.ts and rope.ts define them with customGrad.
+ * reverse of each) by one pass, split over the BLAS threads when it is large enough
+ * (native/blas/src/mor_parallel.h). No registered gradients: the ops in rmsnorm.ts, mlp.ts
+ * and rope.ts define them with customGrad.
  */
 import * as tfc from '@tensorflow/tfjs-core';
 import type { BlasAddon } from './blas.ts';

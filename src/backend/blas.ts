@@ -21,6 +21,7 @@ import { heapOffset as offset, type WasmBackend } from './wasmHeap.ts';
 import { registerRankKernels } from './rankKernels.ts';
 import { registerLossKernels } from './lossKernels.ts';
 import { registerAttentionKernels } from './attentionKernels.ts';
+import { registerLayerKernels } from './layerKernels.ts';
 import { state } from './state.ts';
 
 /** Result of {@link enableBlas}. */
@@ -63,6 +64,18 @@ export interface BlasAddon {
   attnBackward(heap: ArrayBuffer, b: number, t: number, s: number, h: number, hkv: number, d: number, maskB: number,
     threads: number, qOff: number, kOff: number, vOff: number, maskOff: number, outOff: number, doutOff: number,
     dqOff: number, dkOff: number, dvOff: number): void;
+  /** RMSNorm, SwiGLU and rope on the heap (native/blas/src/mor_norm.cc, mor_swiglu.cc, mor_rope.cc; see layerKernels.ts). */
+  rmsNormForward(heap: ArrayBuffer, rows: number, d: number, xOff: number, wOff: number, eps: number, yOff: number, rOff: number,
+    threads: number): void;
+  rmsNormBackward(heap: ArrayBuffer, rows: number, d: number, xOff: number, wOff: number, rOff: number, dyOff: number,
+    dxOff: number, dwOff: number, threads: number): void;
+  swigluForward(heap: ArrayBuffer, n: number, gOff: number, uOff: number, aOff: number, threads: number): void;
+  swigluBackward(heap: ArrayBuffer, n: number, gOff: number, uOff: number, daOff: number, dgOff: number, duOff: number,
+    threads: number): void;
+  ropeForward(heap: ArrayBuffer, rows: number, heads: number, d: number, xOff: number, cosOff: number, sinOff: number,
+    scale: number, yOff: number, threads: number): void;
+  ropeBackward(heap: ArrayBuffer, rows: number, heads: number, d: number, dyOff: number, cosOff: number, sinOff: number,
+    scale: number, dxOff: number, threads: number): void;
 }
 
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
@@ -133,6 +146,7 @@ export function enableBlas(): BlasStatus {
     registerRankKernels(lib);
     registerLossKernels(lib);
     registerAttentionKernels(lib);
+    registerLayerKernels(lib);
   }
   state.blas = { threads, config };
   return { ok: true, threads, config };

@@ -63,6 +63,8 @@ export interface BackendState {
   lossKernels: boolean;
   /** attentionKernels.ts: the native fused attention kernels are registered (they stay so). */
   attentionKernels: boolean;
+  /** layerKernels.ts: the native RMSNorm, SwiGLU and rope kernels are registered (they stay so). */
+  layerKernels: boolean;
   /** weightStore.ts: the stored-weight matmul and gather kernels are registered. */
   storeKernels: boolean;
   /**
@@ -78,6 +80,7 @@ export const state: BackendState = {
   rankKernels: false,
   lossKernels: false,
   attentionKernels: false,
+  layerKernels: false,
   storeKernels: false,
   storeBlockFloats: 0,
 };

@@ -6,8 +6,11 @@
 #include <cblas.h>
 
 #include "mor_gemm.h"
+#include "mor_norm.h"
 #include "mor_rank.h"
+#include "mor_rope.h"
 #include "mor_store.h"
+#include "mor_swiglu.h"
 #include "mor_xent.h"
 #include "mor_attention.h"
 #include <algorithm>
@@ -133,6 +136,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterStoreKernels(env, exports);
   RegisterXentKernels(env, exports);
   RegisterAttentionKernels(env, exports);
+  RegisterNormKernels(env, exports);
+  RegisterSwigluKernels(env, exports);
+  RegisterRopeKernels(env, exports);
   return exports;
 }
 

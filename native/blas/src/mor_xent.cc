@@ -12,23 +12,17 @@
 #include "mor_xent.h"
 
 #include <cmath>
-#include <string>
 
+#include "mor_heap.h"
 #include "mor_parallel.h"
 #include "mor_vexp.h"
 
 namespace {
 
-double Num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
-
-bool HasAvx2() {
-#if defined(__x86_64__)
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
-}
+using morheap::Fail;
+using morheap::HasAvx2;
+using morheap::Heap;
+using morheap::Num;
 
 // Max and sum of exp(x - max) of one row.
 void RowMaxSumScalar(const float* x, size_t v, float* maxOut, double* sumOut) {
@@ -79,25 +73,6 @@ __attribute__((target("avx2,fma"))) void RowGradAvx2(const float* x, size_t v, f
   for (; j < v; j++) dx[j] = dy * std::exp(x[j] - lse);
 }
 #endif
-
-struct Heap {
-  char* base;
-  double bytes;
-  bool ok = true;
-  template <typename T>
-  T* at(double off, double count) {
-    if (off < 0 || count < 0 || off + sizeof(T) * count > bytes || size_t(off) % sizeof(T) != 0) {
-      ok = false;
-      return nullptr;
-    }
-    return reinterpret_cast<T*>(base + size_t(off));
-  }
-};
-
-Napi::Value Fail(Napi::Env env, const std::string& msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
 
 bool LabelsOk(const int* labels, size_t n, size_t v) {
   for (size_t i = 0; i < n; i++)

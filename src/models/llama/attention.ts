@@ -59,7 +59,7 @@ export class LlamaAttention extends Module {
       const q = this.qProj.forward(x, inp.ctx).reshape([b, t, h, d]) as tf.Tensor4D; // [B, T, H, D]
       const k = this.kProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D; // [B, T, Hkv, D]
       const v = this.vProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D;
-      const qr = tf.mul(applyRope(q, inp.cos, inp.sin), 1 / Math.sqrt(d)) as tf.Tensor4D; // scale folded into q
+      const qr = applyRope(q, inp.cos, inp.sin, 1 / Math.sqrt(d)); // scale folded into q, [B, T, H, D]
       if (!inp.cache && nativeAttentionActive()) {
         // One fused op in the projections' layout: no transposes, no saved [T, S] scores.
         const kr = applyRope(k, inp.cos, inp.sin);

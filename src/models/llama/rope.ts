@@ -5,6 +5,7 @@
  * where transformers computes in float32 tensors and in float64 where it uses Python floats.
  */
 import { tf } from '../../backend/tf.ts';
+import { nativeLayerKernelsActive, ROPE, ROPE_GRAD } from '../../backend/layerKernels.ts';
 import type { LlamaConfig, RopeScaling } from './config.ts';
 
 type RopeConfig = Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling' | 'maxPositionEmbeddings'>;
@@ -149,12 +150,45 @@ export class RotaryEmbedding {
   }
 }
 
-/** `x * cos + rotate_half(x) * sin` for x `[B, T, H, D]` and tables `[B, T, 1, D]`. */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
+/**
+ * `(x * cos + rotate_half(x) * sin) * scale` for x `[B, T, H, D]` and tables `[B, T, 1, D]`,
+ * differentiable in x (the tables are constants; `scale` lets attention fold its `1 / sqrt(D)`
+ * into the queries). On the native path one fused multi-threaded kernel each way
+ * (src/backend/layerKernels.ts), the gradient `(dy * cos + rotate_half^T(dy * sin)) * scale`;
+ * tables of another shape (broadcast over the batch) take the tfjs ops. Values equal up to
+ * float rounding.
+ */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, scale = 1): tf.Tensor4D {
+  const [b, t, , d] = x.shape;
+  const tables = [b, t, 1, d];
+  const fits = (c: tf.Tensor) => c.shape.every((n, i) => n === tables[i]);
+  return nativeLayerKernelsActive() && fits(cos) && fits(sin) ? applyRopeNative(x, cos, sin, scale) : applyRopeOps(x, cos, sin, scale);
+}
+
+function applyRopeOps(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, scale: number): tf.Tensor4D {
   return tf.tidy(() => {
     const half = x.shape[3] / 2;
     const [x1, x2] = tf.split(x, [half, half], 3);
     const rotated = tf.concat([tf.neg(x2), x1], 3); // rotate_half: [-x2, x1]
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    const y = tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    return scale === 1 ? y : (tf.mul(y, scale) as tf.Tensor4D);
   });
+}
+
+function applyRopeNative(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, scale: number): tf.Tensor4D {
+  // cos and sin are closure values, not customGrad inputs: no gradient flows to them. They are
+  // saved (kept clones) because the caller's tidy may dispose them before backward runs.
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xi = args[0] as tf.Tensor4D;
+    const save = args[1] as tf.GradSaveFunc;
+    save([cos, sin]);
+    return {
+      value: tf.engine().runKernel(ROPE, { x: xi, cos, sin }, { scale }) as tf.Tensor4D,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sc, ss] = saved;
+        return [tf.engine().runKernel(ROPE_GRAD, { dy: dy as tf.Tensor, cos: sc, sin: ss }, { scale }) as tf.Tensor];
+      },
+    };
+  }) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
+  return f(x);
 }

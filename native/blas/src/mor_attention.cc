@@ -19,47 +19,22 @@
 
 #include <cblas.h>
 
-#include <cmath>
-#include <string>
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
+#include "mor_heap.h"
 #include "mor_parallel.h"
 #include "mor_vexp.h"
 
 namespace {
 
-double Num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
-
-bool HasAvx2() {
-#if defined(__x86_64__)
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
-}
+using morheap::Fail;
+using morheap::HasAvx2;
+using morheap::Num;
 
 // Rows (query heads of a group x query rows) per tile: bounds the scratch at 2 x kTile x S floats.
 constexpr size_t kTile = 1024;
-
-struct Heap {
-  char* base;
-  double bytes;
-  bool ok = true;
-  float* at(double off, double count) {
-    if (off < 0 || count < 0 || off + 4.0 * count > bytes || size_t(off) % 4 != 0) {
-      ok = false;
-      return nullptr;
-    }
-    return reinterpret_cast<float*>(base + size_t(off));
-  }
-};
-
-Napi::Value Fail(Napi::Env env, const std::string& msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
 
 #if defined(__x86_64__)
 // Vector part of ExpShifted; returns how many values it did.
@@ -142,14 +117,13 @@ Napi::Value AttnForward(const Napi::CallbackInfo& info) {
   if (info.Length() != 14 || !info[0].IsArrayBuffer()) return Fail(info.Env(), "attnForward: bad arguments");
   Dims d;
   if (!ReadDims(info, &d)) return Fail(info.Env(), "attnForward: bad dimensions");
-  Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
-  Heap heap{static_cast<char*>(buf.Data()), double(buf.ByteLength())};
+  morheap::Heap heap = morheap::HeapOf(info);
   const double nq = double(d.B) * d.T * d.H * d.D, nk = double(d.B) * d.S * d.Hkv * d.D;
-  const float* q = heap.at(Num(info, 9), nq);
-  const float* k = heap.at(Num(info, 10), nk);
-  const float* v = heap.at(Num(info, 11), nk);
-  const float* mask = d.maskB ? heap.at(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
-  float* out = heap.at(Num(info, 13), nq);
+  const float* q = heap.at<float>(Num(info, 9), nq);
+  const float* k = heap.at<float>(Num(info, 10), nk);
+  const float* v = heap.at<float>(Num(info, 11), nk);
+  const float* mask = d.maskB ? heap.at<float>(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
+  float* out = heap.at<float>(Num(info, 13), nq);
   if (!heap.ok) return Fail(info.Env(), "attnForward: operand outside the heap");
   const size_t tile = TileRows(d), rows = d.rep() * tile;
   std::vector<float> p(rows * d.S), qg(rows * d.D), og(rows * d.D);
@@ -179,18 +153,17 @@ Napi::Value AttnBackward(const Napi::CallbackInfo& info) {
   if (info.Length() != 18 || !info[0].IsArrayBuffer()) return Fail(info.Env(), "attnBackward: bad arguments");
   Dims d;
   if (!ReadDims(info, &d)) return Fail(info.Env(), "attnBackward: bad dimensions");
-  Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
-  Heap heap{static_cast<char*>(buf.Data()), double(buf.ByteLength())};
+  morheap::Heap heap = morheap::HeapOf(info);
   const double nq = double(d.B) * d.T * d.H * d.D, nk = double(d.B) * d.S * d.Hkv * d.D;
-  const float* q = heap.at(Num(info, 9), nq);
-  const float* k = heap.at(Num(info, 10), nk);
-  const float* v = heap.at(Num(info, 11), nk);
-  const float* mask = d.maskB ? heap.at(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
-  const float* out = heap.at(Num(info, 13), nq);
-  const float* dout = heap.at(Num(info, 14), nq);
-  float* dq = heap.at(Num(info, 15), nq);
-  float* dk = heap.at(Num(info, 16), nk);
-  float* dv = heap.at(Num(info, 17), nk);
+  const float* q = heap.at<float>(Num(info, 9), nq);
+  const float* k = heap.at<float>(Num(info, 10), nk);
+  const float* v = heap.at<float>(Num(info, 11), nk);
+  const float* mask = d.maskB ? heap.at<float>(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
+  const float* out = heap.at<float>(Num(info, 13), nq);
+  const float* dout = heap.at<float>(Num(info, 14), nq);
+  float* dq = heap.at<float>(Num(info, 15), nq);
+  float* dk = heap.at<float>(Num(info, 16), nk);
+  float* dv = heap.at<float>(Num(info, 17), nk);
   if (!heap.ok) return Fail(info.Env(), "attnBackward: operand outside the heap");
   std::fill(dk, dk + size_t(nk), 0.f);
   std::fill(dv, dv + size_t(nk), 0.f);

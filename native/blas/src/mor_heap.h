@@ -1,4 +1,4 @@
-// What the heap kernels (cross-entropy, RMSNorm, SwiGLU, rope) share: reading their numeric
+// What the heap kernels (cross-entropy, attention, RMSNorm, SwiGLU, rope) share: reading their numeric
 // arguments, addressing operands on the tfjs-wasm heap by byte offset with a bounds check,
 // refusing bad calls with a JS TypeError, and the one-time AVX2 + FMA test.
 #pragma once

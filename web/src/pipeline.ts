@@ -139,8 +139,12 @@ export function probeLogits(model: LlamaForCausalLM, tok: Tokenizer, prompt: str
   return { ids, logits };
 }
 
-/** `question` as the chat-formatted prompt the model was trained on (as `mor generate --chat`). */
+/**
+ * `question` as a user message in the chat template, encoded as training rendered it: BOS first
+ * (the tokenizer's own, unless the template already wrote it).
+ */
 export function chatPrompt(tok: Tokenizer, question: string): { prompt: string; addSpecialTokens: boolean } {
   if (!tok.hasChatTemplate) return { prompt: question, addSpecialTokens: true };
-  return { prompt: tok.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true }), addSpecialTokens: false };
+  const prompt = tok.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true });
+  return { prompt, addSpecialTokens: !(tok.bosToken && prompt.startsWith(tok.bosToken)) };
 }

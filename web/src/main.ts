@@ -115,6 +115,8 @@ settingsForm.onsubmit = (ev) => {
   ev.preventDefault();
   const s: RunSettings = { ...PAGE_DEFAULTS };
   for (const f of FORM_FIELDS) s[f] = Number((settingsForm.elements.namedItem(f) as HTMLInputElement).value);
+  const bad = FORM_FIELDS.find((f) => !(s[f] > 0) || (f !== 'lr' && !Number.isInteger(s[f])));
+  if (bad) return setPhase(`error: ${bad} must be a positive ${bad === 'lr' ? 'number' : 'integer'}`);
   state.settings = s;
   state.losses = [];
   $<HTMLButtonElement>('train').disabled = true;

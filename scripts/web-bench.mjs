@@ -136,5 +136,5 @@ for (const [label, xs] of runs) {
   const sorted = [...xs].sort((a, b) => a - b);
   console.log(`| ${label} | ${Math.round(sorted.at(-1))} | ${Math.round(sorted[Math.floor(sorted.length / 2)])} |`);
 }
-const best = (xs) => Math.min(...xs).toFixed(1);
+const best = (xs) => xs.reduce((a, b) => Math.min(a, b), Infinity).toFixed(1);
 console.log(`\n[512,512]x[512,2048] matmul in an isolated page, best of ${repeat}: ${best(matmulMs[1])} ms on 1 wasm thread, ${best(matmulMs[2])} ms on 2`);

@@ -10,7 +10,7 @@ export function drawRoutingHeatmap(canvas: HTMLCanvasElement, r: RoutingSummary)
   const top = 18;
   const cellW = (canvas.width - left - 10) / experts;
   const cellH = Math.min(28, (canvas.height - top - 4) / r.tasks.length);
-  const max = Math.max(...r.weights.flat());
+  const max = r.weights.flat().reduce((a, b) => Math.max(a, b), 0);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.font = '11px sans-serif';
   ctx.fillStyle = '#333';

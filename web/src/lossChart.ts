@@ -13,8 +13,8 @@ export function drawLossCurve(canvas: HTMLCanvasElement, points: readonly StepPo
   ctx.strokeRect(pad.left, pad.top, w - pad.left - pad.right, h - pad.top - pad.bottom);
   if (points.length === 0) return;
   const losses = points.map((p) => p.loss);
-  const hi = Math.max(...losses);
-  const lo = Math.min(...losses);
+  const hi = losses.reduce((a, b) => Math.max(a, b), -Infinity);
+  const lo = losses.reduce((a, b) => Math.min(a, b), Infinity);
   const span = hi - lo || 1;
   const x = (step: number) => pad.left + ((step - 1) / Math.max(1, totalSteps - 1)) * (w - pad.left - pad.right);
   const y = (loss: number) => pad.top + ((hi - loss) / span) * (h - pad.top - pad.bottom);

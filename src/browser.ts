@@ -2,7 +2,9 @@
  * The browser entry of mor-peft (package.json `exports` condition `browser`): the part of the
  * public API in src/index.ts that runs without Node — backend, models, adapters, training,
  * generation, tokenizer, safetensors bytes, the file-access interface and the loaders that read
- * through it (`loadModelFrom`, `Tokenizer.fromSource`, `loadAdapterFrom`, `saveAdapterTo`).
+ * through it (`loadModelFrom`, `Tokenizer.fromSource`, `loadAdapterFrom`, `saveAdapterTo`), and
+ * what a page needs to fine-tune on in-memory data and score it (`parseJsonlText`,
+ * `DataMixture.fromRecords`, `BatchStream`, `batchLoss`, `measureAccuracy`, `routingByTask`).
  * What reads or writes folders is left out, or fails when called (`Tokenizer.fromDir`).
  */
 export { initBackend, backendInfo, tf, setMatmulPath, describeBackend, requireBackend } from './backend/tf.ts';
@@ -25,7 +27,17 @@ export { lrAt } from './train/schedule.ts';
 export { Tokenizer } from './tokenizer/tokenizer.ts';
 export { renderRecord, encodePair, IGNORE_INDEX } from './data/render.ts';
 export { parseDataRecord } from './data/formats.ts';
-export { collate, batchesOf } from './data/batch.ts';
+export { collate, batchesOf, truncateExample, padIdOf } from './data/batch.ts';
+export { parseJsonlText } from './data/jsonlText.ts';
+export { DataMixture, BatchStream } from './data/mix.ts';
+export type { RecordSource, MixtureOptions, BatchStreamOptions } from './data/mix.ts';
+export { parseMultipleChoiceItem } from './data/formats.ts';
+export type { DataRecord, MultipleChoiceItem } from './data/formats.ts';
+export type { RenderedExample } from './data/render.ts';
+export { batchLoss, batchTargets } from './train/batchLoss.ts';
+export { measureAccuracy } from './experiment/measure.ts';
+export type { AccuracyResult, AccuracyOptions } from './experiment/measure.ts';
+export { routingByTask } from './routing/stats.ts';
 export type { Batch } from './data/batch.ts';
 export { parseAdapterConfig, ADAPTER_KINDS } from './adapters/config.ts';
 export type { AdapterKind, AdapterConfig, AdapterConfigInput } from './adapters/config.ts';

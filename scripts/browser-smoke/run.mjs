@@ -3,10 +3,9 @@
 // loaded from URLs with loadModelFrom / Tokenizer.fromSource) in Debian's Chromium through playwright-core (headless, no browser
 // download), once plain and once cross-origin isolated (tfjs' threaded build), from a local
 // static server over the repository. Prints what the page did; exits 1 when a run fails or its
-// loss does not fall. Not part of CI yet.
-// Needs: npm run build; apt-get install chromium; playwright-core (not a dependency: install
-// it anywhere, e.g. `npm i --prefix /tmp/pw playwright-core`, and point MOR_PLAYWRIGHT_CORE at
-// /tmp/pw/node_modules/playwright-core/index.mjs).
+// loss does not fall. Not part of CI (scripts/web-e2e.mjs tests the web page there).
+// Needs: npm run build; apt-get install chromium; playwright-core (a devDependency;
+// MOR_PLAYWRIGHT_CORE may point at another copy's index.mjs).
 // Usage: node scripts/browser-smoke/run.mjs [--chromium /usr/bin/chromium]
 import http from 'node:http';
 import fs from 'node:fs';

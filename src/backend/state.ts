@@ -25,6 +25,7 @@ export interface InitRecord {
   by: string;
   /** The browser's wasm file locations asked for; another value later is an error. */
   wasmPaths: InitOptions['wasmPaths'];
+  wasmThreads?: number;
 }
 
 /** While the OpenBLAS kernels are registered (blas.ts). */

@@ -20,6 +20,7 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.ts';
 import { installWasmKernelFixes } from './wasmKernels.ts';
 import { setShapeOnlySaves } from './shapeOnlySaves.ts';
+import { startWithWasmThreads } from './wasmThreads.ts';
 import { state, type MatmulRequest } from './state.ts';
 
 export { tf };
@@ -59,6 +60,12 @@ export interface InitOptions {
    * ending in `/` or one URL per file name. Node loads them from node_modules.
    */
   wasmPaths?: string | Partial<Record<WasmFileName, string>>;
+  /**
+   * Browsers only, cross-origin isolated pages (tfjs' threaded build): threads of the wasm
+   * kernels, 1 to 8. Default: tfjs' choice, half of `navigator.hardwareConcurrency` (one
+   * thread on a 2-core machine); see src/backend/wasmThreads.ts. Ignored in Node.
+   */
+  wasmThreads?: number;
 }
 
 /** The .wasm files of tfjs-backend-wasm (plain, SIMD, threaded SIMD). */
@@ -84,6 +91,9 @@ export function initBackend(options: InitOptions = {}): Promise<BackendInfo> {
     if (options.wasmPaths !== undefined && JSON.stringify(options.wasmPaths) !== JSON.stringify(active.wasmPaths)) {
       return Promise.reject(new UserError('initBackend({ wasmPaths }): the backend is already initialised with other wasmPaths'));
     }
+    if (options.wasmThreads !== undefined && options.wasmThreads !== active.wasmThreads) {
+      return Promise.reject(new UserError(`initBackend({ wasmThreads: ${options.wasmThreads} }): the backend is already initialised with ${active.wasmThreads ?? 'the default'} wasm threads`));
+    }
     return active.promise;
   }
   let req: MatmulRequest;
@@ -95,7 +105,7 @@ export function initBackend(options: InitOptions = {}): Promise<BackendInfo> {
   const by = options.matmul !== undefined ? 'set by an earlier initBackend call'
     : envVar('MOR_MATMUL') ? 'from MOR_MATMUL' : 'the default';
   const p = doInit(req, options.announce ?? !envVar('MOR_QUIET'), options);
-  state.init = { promise: p, matmul: req, by, wasmPaths: options.wasmPaths };
+  state.init = { promise: p, matmul: req, by, wasmPaths: options.wasmPaths, wasmThreads: options.wasmThreads };
   // A failed init (e.g. matmul 'blas' without the addon) may be retried with other options.
   p.catch(() => {
     if (state.init?.promise === p) state.init = undefined;
@@ -120,11 +130,13 @@ export function requireBackend(what: string): void {
 }
 
 /** Load the wasm module once (the matmul path is chosen afterwards). */
-function initWasm(wasmPaths: InitOptions['wasmPaths']): Promise<void> {
+function initWasm(wasmPaths: InitOptions['wasmPaths'], wasmThreads: number | undefined): Promise<void> {
   state.wasmLoad ??= IN_NODE ? initWasmNode() : (async () => {
     if (wasmPaths !== undefined) setWasmPaths(wasmPaths);
-    await tf.setBackend('wasm');
-    await tf.ready();
+    await startWithWasmThreads(wasmThreads, async () => {
+      await tf.setBackend('wasm');
+      await tf.ready();
+    });
     installWasmKernelFixes();
     setShapeOnlySaves(true);
   })();
@@ -157,7 +169,7 @@ async function initWasmNode(): Promise<void> {
 }
 
 async function doInit(requested: MatmulRequest, announce: boolean, o: InitOptions): Promise<BackendInfo> {
-  await initWasm(o.wasmPaths);
+  await initWasm(o.wasmPaths, o.wasmThreads);
   const info = applyMatmulPath(requested, IN_NODE ? await import('./blas.ts') : undefined);
   state.info = info;
   const line = `mor: matmul backend: ${describeBackend(info)}`;
@@ -202,7 +214,7 @@ export async function setMatmulPath(path: MatmulRequest): Promise<BackendInfo> {
   await initBackend({ announce: false });
   const info = applyMatmulPath(path, IN_NODE ? await import('./blas.ts') : undefined);
   state.info = info;
-  state.init = { promise: Promise.resolve(info), matmul: path, by: 'set by setMatmulPath', wasmPaths: state.init?.wasmPaths };
+  state.init = { promise: Promise.resolve(info), matmul: path, by: 'set by setMatmulPath', wasmPaths: state.init?.wasmPaths, wasmThreads: state.init?.wasmThreads };
   return info;
 }
 

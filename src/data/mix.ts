@@ -58,6 +58,21 @@ export interface MixtureStats {
   dropped: number;
 }
 
+/** Records of one mixture source, already parsed (see {@link DataMixture.fromRecords}). */
+export interface RecordSource {
+  /** Names the source (a file name or URL). */
+  path: string;
+  records: readonly DataRecord[];
+  /** Per-epoch multiplier (see the module comment). Default 1. */
+  weight?: number;
+}
+
+/** `weight` (default 1) if it is a positive number; a UserError naming `path` otherwise. */
+function checkWeight(path: string, weight = 1): number {
+  if (!Number.isFinite(weight) || weight <= 0) throw new UserError(`${path}: weight must be a positive number, got ${weight}`);
+  return weight;
+}
+
 interface LoadedSource {
   path: string;
   weight: number;
@@ -93,13 +108,29 @@ export class DataMixture {
     if (!Number.isInteger(opts.maxLength) || opts.maxLength < 2) {
       throw new UserError(`maxLength must be an integer >= 2, got ${opts.maxLength}`);
     }
-    const loaded: LoadedSource[] = [];
+    const loaded: RecordSource[] = [];
     for (const s of sources) {
-      const weight = s.weight ?? 1;
-      if (!Number.isFinite(weight) || weight <= 0) throw new UserError(`${s.path}: weight must be a positive number, got ${weight}`);
-      const records = await readDataRecords(s.path, s.task);
-      loaded.push({ path: s.path, weight, records, rendered: new Array(records.length) });
+      checkWeight(s.path, s.weight);
+      loaded.push({ path: s.path, weight: s.weight, records: await readDataRecords(s.path, s.task) });
     }
+    return DataMixture.fromRecords(loaded, tokenizer, opts);
+  }
+
+  /**
+   * The stream over records already parsed (e.g. fetched and checked with `parseDataRecord` in
+   * a browser); `path` names each source in logs and in the resume fingerprint.
+   * @throws UserError for an empty source, a bad weight or maxLength.
+   */
+  static fromRecords(sources: RecordSource[], tokenizer: TokenizerLike, opts: MixtureOptions): DataMixture {
+    if (sources.length === 0) throw new UserError('no training data given');
+    if (!Number.isInteger(opts.maxLength) || opts.maxLength < 2) {
+      throw new UserError(`maxLength must be an integer >= 2, got ${opts.maxLength}`);
+    }
+    const loaded = sources.map((s): LoadedSource => {
+      const weight = checkWeight(s.path, s.weight);
+      if (s.records.length === 0) throw new UserError(`${s.path}: empty dataset (no records)`);
+      return { path: s.path, weight, records: [...s.records], rendered: new Array(s.records.length) };
+    });
     return new DataMixture(loaded, tokenizer, opts);
   }
 

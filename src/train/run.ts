@@ -71,7 +71,7 @@ export interface RunTrainingResult extends TrainResult {
  */
 export const ROUTING_EXAMPLES_PER_TASK = 64;
 
-export { batchLoss, batchTargets } from './session.ts';
+export { batchLoss, batchTargets } from './batchLoss.ts';
 
 /** Train an adapter as `config` says; see the module comment for the outputs. */
 export async function runTraining(config: TrainConfig, opts: RunTrainingOptions = {}): Promise<RunTrainingResult> {

@@ -26,11 +26,12 @@ import type { AdapterConfig } from '../adapters/config.ts';
 import { adapterKind } from '../adapters/registry.ts';
 import { savePretrained as saveAdapter } from '../adapters/save.ts';
 import { BatchStream, loadExamplesPerTask, type BatchStreamState, type DataMixture, type DataSource } from '../data/mix.ts';
-import { batchesOf, countTargets, padIdOf, type Batch } from '../data/batch.ts';
+import { batchesOf, padIdOf, type Batch } from '../data/batch.ts';
+import { batchLoss, batchTargets, type LossMemory } from './batchLoss.ts';
 import type { RenderedExample } from '../data/render.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { inferenceContext, type ForwardContext } from '../nn/context.ts';
-import type { LlamaForCausalLM, LossOptions } from '../models/llama/model.ts';
+import type { LlamaForCausalLM } from '../models/llama/model.ts';
 import { longestRow, PositionLimit } from '../models/positions.ts';
 import { lossCurveSvg } from '../plot/lossCurve.ts';
 import { routingCellsFromStats, routingHeatmapSvg } from '../routing/heatmap.ts';
@@ -38,38 +39,6 @@ import { routingByTask, type RoutingStats } from '../routing/stats.ts';
 import { maxOf } from '../util/array.ts';
 import { train, type ResumableIterator, type TrainOptions, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
-
-/** Memory knobs of the loss (see memory.ts: `sizeTrainingRun`). */
-export type LossMemory = Pick<LossOptions, 'gradientCheckpointing' | 'lossChunkSize'>;
-
-/** Number of tokens that get a loss in a batch (per-row shift excluded, as the model's loss). */
-export function batchTargets(b: Batch): number {
-  let n = 0;
-  for (let r = 0; r < b.batchSize; r++) n += countTargets(b.labels.subarray(r * b.seqLen, (r + 1) * b.seqLen));
-  return n;
-}
-
-/** Causal-LM loss of one batch (mean over target tokens), for the trainer's lossFn. */
-export function batchLoss(
-  model: LlamaForCausalLM,
-  b: Batch,
-  ctx: ForwardContext,
-  reduction: 'mean' | 'sum' = 'mean',
-  memory: LossMemory = {},
-): tf.Scalar {
-  // No tidy here: auxiliary losses pushed to ctx must outlive this call (the trainer sums them).
-  const ids = tf.tensor2d(b.inputIds, [b.batchSize, b.seqLen], 'int32'); // [B, T]
-  const labels = tf.tensor2d(b.labels, [b.batchSize, b.seqLen], 'int32');
-  const mask = tf.tensor2d(b.attentionMask, [b.batchSize, b.seqLen], 'int32');
-  try {
-    const { gradientCheckpointing, lossChunkSize } = memory;
-    return model.loss(ids, labels, { attentionMask: mask, ctx, reduction, gradientCheckpointing, lossChunkSize });
-  } finally {
-    ids.dispose();
-    labels.dispose();
-    mask.dispose();
-  }
-}
 
 /** Summed-loss-per-target-token over fixed batches, in inference mode (the eval loss). */
 function evalLossFn(model: LlamaForCausalLM, batches: Batch[], memory: LossMemory): () => Record<string, number> {

@@ -55,6 +55,8 @@ test('initBackend: the same options are a no-op, different ones a UserError', as
     && e.message === `initBackend({ matmul: '${otherMatmul}' }): the backend is already initialised with matmul '${defaultMatmul}' (${process.env.MOR_MATMUL ? 'from MOR_MATMUL' : 'the default'}); pass the same options, or switch with setMatmulPath()`);
   await assert.rejects(initBackend({ wasmPaths: 'https://example.org/wasm/' }), (e: unknown) => isUserError(e)
     && e.message === 'initBackend({ wasmPaths }): the backend is already initialised with other wasmPaths');
+  await assert.rejects(initBackend({ wasmThreads: 2 }), (e: unknown) => isUserError(e)
+    && e.message === 'initBackend({ wasmThreads: 2 }): the backend is already initialised with the default wasm threads');
   assert.equal(backendInfo(), info, 'a rejected call changes nothing');
   assert.equal(info.wasmThreads, 1, 'tfjs-wasm runs single-threaded in Node');
 });

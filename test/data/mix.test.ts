@@ -160,3 +160,18 @@ test('loadExamples: every record once in file order, for validation', async () =
   assert.deepEqual(exs.slice(0, 2).map((e) => [key(e.inputIds), e.task]), [['a0', 'alpha'], ['a1.', 'alpha']]);
   assert.equal(exs[4].task, 'b-low');
 });
+
+test('fromRecords: records parsed elsewhere (a browser) give the stream load() gives for their files; errors', async () => {
+  const { readDataRecords } = await import('../../src/data/mix.ts');
+  const fromFiles = await DataMixture.load(sources, tok, { seed: 5, maxLength: 64 });
+  const fromRecords = DataMixture.fromRecords(
+    await Promise.all(sources.map(async (s) => ({ path: s.path, weight: s.weight, records: await readDataRecords(s.path) }))),
+    tok, { seed: 5, maxLength: 64 },
+  );
+  assert.equal(fromRecords.fingerprint, fromFiles.fingerprint);
+  for (let i = 0; i < 30; i++) assert.deepEqual(fromRecords.next(), fromFiles.next());
+  assert.throws(() => DataMixture.fromRecords([], tok, { seed: 0, maxLength: 8 }), (e: unknown) => e instanceof UserError && /no training data given/.test(e.message));
+  assert.throws(() => DataMixture.fromRecords([{ path: 'x.jsonl', records: [] }], tok, { seed: 0, maxLength: 8 }), /x\.jsonl: empty dataset/);
+  const records = await readDataRecords(fileA);
+  assert.throws(() => DataMixture.fromRecords([{ path: 'y.jsonl', records, weight: -1 }], tok, { seed: 0, maxLength: 8 }), /y\.jsonl: weight must be a positive number, got -1/);
+});

@@ -13,7 +13,7 @@ import { loadModel } from '../../src/models/load.ts';
 import { parseAdapterConfig, type AdapterConfigInput } from '../../src/adapters/config.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { train, type ResumableIterator } from '../../src/train/trainer.ts';
-import { batchLoss } from '../../src/train/session.ts';
+import { batchLoss } from '../../src/train/batchLoss.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { matMul } from '../../src/backend/matmul.ts';
 import type { Batch } from '../../src/data/batch.ts';

@@ -314,7 +314,7 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
   if (c.heldOut) {
     L.push(
       '## Held-out tasks (zero-shot transfer)', '',
-      `Each group in turn is left out of training: every method trains on the other tasks (same steps, budgets and chosen rate as in the main comparison, seeds ${(c.heldOut.seeds ?? [c.seeds[0]]).join(', ')}) and is scored on the group's test items; cells are the group's average accuracy (%), mean ± std over seeds.`,
+      `Each group in turn is left out of training: every method trains on the other tasks (same steps, budgets and rate as in the main comparison, seeds ${(c.heldOut.seeds ?? [c.seeds[0]]).join(', ')}) and is scored on the group's test items${choices.length ? ' (the rate was chosen on the validation items of every task, the held-out ones included: a choice of one number, no training on them)' : ''}; cells are the group's average accuracy (%), mean ± std over seeds.`,
       '',
       heldOutTables(c, done, input.base),
     );

@@ -15,6 +15,18 @@
  * ablations: { of: mor, experts: [2, 4, 8, 12], ranks: [8, 16, 32, 64], routers: [softmax, uniform, balanced] }
  * staticRouting: { of: mor }
  * ```
+ *
+ * The protocol of issue 16 (experiments/verdict.yaml) adds optional sections; without them a
+ * config plans exactly the runs (and run ids) it planned before:
+ *
+ * ```yaml
+ * selectData: data/suite/validation.mc.jsonl   # rates are chosen here, reported on evalData
+ * lrGrid: [1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2]     # every method and ablation point (seed selectSeed)
+ * methods:
+ *   - { name: full, adapter: { kind: full }, lrGrid: [1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3] }
+ * heldOut: { groups: { knowledge: [definition, hypernym], reasoning: [arithmetic] } }
+ * intervals: { of: mor }                        # paired bootstrap of mor minus each method
+ * ```
  */
 import { z } from 'zod';
 import { UserError } from '../errors.ts';
@@ -55,6 +67,12 @@ const TrainOverridesSchema = z.strictObject({
   weightDecay: z.number().nonnegative().optional(),
 });
 
+/** Learning rates to try, each positive, no repeats. */
+const LrGridSchema = z
+  .array(z.number().positive())
+  .min(1)
+  .refine((xs) => new Set(xs).size === xs.length, 'repeated learning rate');
+
 /** One row of the comparison table. */
 export const MethodSchema = z.strictObject({
   /** Row label and run-id part (`[a-z0-9_-]+`). */
@@ -71,10 +89,12 @@ export const MethodSchema = z.strictObject({
   matchBudget: z.string().optional(),
   /** Training-setting overrides (e.g. a lower `lr` for full fine-tuning). */
   train: TrainOverridesSchema.optional(),
+  /** This method's learning-rate grid (replaces the top-level `lrGrid`); one value: a fixed rate, no grid runs. */
+  lrGrid: LrGridSchema.optional(),
 });
 export type MethodSpec = z.output<typeof MethodSchema>;
 
-export const ExperimentConfigSchema = z
+const ExperimentConfigBase = z
   .strictObject({
     /** Report name (the default output folder is `reports/<name>`). */
     name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only'),
@@ -86,6 +106,19 @@ export const ExperimentConfigSchema = z
     trainData: z.string().min(1),
     /** Multiple-choice JSONL scored 0-shot (`{task, question, choices, answer}`). */
     evalData: z.string().min(1),
+    /**
+     * Multiple-choice JSONL on which learning rates are chosen (the validation split, e.g.
+     * `data/suite/validation.mc.jsonl`); required with an `lrGrid`, and not `evalData`.
+     */
+    selectData: z.string().min(1).optional(),
+    /**
+     * Learning rates tried for every method and ablation point (a method's own `lrGrid` replaces
+     * it): one run per rate at `selectSeed`, scored on `selectData`; the best average accuracy
+     * wins (ties: the smaller rate) and the comparison's runs use it. Absent: `train.lr`.
+     */
+    lrGrid: LrGridSchema.optional(),
+    /** Seed of the learning-rate grid runs. Default 0. */
+    selectSeed: z.int().nonnegative().default(0),
     /** Only these tasks (training and evaluation). Default: all. */
     tasks: z.array(z.string().min(1)).min(1).optional(),
     /** Evaluate at most this many items per task (the first ones of the file). */
@@ -126,9 +159,40 @@ export const ExperimentConfigSchema = z
         examplesPerTask: z.int().positive().default(64),
       })
       .optional(),
+    /**
+     * Held-out tasks (zero-shot transfer): each group in turn is left out of training (the runs
+     * train on the other tasks) and evaluated on its test items; every method, at its chosen rate.
+     */
+    heldOut: z
+      .strictObject({
+        /** Group name -> tasks left out together (e.g. one suite category). */
+        groups: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only'), z.array(z.string().min(1)).min(1)),
+        /** Methods (by name) run on each group. Default: all. */
+        methods: z.array(z.string()).min(1).optional(),
+        /** Seeds of each held-out run. Default: the first main seed. */
+        seeds: z.array(z.int().nonnegative()).min(1).optional(),
+      })
+      .optional(),
+    /**
+     * Paired bootstrap confidence intervals of method `of` minus every other main method (test
+     * items and seeds resampled together). Default: `of` = the static-routing or ablated method.
+     */
+    intervals: z
+      .strictObject({
+        of: z.string().optional(),
+        /** Bootstrap resamples. Default 2000. */
+        resamples: z.int().min(100).default(2000),
+        /** Seed of the resampling (the report is reproducible). Default 0. */
+        seed: z.int().nonnegative().default(0),
+        /** Coverage of the percentile interval. Default 0.95. */
+        level: z.number().gt(0).lt(1).default(0.95),
+      })
+      .default({ resamples: 2000, seed: 0, level: 0.95 }),
     /** Generation latency: greedy tokens generated per prompt, and prompts. Defaults 16, 4. */
     latency: z.strictObject({ newTokens: z.int().positive().default(16), prompts: z.int().positive().default(4) }).default({ newTokens: 16, prompts: 4 }),
-  })
+  });
+
+export const ExperimentConfigSchema = ExperimentConfigBase
   .superRefine((c, ctx) => {
     const names = new Set<string>();
     c.methods.forEach((m, i) => {
@@ -150,6 +214,7 @@ export const ExperimentConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['methods', i, 'matchBudget'], message: `a ${m.adapter.kind} adapter has no rank to match` });
       }
     });
+    checkProtocol(c, ctx);
     for (const key of ['ablations', 'staticRouting'] as const) {
       const of = c[key]?.of;
       if (of === undefined) continue;
@@ -173,6 +238,42 @@ export const ExperimentConfigSchema = z
       }
     }
   });
+
+/** The learning-rate grid of a method: its own, else the config's; undefined: a fixed `train.lr`. */
+export function lrGridOf(c: { lrGrid?: number[] }, m: { lrGrid?: number[] }): number[] | undefined {
+  return m.lrGrid ?? c.lrGrid;
+}
+
+/** Cross-field checks of the issue-16 sections: rate selection, held-out groups, intervals. */
+function checkProtocol(c: z.output<typeof ExperimentConfigBase>, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string): void => ctx.addIssue({ code: 'custom', path, message });
+  const gridded = c.methods.some((m) => (lrGridOf(c, m)?.length ?? 0) > 1);
+  if (gridded && c.selectData === undefined) issue(['selectData'], 'required with an lrGrid (rates are chosen on the validation split)');
+  if (c.selectData !== undefined && c.selectData === c.evalData) issue(['selectData'], 'must differ from evalData (rates are chosen on validation items, reported on test items)');
+  c.methods.forEach((m, i) => {
+    if (lrGridOf(c, m) !== undefined && m.train?.lr !== undefined) {
+      issue(['methods', i, 'train', 'lr'], 'conflicts with lrGrid (the rate is chosen from the grid); give the method lrGrid: [rate] for a fixed rate');
+    }
+  });
+  const names = new Set(c.methods.map((m) => m.name));
+  if (c.intervals.of !== undefined && !names.has(c.intervals.of)) issue(['intervals', 'of'], `no method named "${c.intervals.of}"`);
+  const h = c.heldOut;
+  if (!h) return;
+  const groups = Object.entries(h.groups);
+  if (groups.length === 0) issue(['heldOut', 'groups'], 'needs at least one group');
+  const seen = new Map<string, string>();
+  for (const [g, tasks] of groups) {
+    for (const t of tasks) {
+      if (seen.has(t)) issue(['heldOut', 'groups', g], `task "${t}" is also in group "${seen.get(t)}"`);
+      seen.set(t, g);
+      if (c.tasks && !c.tasks.includes(t)) issue(['heldOut', 'groups', g], `task "${t}" is not in tasks`);
+    }
+    if (c.tasks && c.tasks.every((t) => tasks.includes(t))) issue(['heldOut', 'groups', g], 'leaves no task to train on');
+  }
+  h.methods?.forEach((m, i) => {
+    if (!names.has(m)) issue(['heldOut', 'methods', i], `no method named "${m}"`);
+  });
+}
 
 /** The adapter field each ablation group varies. */
 const ABLATED_FIELDS = { experts: 'numExperts', ranks: 'r', routers: 'routerMode' } as const;

@@ -22,6 +22,11 @@ export interface AccuracyResult {
   averageNorm: number;
   /** Seconds the evaluation took. */
   seconds: number;
+  /**
+   * Per item, in the order of the items scored: `1` right (`acc`), `0` wrong; what the paired
+   * bootstrap resamples (bootstrap.ts). Absent in results written before it was recorded.
+   */
+  correct?: string;
 }
 
 /**
@@ -67,6 +72,7 @@ export async function measureAccuracy(
     n,
     average: r.report.average.acc,
     averageNorm: r.report.average.acc_norm,
+    correct: r.items.map((it) => (it.pred === it.answer ? '1' : '0')).join(''),
     seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -1,8 +1,10 @@
 /**
  * The experiment report: `report.md` (the comparison table with mean ± std over seeds,
  * parameter budgets checked against the docs/mor.md formulas, the ablations, the static-routing
- * merge, the status of planned runs), `results.json` (every number), and two SVG plots
- * (average accuracy vs trainable parameters; MoR's mean routing weight per task and layer).
+ * merge, the status of planned runs; with the protocol sections of reportProtocol.ts: the
+ * learning-rate grid, paired confidence intervals, held-out tasks, duration), `results.json`
+ * (every number), and two SVG plots (average accuracy vs trainable parameters; MoR's mean
+ * routing weight per task and layer, from a main run at its chosen rate).
  * A hand-written `<outDir>/NOTES.md` (how and where the runs were executed, caveats) is
  * included verbatim under "Notes on this run".
  */
@@ -20,6 +22,9 @@ import type { RunGroup, RunSpec } from './plan.ts';
 import type { BaseResult, RunRecord } from './runner.ts';
 import { formatInt, formatNum, formatPercentMeanStd, markdownTable, mean } from './stats.ts';
 import { pushAll } from '../util/array.ts';
+import type { CallSpan } from './calls.ts';
+import type { RateChoice } from './lrSelection.ts';
+import { durationText, formatLr, heldOutTables, intervalRows, intervalTable, rateTable } from './reportProtocol.ts';
 
 /** Inputs of {@link writeExperimentReport}. */
 export interface ReportInput {
@@ -32,6 +37,14 @@ export interface ReportInput {
   machine: string;
   /** First hex digits of the sha256 of the model weights (which model the numbers are for). */
   modelHash?: string;
+  /** The learning-rate grids and their choices (lrSelection.ts). */
+  rateChoices?: RateChoice[];
+  /** Settings whose rate is not chosen yet (their comparison runs are not planned). */
+  waiting?: string[];
+  /** Task of each test item, in scoring order (the paired bootstrap's strata). */
+  testItemTasks?: string[];
+  /** The `mor experiment` calls on this folder (calls.ts). */
+  calls?: CallSpan[];
 }
 
 /** One row of a table: the runs (seeds) of one label in one group. */
@@ -41,6 +54,8 @@ export interface RowSummary {
   method: string;
   adapter: AdapterConfig;
   seeds: number[];
+  /** Learning rate of the row's runs. */
+  lr: number;
   /** Per task: accuracies over seeds. */
   tasks: Record<string, number[]>;
   average: number[];
@@ -62,7 +77,7 @@ export function summarizeRows(planned: RunSpec[], done: RunRecord[], group: RunG
       let row = rows.get(m.label);
       if (!row) {
         row = {
-          group, label: m.label, method: spec.method, adapter: spec.adapter, seeds: [], tasks: {}, average: [],
+          group, label: m.label, method: spec.method, adapter: spec.adapter, seeds: [], lr: spec.train.lr, tasks: {}, average: [],
           trainableParams: Number.NaN, formulaParams: Number.NaN, trainablePercent: Number.NaN,
           secPerStep: Number.NaN, latencyMsPerToken: Number.NaN, budgetNote: spec.budgetNote,
         };
@@ -117,16 +132,16 @@ function readLatencyPass(outDir: string): LatencyPass | undefined {
 function mainTable(input: ReportInput, rows: RowSummary[]): string {
   const lat = readLatencyPass(input.outDir);
   const tasks = taskNames(input);
-  const header = ['method', 'trainable params', '% of model', 'seeds', ...tasks, 'average', 's/step', 'ms/token'];
+  const header = ['method', 'trainable params', '% of model', 'seeds', 'lr', ...tasks, 'average', 's/step', 'ms/token'];
   const b = input.base;
   const out: string[][] = [[
-    'base (no fine-tuning)', '0', '0', '-',
+    'base (no fine-tuning)', '0', '0', '-', '-',
     ...tasks.map((t) => formatPercentMeanStd([b.accuracy.tasks[t]])), formatPercentMeanStd([b.accuracy.average]), '-',
     formatNum(lat ? lat.baseMsPerToken : b.latencyMsPerToken),
   ]];
   for (const r of rows) {
     out.push([
-      r.label, formatInt(r.trainableParams), formatNum(r.trainablePercent, 3), r.seeds.length ? r.seeds.join(',') : 'not run',
+      r.label, formatInt(r.trainableParams), formatNum(r.trainablePercent, 3), r.seeds.length ? r.seeds.join(',') : 'not run', formatLr(r.lr),
       ...tasks.map((t) => formatPercentMeanStd(r.tasks[t] ?? [])), `**${formatPercentMeanStd(r.average)}**`,
       formatNum(r.secPerStep), formatNum(lat?.msPerToken[r.label] ?? r.latencyMsPerToken),
     ]);
@@ -143,9 +158,9 @@ function budgetTable(rows: RowSummary[]): string {
 }
 
 function ablationTable(rows: RowSummary[], what: string): string {
-  const header = [what, 'adapter', 'trainable params', 'seeds', 'average accuracy (%)', 's/step'];
+  const header = [what, 'adapter', 'trainable params', 'seeds', 'lr', 'average accuracy (%)', 's/step'];
   return markdownTable(header, rows.map((r) => [
-    r.label, describeAdapter(r.adapter), formatInt(r.trainableParams), r.seeds.length ? r.seeds.join(',') : 'not run',
+    r.label, describeAdapter(r.adapter), formatInt(r.trainableParams), r.seeds.length ? r.seeds.join(',') : 'not run', formatLr(r.lr),
     formatPercentMeanStd(r.average), formatNum(r.secPerStep),
   ]));
 }
@@ -237,12 +252,14 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     plots.push('accuracy_vs_params.svg');
   }
   if (routingRun?.result.routing) {
-    const title = `${adapterKind(routingRun.spec.adapter.kind).label} (${describeAdapter(routingRun.spec.adapter)}, seed ${routingRun.spec.seed}): mean routing weight per expert, by task and layer`;
+    const title = `${adapterKind(routingRun.spec.adapter.kind).label} (${describeAdapter(routingRun.spec.adapter)}, lr ${formatLr(routingRun.spec.train.lr)}, seed ${routingRun.spec.seed}): mean routing weight per expert, by task and layer`;
     writeFileAtomicSync(path.join(outDir, 'routing_heatmap.svg'), await routingHeatmapSvg(routingCells(routingRun.result.routing), { title }));
     plots.push('routing_heatmap.svg');
   }
 
   const doneIds = new Set(done.map((d) => d.spec.id));
+  const choices = input.rateChoices ?? [];
+  const waiting = input.waiting ?? [];
   const missing = planned.filter((p) => !doneIds.has(p.id));
   const tasks = taskNames(input);
   const anyRun = done[0]?.result;
@@ -253,16 +270,34 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     `- **Command:** \`${input.command}\``,
     `- **Machine:** ${input.machine}`,
     `- **Model:** \`${c.model}\` (${formatInt(input.base.baseParams)} parameters${input.modelHash ? `; model.safetensors sha256 ${input.modelHash}...` : ''})`,
-    `- **Training data:** \`${c.trainData}\`${c.tasks ? ` (tasks: ${c.tasks.join(', ')})` : ''}; ${c.train.steps} steps (unless a method overrides), batch ${c.train.batchSize}, max length ${c.train.maxLength}, lr ${c.train.lr} (${c.train.schedule}, warmup ${c.train.warmup}), AdamW, grad clip ${c.train.maxGradNorm}`,
+    `- **Training data:** \`${c.trainData}\`${c.tasks ? ` (tasks: ${c.tasks.join(', ')})` : ''}; ${c.train.steps} steps (unless a method overrides), batch ${c.train.batchSize}, max length ${c.train.maxLength}, ${choices.length ? 'lr chosen per setting (below)' : `lr ${c.train.lr}`} (${c.train.schedule}, warmup ${c.train.warmup}), AdamW, grad clip ${c.train.maxGradNorm}`,
     `- **Evaluation:** 0-shot multiple choice on \`${c.evalData}\`${c.evalLimitPerTask ? ` (first ${c.evalLimitPerTask} items per task)` : ''}: ${Object.values(input.base.accuracy.n).reduce((a, b) => a + b, 0)} items, ${tasks.length} tasks; accuracy = argmax of the summed log-likelihood of each choice given the chat-formatted question (lm-eval-harness \`acc\`); the average is the unweighted mean over tasks.`,
     `- **Seeds:** main comparison ${[...new Set(planned.filter((p) => p.memberships.some((m) => m.group === 'main')).map((p) => p.seed))].join(', ')}; cells are mean ± sample std over the finished seeds (one value: no ±).`,
     `- **Timing:** s/step = wall seconds per optimizer update on this machine; ms/token = greedy generation, batch 1, KV cache, ${c.latency.newTokens} tokens after each of ${c.latency.prompts} eval prompts (median over prompts), prefill included${readLatencyPass(outDir) ? `; in the main table measured back to back in one process after the runs (base model and each method's adapter, median of ${readLatencyPass(outDir)!.rounds} interleaved rounds)` : ', measured at the end of each run'}.`,
-    `- **Status:** ${done.length} of ${planned.length} planned runs finished${missing.length ? `; not run yet: ${missing.map((m) => `${m.memberships.map((x) => `${x.group}:${x.label}`).join('/')} seed ${m.seed}`).join(', ')}. Rerun the same command to continue: finished runs are cached in \`runs/\` and skipped` : ''}.`,
+    `- **Duration:** ${durationText(done, input.calls ?? [])}.`,
+    `- **Status:** ${done.length} of ${planned.length} planned runs finished${waiting.length ? `; ${waiting.length} settings wait for their learning-rate choice before their runs are planned (${waiting.join(', ')})` : ''}${missing.length ? `; not run yet: ${missing.map((m) => `${m.memberships.map((x) => `${x.group}:${x.label}`).join('/')} seed ${m.seed}`).join(', ')}. Rerun the same command to continue: finished runs are cached in \`runs/\` and skipped` : ''}.`,
     '',
   );
   const notesFile = path.join(outDir, 'NOTES.md');
   if (fs.existsSync(notesFile)) L.push('## Notes on this run', '', fs.readFileSync(notesFile, 'utf8').trim(), '');
+  if (choices.length) {
+    L.push(
+      '## Learning-rate selection', '',
+      `Each setting is trained once per rate of its grid at seed ${c.selectSeed} and scored on the validation split \`${c.selectData}\` (average accuracy %, same tasks and item limit as the test split); the best rate is chosen (ties: the smaller rate) and every run below trains at it and is scored on the test split. Held-out runs use their method's main rate.`,
+      '',
+      rateTable(choices),
+    );
+  }
   L.push('## Main comparison (accuracy %, per task and average)', '', mainTable(input, main));
+  const intervals = input.testItemTasks ? intervalRows(c, done, input.testItemTasks) : [];
+  if (intervals.length) {
+    L.push(
+      `## Paired differences: ${intervals[0].of} minus each method`, '',
+      `Difference of average test accuracy (points; the mean over the paired seeds of the unweighted task average), with a ${Math.round(100 * c.intervals.level)} % percentile interval from ${c.intervals.resamples} paired bootstrap replicates (seeds and, within each task, test items drawn with replacement, the same draws for both methods; resampling seed ${c.intervals.seed}, so the interval is reproducible). **better** / **worse**: the interval excludes 0; otherwise **not distinguishable**.`,
+      '',
+      intervalTable(intervals, c.intervals.level),
+    );
+  }
   L.push(
     '## Trainable-parameter budgets', '',
     'Every count below is computed twice: from the formulas of `docs/mor.md` (`src/experiment/budget.ts`, from the model config alone) and by `countParameters()` on the model with the adapter injected; a run fails if they differ. "% of model" is relative to the base model\'s parameters.',
@@ -275,6 +310,14 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     if (a.rows.length === 0) continue;
     const title = { experts: 'Number of experts N', ranks: 'Rank r', routers: 'Router: learned softmax vs uniform mean vs softmax + load-balance loss' }[a.group];
     L.push(`## Ablation (${ablatedLabel}): ${title}`, '', ablationTable(a.rows, a.group === 'experts' ? 'N' : a.group === 'ranks' ? 'r' : 'router'));
+  }
+  if (c.heldOut) {
+    L.push(
+      '## Held-out tasks (zero-shot transfer)', '',
+      `Each group in turn is left out of training: every method trains on the other tasks (same steps, budgets and rate as in the main comparison, seeds ${(c.heldOut.seeds ?? [c.seeds[0]]).join(', ')}) and is scored on the group's test items${choices.length ? ' (the rate was chosen on the validation items of every task, the held-out ones included: a choice of one number, no training on them)' : ''}; cells are the group's average accuracy (%), mean ± std over seeds.`,
+      '',
+      heldOutTables(c, done, input.base),
+    );
   }
   const staticRuns = done.filter((d) => d.result.staticRouting && Object.keys(d.result.staticRouting).length > 0).sort((a, b) => a.spec.seed - b.spec.seed);
   if (staticRuns.length > 0) {
@@ -294,11 +337,12 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
   if (plots.length) {
     L.push('## Plots', '');
     for (const p of plots) L.push(`![${p}](${p})`, '');
+    if (routingRun) L.push(`The routing heatmap is run \`${routingRun.spec.id}\` of the main comparison (seed ${routingRun.spec.seed}, lr ${formatLr(routingRun.spec.train.lr)}): mean routing weight per expert over ${c.staticRouting?.examplesPerTask ?? 32} training examples of each task, per adapted layer.`, '');
   }
   L.push('## Runs', '', markdownTable(
-    ['run id', 'tables', 'adapter', 'seed', 'steps', 'first/last loss', 'train s', 'wall s'],
+    ['run id', 'tables', 'adapter', 'seed', 'lr', 'steps', 'first/last loss', 'train s', 'wall s'],
     done.map((d) => [
-      d.spec.id, d.spec.memberships.map((m) => `${m.group}:${m.label}`).join(', '), describeAdapter(d.spec.adapter), String(d.spec.seed),
+      d.spec.id, d.spec.memberships.map((m) => `${m.group}:${m.label}`).join(', '), describeAdapter(d.spec.adapter), String(d.spec.seed), formatLr(d.spec.train.lr),
       String(d.result.steps), `${formatNum(d.result.firstLoss, 3)} / ${formatNum(d.result.lastLoss, 3)}`, formatNum(d.result.trainSeconds, 0), formatNum(d.result.wallSeconds, 0),
     ]),
   ));
@@ -317,6 +361,10 @@ export async function writeExperimentReport(input: ReportInput): Promise<{ repor
     main: main.map(stripRow),
     ablations: Object.fromEntries(ablations.map((a) => [a.group, a.rows.map(stripRow)])),
     staticRouting: staticRuns.map((r) => ({ run: r.spec.id, seed: r.spec.seed, tasks: r.result.staticRouting })),
+    rateChoices: choices,
+    intervals,
+    routingRun: routingRun?.spec.id,
+    calls: input.calls ?? [],
     runs: done.map((d) => ({ spec: d.spec, result: { ...d.result, files: undefined } })),
   };
   writeFileAtomicSync(resultsFile, JSON.stringify(results, null, 1) + '\n');

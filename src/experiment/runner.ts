@@ -1,13 +1,15 @@
 /**
  * `runExperiment(config, opts)`: the library form of `mor experiment`. Plans the runs (plan.ts),
- * measures the base model once, runs every planned fine-tuning run that has no cached result,
- * and rewrites the report after each run, so an interrupted experiment leaves a valid partial
- * report and a rerun continues where it stopped.
+ * measures the base model once, runs every planned fine-tuning run that has no cached result
+ * (the learning-rate grid runs first; a setting's comparison runs join the plan once its grid
+ * is complete and its rate chosen, lrSelection.ts), and rewrites the report after each run, so
+ * an interrupted experiment leaves a valid partial report and a rerun continues where it stopped.
  *
  * ```
  * <outDir>/runs/base-<hash>/result.json   the base model's accuracy and latency
  * <outDir>/runs/<run id>/result.json      one finished run (its presence = done)
  * <outDir>/runs/<run id>/metrics.jsonl    its training log
+ * <outDir>/calls/<start>-<pid>.json       each `mor experiment` call's time span (calls.ts)
  * <outDir>/results.json                   everything, aggregated
  * <outDir>/report.md, *.svg               the report (report.ts)
  * ```
@@ -16,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { initBackend } from '../backend/tf.ts';
+import { backendInfo, initBackend } from '../backend/tf.ts';
 import { readMultipleChoice } from '../eval/multipleChoice.ts';
 import { readDataRecords } from '../data/mix.ts';
 import { checkOutputDir } from '../io/outputPath.ts';
@@ -30,7 +32,9 @@ import { getPeftModel } from '../adapters/inject.ts';
 import { Tokenizer } from '../tokenizer/tokenizer.ts';
 import { loadModel } from '../models/load.ts';
 import type { MultipleChoiceItem } from '../data/formats.ts';
-import { planRuns, runHash, type RunSpec } from './plan.ts';
+import { planGridRuns, planRuns, runHash, waitingSettings, type RunSpec } from './plan.ts';
+import { chooseRates, ratesOf, type RateChoice } from './lrSelection.ts';
+import { readCalls, startCall } from './calls.ts';
 import { writeExperimentReport } from './report.ts';
 
 /** The base model's cached measurements. */
@@ -50,13 +54,13 @@ export interface RunRecord {
 export interface RunExperimentOptions {
   /** Output folder. Default `reports/<name>`. */
   outDir?: string;
-  /** Replace the main comparison's seeds (ablations then use the first). */
+  /** Replace the main comparison's seeds (ablations and held-out runs then use the first). */
   seeds?: number[];
   /** Stop starting new runs after this many minutes (the report covers what finished). */
   timeBudgetMinutes?: number;
   /** Run at most this many (uncached) runs. */
   maxRuns?: number;
-  /** Only the main comparison (no ablations). */
+  /** Only the main comparison and its learning-rate grids (no ablations, no held-out runs). */
   mainOnly?: boolean;
   /**
    * After the runs, re-measure the generation latency of the base model and of every main
@@ -86,13 +90,16 @@ function sha256File(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** Content hash of the model directory's weights/config/tokenizer and the data files. */
-function fingerprintOf(c: ExperimentConfig): string {
+/**
+ * Content hash of the model directory's weights/config/tokenizer and the data files, scored on
+ * `evalFile` (the test file; the validation file for the learning-rate grid runs).
+ */
+function fingerprintOf(c: ExperimentConfig, evalFile: string): string {
   const modelFiles = ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => path.join(c.model, f)).filter((f) => fs.existsSync(f));
   return runHash({
     model: modelFiles.map(sha256File),
     train: sha256File(c.trainData),
-    eval: sha256File(c.evalData),
+    eval: sha256File(evalFile),
     tasks: c.tasks ?? null,
     evalLimitPerTask: c.evalLimitPerTask ?? null,
     evalMaxLength: c.evalMaxLength,
@@ -109,22 +116,32 @@ function readJson<T>(file: string): T | undefined {
   }
 }
 
-/** A one-line machine description for the report. */
+/** A one-line machine description for the report: CPU model, cores, RAM, compute threads, Node. */
 export function machineDescription(): string {
   const cpus = os.cpus();
-  return `${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.arch()}`;
+  const b = backendInfo();
+  const threads = b.matmulPath === 'wasm+blas' ? `${b.threads} BLAS thread${b.threads === 1 ? '' : 's'}` : 'pure wasm, 1 thread';
+  return `${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${threads}, Node ${process.version}, ${os.platform()} ${os.arch()}`;
 }
 
-/** Write the training records of the configured tasks to `file` (all records when no filter). */
-async function filteredTrainData(c: ExperimentConfig, outDir: string): Promise<string> {
-  if (!c.tasks) return c.trainData;
-  const wanted = new Set(c.tasks);
-  const records = (await readDataRecords(c.trainData)).filter((r) => wanted.has(r.task));
-  if (records.length === 0) throw new UserError(`${c.trainData}: no training record of the tasks ${c.tasks.join(', ')}`);
-  const file = path.join(outDir, 'data', 'train.jsonl');
+/**
+ * Write the training records whose task `keep` accepts to `<outDir>/data/<name>.jsonl` (the
+ * configured tasks, or those minus a held-out group); the file itself when no filter applies.
+ */
+async function filteredTrainData(c: ExperimentConfig, outDir: string, name: string, keep?: (task: string) => boolean): Promise<string> {
+  if (!c.tasks && !keep) return c.trainData;
+  const wanted = c.tasks ? new Set(c.tasks) : undefined;
+  const records = (await readDataRecords(c.trainData)).filter((r) => (!wanted || wanted.has(r.task)) && (!keep || keep(r.task)));
+  if (records.length === 0) throw new UserError(`${c.trainData}: no training record for ${name} (tasks ${c.tasks?.join(', ') ?? 'all'})`);
+  const file = path.join(outDir, 'data', `${name}.jsonl`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeFileAtomicSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return file;
+}
+
+/** Whether `--main-only` keeps a run: a main run, or a grid run of a main method. */
+function isMainWork(spec: RunSpec): boolean {
+  return spec.memberships.some((m) => m.group === 'main' || (m.group === 'grid' && !m.label.includes(':')));
 }
 
 /** Run (or resume) the experiment; see the module comment. */
@@ -136,69 +153,100 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
   const runsDir = path.join(outDir, 'runs');
   fs.mkdirSync(runsDir, { recursive: true });
   const t0 = performance.now();
+  const call = startCall(outDir);
 
   const modelConfig = loadConfig(c.model);
-  const fingerprint = fingerprintOf(c);
+  const fingerprint = fingerprintOf(c, c.evalData);
   const weights = path.join(c.model, 'model.safetensors');
   const modelHash = fs.existsSync(weights) ? sha256File(weights).slice(0, 16) : undefined;
-  const planned = planRuns(c, modelConfig, fingerprint, { seeds: opts.seeds });
-  const trainData = await filteredTrainData(c, outDir);
+  const gridRuns = c.selectData ? planGridRuns(c, modelConfig, fingerprintOf(c, c.selectData)) : [];
+  const trainData = await filteredTrainData(c, outDir, 'train');
   const evalItems = selectItems(await readMultipleChoice([c.evalData]), { tasks: c.tasks, limitPerTask: c.evalLimitPerTask });
   if (evalItems.length === 0) throw new UserError(`${c.evalData}: no evaluation item of the selected tasks`);
+  const selectionItems = c.selectData && gridRuns.length > 0 ? selectItems(await readMultipleChoice([c.selectData]), { tasks: c.tasks, limitPerTask: c.evalLimitPerTask }) : [];
+  if (gridRuns.length > 0 && selectionItems.length === 0) throw new UserError(`${c.selectData}: no validation item of the selected tasks`);
+  const heldOut = await heldOutInputs(c, outDir, evalItems);
 
-  const common = { evalItems, evalBatchSize: c.evalBatchSize, evalMaxLength: c.evalMaxLength, latency: c.latency };
+  const common = { evalBatchSize: c.evalBatchSize, evalMaxLength: c.evalMaxLength };
   const baseFile = path.join(runsDir, `base-${runHash({ fingerprint })}`, 'result.json');
   let base = readJson<BaseResult>(baseFile);
   if (!base) {
     log(`[base] evaluating ${c.model} on ${evalItems.length} items`);
-    base = await measureBase({ model: c.model, ...common });
+    base = await measureBase({ model: c.model, evalItems, ...common, latency: c.latency });
     fs.mkdirSync(path.dirname(baseFile), { recursive: true });
     writeFileAtomicSync(baseFile, JSON.stringify(base, null, 2) + '\n');
     log(`[base] average accuracy ${(100 * base.accuracy.average).toFixed(2)}%`);
   }
 
-  const done: RunRecord[] = [];
-  const pending: RunSpec[] = [];
-  for (const spec of planned) {
-    const r = readJson<FineTuneResult>(path.join(runsDir, spec.id, 'result.json'));
-    if (r && (!spec.staticRouting || r.staticRouting)) done.push({ spec, result: r });
-    else pending.push(spec);
-  }
-  log(`${planned.length} runs planned, ${done.length} cached, ${pending.length} to run`);
-  const report = async (): Promise<{ reportFile: string; resultsFile: string }> =>
-    writeExperimentReport({
+  // Finished runs by id; re-read for every newly planned run (another process may have done it).
+  const finished = new Map<string, FineTuneResult>();
+  const refresh = (specs: RunSpec[]): void => {
+    for (const spec of specs) {
+      if (finished.has(spec.id)) continue;
+      const r = readJson<FineTuneResult>(path.join(runsDir, spec.id, 'result.json'));
+      if (r && (!spec.staticRouting || r.staticRouting)) finished.set(spec.id, r);
+    }
+  };
+  refresh(gridRuns);
+  // The plan depends on the chosen rates, which depend on the finished grid runs.
+  const plan = (): { planned: RunSpec[]; choices: RateChoice[]; waiting: string[] } => {
+    const choices = chooseRates(gridRuns, new Map(gridRuns.filter((g) => finished.has(g.id)).map((g) => [g.id, finished.get(g.id)!.after.average])));
+    const rates = ratesOf(choices);
+    const planned = [...gridRuns, ...planRuns(c, modelConfig, fingerprint, { seeds: opts.seeds, rates })];
+    refresh(planned);
+    return { planned, choices, waiting: waitingSettings(c, modelConfig, rates).map((s) => s.key) };
+  };
+  let state = plan();
+  const doneOf = (): RunRecord[] => state.planned.filter((p) => finished.has(p.id)).map((spec) => ({ spec, result: finished.get(spec.id)! }));
+  let done = doneOf();
+  const waitingNote = (): string => (state.waiting.length ? `; ${state.waiting.length} settings wait for their learning-rate choice (${state.waiting.join(', ')})` : '');
+  log(`${state.planned.length} runs planned, ${done.length} cached, ${state.planned.length - done.length} to run${waitingNote()}`);
+  const report = async (): Promise<{ reportFile: string; resultsFile: string }> => {
+    call.update();
+    return writeExperimentReport({
       config: c,
       outDir,
-      planned,
+      planned: state.planned,
       done,
       base: base!,
       command: opts.command ?? `mor experiment --config <file> --out ${outDir}`,
       machine: machineDescription(),
       modelHash,
+      rateChoices: state.choices,
+      waiting: state.waiting,
+      testItemTasks: evalItems.map((it) => it.task),
+      calls: readCalls(outDir),
     });
+  };
   let files = await report();
 
   let executed = 0;
-  for (const spec of pending) {
+  for (;;) {
+    const spec = state.planned.find((p) => !finished.has(p.id) && (!opts.mainOnly || isMainWork(p)));
+    if (!spec) break;
     const elapsedMin = (performance.now() - t0) / 60000;
     if (opts.timeBudgetMinutes !== undefined && elapsedMin >= opts.timeBudgetMinutes) {
       log(`time budget of ${opts.timeBudgetMinutes} min reached: stopping; rerun the same command to continue`);
       break;
     }
     if (opts.maxRuns !== undefined && executed >= opts.maxRuns) break;
-    if (opts.mainOnly && !spec.memberships.some((m) => m.group === 'main')) continue;
     const k = done.length + 1;
-    const tag = `[${k}/${planned.length}] ${spec.memberships.map((m) => `${m.group}:${m.label}`).join(', ')} seed ${spec.seed}`;
+    const lrNote = spec.split === 'validation' ? ` lr ${spec.train.lr} (validation)` : '';
+    const tag = `[${k}/${state.planned.length}] ${spec.memberships.map((m) => `${m.group}:${m.label}`).join(', ')} seed ${spec.seed}${lrNote}`;
     log(`${tag}: ${spec.adapter.kind}, ${spec.train.steps} steps`);
     const runDir = path.join(runsDir, spec.id);
     const every = Math.max(1, Math.round(spec.train.steps / 5));
+    const held = spec.heldOut ? heldOut.get(spec.heldOut.group)! : undefined;
     const result = await fineTune({
       model: c.model,
       adapter: spec.adapter,
-      trainData,
+      trainData: held?.trainData ?? trainData,
       train: spec.train,
       seed: spec.seed,
       ...common,
+      evalItems: spec.split === 'validation' ? selectionItems : (held?.evalItems ?? evalItems),
+      // Latency is a property of the architecture: measured on the main runs only.
+      latency: spec.split || held ? undefined : c.latency,
       staticRouting: spec.staticRouting,
       routingExamplesPerTask: c.staticRouting?.examplesPerTask ?? 32,
       outDir: runDir,
@@ -211,20 +259,38 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
       log: (l) => log(`${tag}: ${l}`),
     });
     writeFileAtomicSync(path.join(runDir, 'result.json'), JSON.stringify(result, null, 2) + '\n');
-    done.push({ spec, result });
+    finished.set(spec.id, result);
     executed++;
     log(`${tag}: done in ${result.wallSeconds.toFixed(0)} s, average accuracy ${(100 * result.after.average).toFixed(2)}%`);
+    const before = state.waiting.length;
+    state = plan();
+    done = doneOf();
+    if (state.waiting.length < before) log(`learning rates chosen: ${state.choices.filter((ch) => ch.lr !== undefined).map((ch) => `${ch.key} ${ch.lr}`).join(', ')}; ${state.planned.length} runs planned`);
+    call.executed = executed;
     files = await report();
   }
   if (opts.latencyPass) {
     log('latency pass: base model and every main method, 3 rounds');
     const methods = new Map<string, RunSpec['adapter']>();
-    for (const p of planned) for (const m of p.memberships) if (m.group === 'main' && !methods.has(m.label)) methods.set(m.label, p.adapter);
+    for (const p of state.planned) for (const m of p.memberships) if (m.group === 'main' && !methods.has(m.label)) methods.set(m.label, p.adapter);
     const lat = await latencyPass(c.model, methods, evalItems, c.latency);
     writeFileAtomicSync(path.join(outDir, 'latency.json'), JSON.stringify({ ...lat, machine: machineDescription() }, null, 2) + '\n');
     files = await report();
   }
-  return { outDir, planned, done, base, ...files, executed };
+  return { outDir, planned: state.planned, done, base, ...files, executed };
+}
+
+/** Per held-out group: the training file without its tasks, and its test items. */
+async function heldOutInputs(c: ExperimentConfig, outDir: string, evalItems: MultipleChoiceItem[]): Promise<Map<string, { trainData: string; evalItems: MultipleChoiceItem[] }>> {
+  const out = new Map<string, { trainData: string; evalItems: MultipleChoiceItem[] }>();
+  for (const [group, tasks] of Object.entries(c.heldOut?.groups ?? {})) {
+    const left = new Set(tasks);
+    const items = evalItems.filter((it) => left.has(it.task));
+    const missing = tasks.filter((t) => !items.some((it) => it.task === t));
+    if (missing.length > 0) throw new UserError(`${c.evalData}: no test item of task ${missing.join(', ')} (held-out group "${group}")`);
+    out.set(group, { trainData: await filteredTrainData(c, outDir, `train-without-${group}`, (t) => !left.has(t)), evalItems: items });
+  }
+  return out;
 }
 
 /** Latency of the base model and of each adapter config, median over `rounds` interleaved rounds. */

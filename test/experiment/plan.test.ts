@@ -83,6 +83,17 @@ test('plan: ids are stable and change with the model/data fingerprint, settings 
   assert.equal(planRuns(c, model, 'fp', { seeds: [1, 0] }).find((r) => r.seed === 0 && r.method === 'mor')?.staticRouting, true);
 });
 
+test('plan: a config without the protocol sections keeps the run ids it always had (caches stay valid)', () => {
+  // Ids of this config before lrGrid / heldOut / intervals existed (commit 2928e15).
+  assert.deepEqual(planRuns(parseExperimentConfig(base()), model, 'fp').map((r) => r.id), [
+    'mor-s0-becacbf792', 'lora-s0-8ac374bd9d', 'full-s0-84a877f5ca', 'mor-s1-11eb859bd7', 'lora-s1-83c598491c', 'full-s1-db385951e1',
+    'mor-N2-s0-39487276af', 'mor-uniform-s0-73a24844ea',
+  ]);
+  // The new sections' defaults add nothing to a run's identity.
+  const withDefaults = parseExperimentConfig({ ...base(), selectSeed: 0, intervals: { resamples: 2000 } });
+  assert.deepEqual(planRuns(withDefaults, model, 'fp').map((r) => r.id), planRuns(parseExperimentConfig(base()), model, 'fp').map((r) => r.id));
+});
+
 test('config: errors name the field', () => {
   const bad = (patch: Record<string, unknown>, re: RegExp): void =>
     assert.throws(() => parseExperimentConfig({ ...base(), ...patch }, 'x.yaml'), (e: Error) => re.test(e.message) && e.message.startsWith('x.yaml: '));

@@ -45,10 +45,10 @@ export function registerExperimentCommand(program: Command, io: CliIO): void {
     .description('run (or resume) a comparison of adapters from an experiment config and write report.md, results.json and plots')
     .requiredOption('-c, --config <file>', 'experiment config (YAML or JSON), e.g. experiments/paper.yaml')
     .option('--out <dir>', 'output folder (default: reports/<name>)')
-    .option('--seeds <list>', 'seeds of the main comparison, e.g. 0,1,2 (overrides the config; ablations use the first)')
+    .option('--seeds <list>', 'seeds of the main comparison, e.g. 0,1,2 (overrides the config; ablations and held-out runs use the first)')
     .option('--time-budget <minutes>', 'start no new run after this many minutes (rerun to continue)')
     .option('--max-runs <n>', 'run at most this many new runs')
-    .option('--main-only', 'skip the ablations')
+    .option('--main-only', 'skip the ablations and held-out runs (learning-rate grids of the main methods still run)')
     .option('--model <dir>', 'base model directory (overrides the config)')
     .option('--latency-pass', 'after the runs, re-measure generation latency of the base model and every main method back to back (latency.json)')
     .action(async (o: ExperimentCliOptions) => {

@@ -35,42 +35,86 @@ using morheap::Num;
 
 // Rows (query heads of a group x query rows) per tile: bounds the scratch at 2 x kTile x S floats.
 constexpr size_t kTile = 1024;
+// Query rows per tile under a mask (see TileRows).
+constexpr size_t kMaskedTileRows = 32;
 
 #if defined(__x86_64__)
-// Vector part of ExpShifted; returns how many values it did.
-__attribute__((target("avx2,fma"))) size_t ExpShiftedAvx2(float* row, const float* mask, size_t s, float sub) {
-  const __m256 c = _mm256_set1_ps(sub);
-  size_t j = 0;
-  for (; j + 8 <= s; j += 8) {
+__attribute__((target("avx2,fma"))) inline float Hmax8(__m256 v) {
+  alignas(32) float l[8];
+  _mm256_store_ps(l, v);
+  float m = l[0];
+  for (int i = 1; i < 8; i++) m = l[i] > m ? l[i] : m;
+  return m;
+}
+
+// SoftmaxRow's vector version; the same operations in the same order per element, sums in lanes.
+__attribute__((target("avx2,fma"))) void SoftmaxRowAvx2(float* row, const float* mask, size_t s) {
+  const size_t n8 = s / 8 * 8;
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  for (size_t j = 0; j < n8; j += 8) {
     __m256 x = _mm256_loadu_ps(row + j);
     if (mask) x = _mm256_add_ps(x, _mm256_loadu_ps(mask + j));
-    _mm256_storeu_ps(row + j, morvexp::Exp8(_mm256_sub_ps(x, c)));
+    mv = _mm256_max_ps(mv, x);
   }
-  return j;
+  float m = Hmax8(mv);
+  for (size_t j = n8; j < s; j++) {
+    const float x = row[j] + (mask ? mask[j] : 0.f);
+    m = x > m ? x : m;
+  }
+  const __m256 mb = _mm256_set1_ps(m);
+  __m256 sv = _mm256_setzero_ps();
+  for (size_t j = 0; j < n8; j += 8) {
+    __m256 x = _mm256_loadu_ps(row + j);
+    if (mask) x = _mm256_add_ps(x, _mm256_loadu_ps(mask + j));
+    const __m256 e = morvexp::Exp8(_mm256_sub_ps(x, mb));
+    _mm256_storeu_ps(row + j, e);
+    sv = _mm256_add_ps(sv, e);
+  }
+  alignas(32) float l[8];
+  _mm256_store_ps(l, sv);
+  double sum = 0;
+  for (float x : l) sum += x;
+  for (size_t j = n8; j < s; j++) sum += (row[j] = std::exp(row[j] + (mask ? mask[j] : 0.f) - m));
+  const float inv = float(1.0 / sum);
+  const __m256 iv = _mm256_set1_ps(inv);
+  for (size_t j = 0; j < n8; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), iv));
+  for (size_t j = n8; j < s; j++) row[j] *= inv;
+  _mm256_zeroupper();
 }
-#endif
 
-// row[j] = exp(row[j] + mask[j] - sub) over s values (mask may be null).
-void ExpShifted(float* row, const float* mask, size_t s, float sub) {
-  size_t j = 0;
-#if defined(__x86_64__)
-  if (HasAvx2()) j = ExpShiftedAvx2(row, mask, s, sub);
-#endif
-  for (; j < s; j++) row[j] = std::exp(row[j] + (mask ? mask[j] : 0.f) - sub);
+// dS = P ∘ (dP - di), in place in dp.
+__attribute__((target("avx2,fma"))) void ScoreGradAvx2(const float* p, float* dp, size_t s, float di) {
+  const size_t n8 = s / 8 * 8;
+  const __m256 dv = _mm256_set1_ps(di);
+  for (size_t j = 0; j < n8; j += 8)
+    _mm256_storeu_ps(dp + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), _mm256_sub_ps(_mm256_loadu_ps(dp + j), dv)));
+  _mm256_zeroupper();
+  for (size_t j = n8; j < s; j++) dp[j] = p[j] * (dp[j] - di);
 }
+#endif
 
 // Softmax of one row of scores plus mask, in place.
 void SoftmaxRow(float* row, const float* mask, size_t s) {
+#if defined(__x86_64__)
+  if (HasAvx2()) return SoftmaxRowAvx2(row, mask, s);
+#endif
   float m = -INFINITY;
   for (size_t j = 0; j < s; j++) {
     const float x = row[j] + (mask ? mask[j] : 0.f);
     m = x > m ? x : m;
   }
-  ExpShifted(row, mask, s, m);
   double sum = 0;
-  for (size_t j = 0; j < s; j++) sum += row[j];
+  for (size_t j = 0; j < s; j++) sum += (row[j] = std::exp(row[j] + (mask ? mask[j] : 0.f) - m));
   const float inv = float(1.0 / sum);
   for (size_t j = 0; j < s; j++) row[j] *= inv;
+}
+
+// dS = P ∘ (dP - di), in place in dp.
+void ScoreGrad(const float* p, float* dp, size_t s, float di) {
+#if defined(__x86_64__)
+  if (HasAvx2()) return ScoreGradAvx2(p, dp, s, di);
+#endif
+  for (size_t j = 0; j < s; j++) dp[j] = p[j] * (dp[j] - di);
 }
 
 struct Dims {
@@ -108,8 +152,30 @@ void Scatter(const float* src, const Dims& d, size_t b, size_t g, size_t t0, siz
       std::copy_n(src + (r * tr + i) * d.D, d.D, dst + ((b * d.T + t0 + i) * d.H + g * d.rep() + r) * d.D);
 }
 
-// Query rows per tile so that a tile of the group's heads has about kTile rows.
-size_t TileRows(const Dims& d) { return std::max<size_t>(1, std::min(d.T, kTile / d.rep())); }
+// Query rows per tile so that a tile of the group's heads has about kTile rows; with a mask,
+// tiles of kMaskedTileRows query rows, so that KeyEnd can drop the keys a causal tile never sees.
+size_t TileRows(const Dims& d, bool masked) {
+  return std::max<size_t>(1, std::min({d.T, kTile / d.rep(), masked ? kMaskedTileRows : d.T}));
+}
+
+// Mask values at or below this are keys a row cannot see: exp of them underflows to exactly 0.
+constexpr float kDead = -1e8f;
+
+// One past the last key that some row of the tile sees: later keys get probability exactly 0, so
+// the products skip them (about half the work under a causal mask). A row that sees no key at all
+// keeps every key (its softmax is uniform over them, as in the op version).
+size_t KeyEnd(const float* mask, const Dims& d, size_t b, size_t t0, size_t tr) {
+  if (!mask) return d.S;
+  size_t end = 0;
+  for (size_t i = 0; i < tr; i++) {
+    const float* row = MaskRow(mask, d, b, t0 + i);
+    size_t j = d.S;
+    while (j > 0 && row[j - 1] <= kDead) j--;
+    if (j == 0) return d.S;
+    end = std::max(end, j);
+  }
+  return end;
+}
 
 // attnForward(heap, B, T, S, H, Hkv, D, maskB, threads, qOff, kOff, vOff, maskOff, outOff)
 // maskB 0: no mask (maskOff ignored).
@@ -125,20 +191,20 @@ Napi::Value AttnForward(const Napi::CallbackInfo& info) {
   const float* mask = d.maskB ? heap.at<float>(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
   float* out = heap.at<float>(Num(info, 13), nq);
   if (!heap.ok) return Fail(info.Env(), "attnForward: operand outside the heap");
-  const size_t tile = TileRows(d), rows = d.rep() * tile;
+  const size_t tile = TileRows(d, mask != nullptr), rows = d.rep() * tile;
   std::vector<float> p(rows * d.S), qg(rows * d.D), og(rows * d.D);
   for (size_t b = 0; b < d.B; b++) {
     for (size_t g = 0; g < d.Hkv; g++) {
       const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
       for (size_t t0 = 0; t0 < d.T; t0 += tile) {
-        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr;
+        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr, se = KeyEnd(mask, d, b, t0, tr);
         Gather(q, d, b, g, t0, tr, qg.data());
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(d.S), int(d.D), 1.f, qg.data(), int(d.D),
-                    k + kvAt, int(d.ks()), 0.f, p.data(), int(d.S));
-        morpar::Parallel(m, d.threads, m * d.S, [&](size_t i0, size_t i1) {
-          for (size_t i = i0; i < i1; i++) SoftmaxRow(p.data() + i * d.S, MaskRow(mask, d, b, t0 + i % tr), d.S);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
+                    k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
+        morpar::Parallel(m, d.threads, m * se, [&](size_t i0, size_t i1) {
+          for (size_t i = i0; i < i1; i++) SoftmaxRow(p.data() + i * se, MaskRow(mask, d, b, t0 + i % tr), se);
         }, size_t(1) << 17);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(d.S), 1.f, p.data(), int(d.S),
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, p.data(), int(se),
                     v + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
         Scatter(og.data(), d, b, g, t0, tr, out);
       }
@@ -167,40 +233,40 @@ Napi::Value AttnBackward(const Napi::CallbackInfo& info) {
   if (!heap.ok) return Fail(info.Env(), "attnBackward: operand outside the heap");
   std::fill(dk, dk + size_t(nk), 0.f);
   std::fill(dv, dv + size_t(nk), 0.f);
-  const size_t tile = TileRows(d), rows = d.rep() * tile;
+  const size_t tile = TileRows(d, mask != nullptr), rows = d.rep() * tile;
   std::vector<float> p(rows * d.S), dp(rows * d.S), qg(rows * d.D), og(rows * d.D), dog(rows * d.D);
   for (size_t b = 0; b < d.B; b++) {
     for (size_t g = 0; g < d.Hkv; g++) {
       const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
       for (size_t t0 = 0; t0 < d.T; t0 += tile) {
-        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr;
+        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr, se = KeyEnd(mask, d, b, t0, tr);
         Gather(q, d, b, g, t0, tr, qg.data());
         Gather(out, d, b, g, t0, tr, og.data());
         Gather(dout, d, b, g, t0, tr, dog.data());
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(d.S), int(d.D), 1.f, qg.data(), int(d.D),
-                    k + kvAt, int(d.ks()), 0.f, p.data(), int(d.S));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(d.S), int(d.D), 1.f, dog.data(), int(d.D),
-                    v + kvAt, int(d.ks()), 0.f, dp.data(), int(d.S));
-        morpar::Parallel(m, d.threads, m * d.S, [&](size_t i0, size_t i1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
+                    k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, dog.data(), int(d.D),
+                    v + kvAt, int(d.ks()), 0.f, dp.data(), int(se));
+        morpar::Parallel(m, d.threads, m * se, [&](size_t i0, size_t i1) {
           for (size_t i = i0; i < i1; i++) {
-            float* pr = p.data() + i * d.S;
-            float* dpr = dp.data() + i * d.S;
-            SoftmaxRow(pr, MaskRow(mask, d, b, t0 + i % tr), d.S);
+            float* pr = p.data() + i * se;
+            float* dpr = dp.data() + i * se;
+            SoftmaxRow(pr, MaskRow(mask, d, b, t0 + i % tr), se);
             const float* o = og.data() + i * d.D;
             const float* dO = dog.data() + i * d.D;
             double s = 0;
             for (size_t c = 0; c < d.D; c++) s += double(o[c]) * dO[c];
             const float di = float(s);
-            for (size_t j = 0; j < d.S; j++) dpr[j] = pr[j] * (dpr[j] - di);  // dS
+            ScoreGrad(pr, dpr, se, di);
           }
         }, size_t(1) << 17);
         // dv_g += Pᵀ dout_g; dq_g = dS k_g; dk_g += dSᵀ q_g
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(d.S), int(d.D), int(m), 1.f, p.data(), int(d.S),
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, p.data(), int(se),
                     dog.data(), int(d.D), 1.f, dv + kvAt, int(d.ks()));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(d.S), 1.f, dp.data(), int(d.S),
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, dp.data(), int(se),
                     k + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
         Scatter(og.data(), d, b, g, t0, tr, dq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(d.S), int(d.D), int(m), 1.f, dp.data(), int(d.S),
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, dp.data(), int(se),
                     qg.data(), int(d.D), 1.f, dk + kvAt, int(d.ks()));
       }
     }

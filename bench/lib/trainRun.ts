@@ -6,7 +6,7 @@
  * causal-LM loss over every position, backward, AdamW (lr 1e-4, weight decay 0.01). Then one
  * more update under the kernel profiler, which counts the step's matmul FLOPs (and with
  * --profile prints where the time went, on stderr). Prints one JSON line ({@link TrainRunResult}).
- * Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_R, BENCH_N.
+ * Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_R, BENCH_N, BENCH_CKPT=1 (gradient checkpointing).
  */
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -93,7 +93,7 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
     const losses: number[] = [];
     await train({
       params, steps: updates, schedule: { lr: 1e-4, kind: 'constant' }, optimizer: { weightDecay: 0.01 },
-      data: fixedBatches(data), lossFn: (b, ctx) => batchLoss(model, b, ctx, 'mean'), logEvery: 1,
+      data: fixedBatches(data), lossFn: (b, ctx) => batchLoss(model, b, ctx, 'mean', { gradientCheckpointing: process.env.BENCH_CKPT === '1' }), logEvery: 1,
       onStep: (rec) => {
         losses.push(rec.loss);
         onStep();

@@ -10,24 +10,20 @@
  */
 import * as tfc from '@tensorflow/tfjs-core';
 import type { BlasAddon } from './blas.ts';
-import { heapOffset, type WasmBackend } from './wasmHeap.ts';
+import { registerHeapKernel, sameShape, type Fail, type Inputs } from './heapKernel.ts';
 import { state } from './state.ts';
 
 export const ATTENTION = 'MorAttention';
 export const ATTENTION_GRAD = 'MorAttentionGrad';
 
-type Inputs = Record<string, tfc.TensorInfo>;
-
 /** Dimensions from the inputs, checked; the mask's batch is 0 without a mask. */
-function dims(kernel: string, ins: Inputs): number[] {
-  for (const [k, t] of Object.entries(ins)) if (t.dtype !== 'float32') throw new Error(`${kernel}: ${k} must be float32, got ${t.dtype}`);
+function dims(ins: Inputs, fail: Fail): number[] {
   const [b, t, h, d] = ins.q.shape;
   const [kb, s, hkv, kd] = ins.k.shape;
-  const same = (a: number[], e: number[]) => a.length === e.length && a.every((x, i) => x === e[i]);
   const m = ins.mask?.shape;
-  if (ins.q.shape.length !== 4 || kb !== b || kd !== d || !same(ins.v.shape, ins.k.shape) || h % hkv !== 0 ||
+  if (ins.q.shape.length !== 4 || kb !== b || kd !== d || !sameShape(ins.v.shape, ins.k.shape) || h % hkv !== 0 ||
       (m && (m.length !== 3 || (m[0] !== 1 && m[0] !== b) || m[1] !== t || m[2] !== s))) {
-    throw new Error(`${kernel}: q [${ins.q.shape}], k [${ins.k.shape}], v [${ins.v.shape}]${m ? `, mask [${m}]` : ''} do not fit`);
+    fail(`q [${ins.q.shape}], k [${ins.k.shape}], v [${ins.v.shape}]${m ? `, mask [${m}]` : ''} do not fit`);
   }
   return [b, t, s, h, hkv, d, m ? m[0] : 0];
 }
@@ -36,36 +32,21 @@ function dims(kernel: string, ins: Inputs): number[] {
 export function registerAttentionKernels(lib: BlasAddon): void {
   if (state.attentionKernels) return;
   const threads = () => state.blas?.threads ?? 1;
-  tfc.registerKernel({
-    kernelName: ATTENTION,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const ins = inputs as Inputs;
-      const [b, t, s, h, hkv, d, mb] = dims(ATTENTION, ins);
-      const out = wasm.makeOutput([b, t, h, d], 'float32');
-      const at = (x?: tfc.TensorInfo) => (x ? heapOffset(wasm, x) : 0);
-      // Read the heap after makeOutput: an allocation may grow (and replace) the wasm memory.
-      lib.attnForward(wasm.wasm.HEAPU8.buffer as ArrayBuffer, b, t, s, h, hkv, d, mb, threads(),
-        at(ins.q), at(ins.k), at(ins.v), at(ins.mask), at(out));
-      return out;
-    },
+  const opt = (at: (t: tfc.TensorInfo) => number, x?: tfc.TensorInfo) => (x ? at(x) : 0);
+  registerHeapKernel(ATTENTION, (i, fail) => {
+    const [b, t, s, h, hkv, d, mb] = dims(i, fail);
+    return {
+      outs: [i.q.shape],
+      run: (heap, at, [out]) => lib.attnForward(heap, b, t, s, h, hkv, d, mb, threads(), at(i.q), at(i.k), at(i.v), opt(at, i.mask), at(out)),
+    };
   });
-  tfc.registerKernel({
-    kernelName: ATTENTION_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const ins = inputs as Inputs;
-      const [b, t, s, h, hkv, d, mb] = dims(ATTENTION_GRAD, ins);
-      const dq = wasm.makeOutput(ins.q.shape, 'float32');
-      const dk = wasm.makeOutput(ins.k.shape, 'float32');
-      const dv = wasm.makeOutput(ins.v.shape, 'float32');
-      const at = (x?: tfc.TensorInfo) => (x ? heapOffset(wasm, x) : 0);
-      lib.attnBackward(wasm.wasm.HEAPU8.buffer as ArrayBuffer, b, t, s, h, hkv, d, mb, threads(),
-        at(ins.q), at(ins.k), at(ins.v), at(ins.mask), at(ins.out), at(ins.dout), at(dq), at(dk), at(dv));
-      return [dq, dk, dv];
-    },
+  registerHeapKernel(ATTENTION_GRAD, (i, fail) => {
+    const [b, t, s, h, hkv, d, mb] = dims(i, fail);
+    return {
+      outs: [i.q.shape, i.k.shape, i.v.shape],
+      run: (heap, at, [dq, dk, dv]) => lib.attnBackward(heap, b, t, s, h, hkv, d, mb, threads(),
+        at(i.q), at(i.k), at(i.v), opt(at, i.mask), at(i.out), at(i.dout), at(dq), at(dk), at(dv)),
+    };
   });
   state.attentionKernels = true;
 }

@@ -17,7 +17,7 @@
  */
 import * as tfc from '@tensorflow/tfjs-core';
 import type { BlasAddon } from './blas.ts';
-import { heapOffset, type WasmBackend } from './wasmHeap.ts';
+import { registerHeapKernel as register, sameShape, type Fail, type Inputs } from './heapKernel.ts';
 import { state } from './state.ts';
 
 export const RMS_NORM = 'MorRmsNorm';
@@ -27,43 +27,8 @@ export const SWIGLU_GRAD = 'MorSwigluGrad';
 export const ROPE = 'MorRope';
 export const ROPE_GRAD = 'MorRopeGrad';
 
-type Inputs = Record<string, tfc.TensorInfo>;
-type At = (t: tfc.TensorInfo) => number;
-type Fail = (msg: string) => never;
-
-/** A checked call: the output shapes, and how to run the addon once they are allocated. */
-interface Plan {
-  outs: number[][];
-  run: (heap: ArrayBuffer, at: At, outs: tfc.TensorInfo[]) => void;
-}
-
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+const same = sameShape;
 const size = (t: tfc.TensorInfo) => tfc.util.sizeFromShape(t.shape);
-
-/**
- * Register one kernel: check dtypes, let `plan` check shapes (its `fail` throws with the kernel's
- * name), allocate the outputs, then call the addon with the heap (read after the allocations,
- * which may grow it) and the byte offsets. Nothing to write (every output empty) skips the call.
- */
-function register(kernelName: string, plan: (ins: Inputs, fail: Fail, attrs: tfc.NamedAttrMap) => Plan): void {
-  tfc.registerKernel({
-    kernelName,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const ins = inputs as Inputs;
-      for (const [name, t] of Object.entries(ins)) {
-        if (t.dtype !== 'float32') throw new Error(`${kernelName}: ${name} must be float32, got ${t.dtype}`);
-      }
-      const p = plan(ins, (msg) => {
-        throw new Error(`${kernelName}: ${msg}`);
-      }, attrs ?? {});
-      const outs = p.outs.map((shape) => wasm.makeOutput(shape, 'float32'));
-      if (outs.some((t) => size(t) > 0)) p.run(wasm.wasm.HEAPU8.buffer as ArrayBuffer, (t) => heapOffset(wasm, t), outs);
-      return outs.length === 1 ? outs[0] : outs;
-    },
-  });
-}
 
 /** Rows and width of an RMSNorm's x `[..., D]` against weight `[D]`. */
 function normDims({ x, weight }: Inputs, fail: Fail): { rows: number; d: number } {

@@ -124,12 +124,26 @@ struct Dims {
   // Row strides of the [B, T, H, D] and [B, S, Hkv, D] layouts.
   size_t qs() const { return H * D; }
   size_t ks() const { return Hkv * D; }
+  // Elements of q (and out) and of k (and v).
+  double nq() const { return double(B) * T * H * D; }
+  double nk() const { return double(B) * S * Hkv * D; }
 };
 
 bool ReadDims(const Napi::CallbackInfo& info, Dims* d) {
   *d = Dims{size_t(Num(info, 1)), size_t(Num(info, 2)), size_t(Num(info, 3)), size_t(Num(info, 4)),
             size_t(Num(info, 5)), size_t(Num(info, 6)), size_t(Num(info, 7)), int(Num(info, 8))};
   return d->Hkv > 0 && d->H % d->Hkv == 0 && d->D > 0 && d->S > 0 && (d->maskB == 0 || d->maskB == 1 || d->maskB == d->B);
+}
+
+// q, k, v and the mask (null without one) of a call, at arguments 9-12.
+struct Operands {
+  const float *q, *k, *v, *mask;
+};
+
+Operands ReadOperands(const Napi::CallbackInfo& info, const Dims& d, morheap::Heap* heap) {
+  return Operands{heap->at<float>(Num(info, 9), d.nq()), heap->at<float>(Num(info, 10), d.nk()),
+                  heap->at<float>(Num(info, 11), d.nk()),
+                  d.maskB ? heap->at<float>(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr};
 }
 
 // Mask row of query t of batch b, or null.
@@ -184,13 +198,10 @@ Napi::Value AttnForward(const Napi::CallbackInfo& info) {
   Dims d;
   if (!ReadDims(info, &d)) return Fail(info.Env(), "attnForward: bad dimensions");
   morheap::Heap heap = morheap::HeapOf(info);
-  const double nq = double(d.B) * d.T * d.H * d.D, nk = double(d.B) * d.S * d.Hkv * d.D;
-  const float* q = heap.at<float>(Num(info, 9), nq);
-  const float* k = heap.at<float>(Num(info, 10), nk);
-  const float* v = heap.at<float>(Num(info, 11), nk);
-  const float* mask = d.maskB ? heap.at<float>(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
-  float* out = heap.at<float>(Num(info, 13), nq);
+  const Operands o = ReadOperands(info, d, &heap);
+  float* out = heap.at<float>(Num(info, 13), d.nq());
   if (!heap.ok) return Fail(info.Env(), "attnForward: operand outside the heap");
+  const float *q = o.q, *k = o.k, *v = o.v, *mask = o.mask;
   const size_t tile = TileRows(d, mask != nullptr), rows = d.rep() * tile;
   std::vector<float> p(rows * d.S), qg(rows * d.D), og(rows * d.D);
   for (size_t b = 0; b < d.B; b++) {
@@ -220,11 +231,9 @@ Napi::Value AttnBackward(const Napi::CallbackInfo& info) {
   Dims d;
   if (!ReadDims(info, &d)) return Fail(info.Env(), "attnBackward: bad dimensions");
   morheap::Heap heap = morheap::HeapOf(info);
-  const double nq = double(d.B) * d.T * d.H * d.D, nk = double(d.B) * d.S * d.Hkv * d.D;
-  const float* q = heap.at<float>(Num(info, 9), nq);
-  const float* k = heap.at<float>(Num(info, 10), nk);
-  const float* v = heap.at<float>(Num(info, 11), nk);
-  const float* mask = d.maskB ? heap.at<float>(Num(info, 12), double(d.maskB) * d.T * d.S) : nullptr;
+  const Operands o = ReadOperands(info, d, &heap);
+  const float *q = o.q, *k = o.k, *v = o.v, *mask = o.mask;
+  const double nq = d.nq(), nk = d.nk();
   const float* out = heap.at<float>(Num(info, 13), nq);
   const float* dout = heap.at<float>(Num(info, 14), nq);
   float* dq = heap.at<float>(Num(info, 15), nq);

@@ -7,10 +7,17 @@
  * (`MOR_TORCH_PYTHON`, else `python3`; PyTorch tried with 1 and all threads, best kept: under
  * load its multi-threaded element-wise ops slow down ~10x); the ratio column is ours / PyTorch.
  *
+ * Forward also next to ONNX Runtime for Node (the engine under transformers.js; bench/lib/ortRun.mjs)
+ * when onnxruntime-node loads (MOR_ONNXRUNTIME_NODE: the folder it was installed under) and the
+ * PyTorch Python can export the same model to ONNX (bench/model_onnx.py, needs `onnx`; the file
+ * is kept in MOR_BENCH_CACHE, default ~/.cache/mor-peft/bench-model).
+ *
  * Env: BENCH_REPS (timed forwards, default 2), BENCH_NEW (new tokens, default 64),
  * MOR_MATMUL=wasm|blas to pick the matmul path.
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, tf } from '../src/backend/tf.ts';
@@ -19,7 +26,7 @@ import { createRandomModel } from '../src/models/random.ts';
 import { generate } from '../src/generate/generate.ts';
 import { fmt, formatTable } from './lib/timing.ts';
 import { minOf } from '../src/util/array.ts';
-import { findTorchPython } from './lib/child.ts';
+import { findTorchPython, runJsonChild } from './lib/child.ts';
 
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const NEW = Number(process.env.BENCH_NEW ?? 64);
@@ -74,11 +81,38 @@ if (py) {
   else process.stderr.write(`PyTorch run failed: ${r.stderr}\n`);
 }
 
+// ONNX Runtime (forward only: the export has no KV cache), when onnxruntime-node loads and the
+// PyTorch Python can export the same model to ONNX (bench/model_onnx.py, once, into the cache).
+const here = path.dirname(fileURLToPath(import.meta.url));
+let ort: { forward_tok_s: number; ort: string; threads: number } | undefined;
+let ortWhy = '';
+const ortCheck = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(process.env.MOR_ONNXRUNTIME_NODE ? path.join(process.env.MOR_ONNXRUNTIME_NODE, 'node_modules', 'onnxruntime-node') : 'onnxruntime-node')})`], { encoding: 'utf8' });
+if (ortCheck.status !== 0) ortWhy = 'onnxruntime-node not found (npm i --prefix DIR --ignore-scripts onnxruntime-node, then MOR_ONNXRUNTIME_NODE=DIR)';
+else if (!py) ortWhy = 'no Python with PyTorch to export the model';
+else {
+  const cache = process.env.MOR_BENCH_CACHE || path.join(os.homedir(), '.cache', 'mor-peft', 'bench-model');
+  const file = path.join(cache, `smollm-135m-${BATCH}x${SEQ}.onnx`);
+  fs.mkdirSync(cache, { recursive: true });
+  if (!fs.existsSync(file)) {
+    const e = spawnSync(py, [path.join(here, 'model_onnx.py'), file, '--batch', String(BATCH), '--seq', String(SEQ)], { encoding: 'utf8' });
+    if (e.status !== 0) ortWhy = `ONNX export failed: ${e.stderr.trim().split('\n').pop()}`;
+  }
+  if (!ortWhy) {
+    const r = runJsonChild<{ forward_tok_s: number; ort: string; threads: number }>(process.execPath, [path.join(here, 'lib', 'ortRun.mjs'), file, String(BATCH), String(SEQ), String(REPS)], {}, 600_000);
+    if ('error' in r) ortWhy = `its run failed (${r.error})`;
+    else ort = r;
+  }
+}
+
 const ratio = (a: number, b?: number) => (b ? fmt(a / b, 2) : '-');
-const headers = ['workload', `mor (${info.matmulPath}, ${info.threads} thr) tok/s`, ...(torch ? [`torch ${torch.torch} tok/s (best thread count)`, 'ratio mor/torch'] : [])];
+const headers = ['workload', `mor (${info.matmulPath}, ${info.threads} thr) tok/s`, ...(torch ? [`torch ${torch.torch} tok/s (best thread count)`, 'ratio mor/torch'] : []),
+  ...(ort ? [`onnxruntime-node ${ort.ort} tok/s (${ort.threads} thr)`, 'ratio mor/ort'] : [])];
 const rows = [
-  [`forward ${BATCH}x${SEQ}`, fmt(fwdTokS), ...(torch ? [`${fmt(torch.forward_tok_s)} (${torch.forward_threads} thr)`, ratio(fwdTokS, torch.forward_tok_s)] : [])],
-  [`generate 1x${NEW} (prompt ${PROMPT})`, fmt(genTokS, 2), ...(torch ? [`${fmt(torch.generate_tok_s, 2)} (${torch.generate_threads} thr)`, ratio(genTokS, torch.generate_tok_s)] : [])],
+  [`forward ${BATCH}x${SEQ}`, fmt(fwdTokS), ...(torch ? [`${fmt(torch.forward_tok_s)} (${torch.forward_threads} thr)`, ratio(fwdTokS, torch.forward_tok_s)] : []),
+    ...(ort ? [fmt(ort.forward_tok_s), ratio(fwdTokS, ort.forward_tok_s)] : [])],
+  [`generate 1x${NEW} (prompt ${PROMPT})`, fmt(genTokS, 2), ...(torch ? [`${fmt(torch.generate_tok_s, 2)} (${torch.generate_threads} thr)`, ratio(genTokS, torch.generate_tok_s)] : []),
+    ...(ort ? ['-', '-'] : [])],
 ];
 process.stdout.write(formatTable(headers, rows) + '\n');
 if (!torch) process.stdout.write(`(PyTorch column skipped: ${found.why ?? 'its run failed'})\n`);
+if (!ort) process.stdout.write(`(ONNX Runtime column skipped: ${ortWhy})\n`);

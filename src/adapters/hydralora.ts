@@ -30,7 +30,7 @@ import {
   commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
   type LowRankLayerBase,
 } from './schema.ts';
-import { derivedRng, dropout, flatten2d, kaimingUniform, variable } from './lowRank.ts';
+import { derivedRng, dropout, flatten2d, kaimingUniform, routerVariables, variable } from './lowRank.ts';
 import {
   argmaxAssignment, checkRouting, loadBalanceLoss, projectWithRouter, pushAuxLoss, recordRouting, routerProbs, routerSoftmax,
 } from '../routing/router.ts';
@@ -129,17 +129,13 @@ export class HydraLoraLinear extends DeltaAdapterLayer<HydraLoraState, HydraLora
     const t = {
       a: variable(a, [r, dIn]),
       b: variable(b, [n, dOut, r]),
-      router: variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]),
-      routerBias: spec.routerBias ? variable(new Float32Array(n), [n]) : undefined,
     };
     const tensors = new Map<string, tf.Variable>([
       ['hydra_A.weight', t.a],
       ['hydra_B.weight', t.b],
-      ['hydra_router.weight', t.router],
     ]);
-    if (t.routerBias) tensors.set('hydra_router.bias', t.routerBias);
     this.addState({
-      name, tensors, spec, ...t,
+      name, tensors, spec, ...t, ...routerVariables(rng, n, dIn, spec, 'hydra', tensors),
       scaling: loraScaling(spec.alpha, r, spec.useRslora),
       rng: derivedRng(spec.seed, `dropout:${key}`),
     });

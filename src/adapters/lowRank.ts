@@ -52,6 +52,22 @@ export function variable(data: Float32Array, shape: number[], trainable = true):
 }
 
 /**
+ * A softmax router of `n` experts on `dIn` inputs: weight `[n, dIn]` ~ N(0, std) drawn from `rng`,
+ * and a zero bias `[n]` when `bias`; registered in `tensors` as `<prefix>_router.weight` / `.bias`
+ * (the key layout every routed kind shares).
+ */
+export function routerVariables(
+  rng: Rng, n: number, dIn: number, o: { routerInitStd: number; routerBias: boolean }, prefix: string, tensors: Map<string, tf.Variable>,
+): { router: tf.Variable; routerBias?: tf.Variable } {
+  const router = variable(rng.normalArray(n * dIn, 0, o.routerInitStd), [n, dIn]);
+  tensors.set(`${prefix}_router.weight`, router);
+  if (!o.routerBias) return { router };
+  const routerBias = variable(new Float32Array(n), [n]);
+  tensors.set(`${prefix}_router.bias`, routerBias);
+  return { router, routerBias };
+}
+
+/**
  * A copy of `t` cut from the gradient graph (PyTorch `.detach()`): tfjs has no stop-gradient
  * op, and a copy made on the host is on no path from a variable, so backprop skips it entirely.
  * Only for small tensors (norms, router decisions).

@@ -26,7 +26,7 @@ import type { AdapterKindDefinition } from './kind.ts';
 import {
   commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
 } from './schema.ts';
-import { derivedRng, dropout, flatten2d, initLowRankPair, variable } from './lowRank.ts';
+import { derivedRng, dropout, flatten2d, initLowRankPair, routerVariables, variable } from './lowRank.ts';
 import {
   argmaxAssignment, loadBalanceLoss, projectWithRouter, pushAuxLoss, recordRouting, routerProbs, routerSoftmax,
   topKRenormalize,
@@ -115,17 +115,13 @@ export class MoeLoraLinear extends DeltaAdapterLayer<MoeLoraState, MoeLoraLayerS
     const t = {
       a: variable(a, [n, r, dIn]),
       b: variable(b, [n, dOut, r]),
-      router: variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]),
-      routerBias: spec.routerBias ? variable(new Float32Array(n), [n]) : undefined,
     };
     const tensors = new Map<string, tf.Variable>([
       ['moelora_A.weight', t.a],
       ['moelora_B.weight', t.b],
-      ['moelora_router.weight', t.router],
     ]);
-    if (t.routerBias) tensors.set('moelora_router.bias', t.routerBias);
     this.addState({
-      name, tensors, spec, ...t,
+      name, tensors, spec, ...t, ...routerVariables(rng, n, dIn, spec, 'moelora', tensors),
       scaling: loraScaling(spec.alpha, r, spec.useRslora),
       rng: derivedRng(spec.seed, `dropout:${key}`),
     });

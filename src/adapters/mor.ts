@@ -28,7 +28,7 @@ import type { AdapterKindDefinition } from './kind.ts';
 import {
   commonFields, loraScaling, lowRankFields, lowRankLayerBase, lowRankPeftFields, routerFields, routerPeftFields,
 } from './schema.ts';
-import { derivedRng, dropout, flatten2d, initLowRankPair, variable } from './lowRank.ts';
+import { derivedRng, dropout, flatten2d, initLowRankPair, routerVariables, variable } from './lowRank.ts';
 import {
   argmaxAssignment, checkRouting, loadBalanceLoss, projectWithRouter, pushAuxLoss, recordRouting, routerProbs, routerSoftmax,
 } from '../routing/router.ts';
@@ -181,15 +181,9 @@ export class MorLinear extends DeltaAdapterLayer<MorState, MorLayerSpec> impleme
       ['mor_omega_A', params.omegaA],
       ['mor_omega_B', params.omegaB],
     ]);
-    let router: tf.Variable | undefined;
-    let routerBias: tf.Variable | undefined;
-    if (spec.routerMode !== 'uniform') {
-      router = variable(rng.normalArray(n * dIn, 0, spec.routerInitStd), [n, dIn]);
-      tensors.set('mor_router.weight', router);
-      if (spec.routerBias) tensors.set('mor_router.bias', (routerBias = variable(new Float32Array(n), [n])));
-    }
+    const routed = spec.routerMode !== 'uniform' ? routerVariables(rng, n, dIn, spec, 'mor', tensors) : {};
     this.addState({
-      name, tensors, spec, params, router, routerBias,
+      name, tensors, spec, params, ...routed,
       scaling: loraScaling(spec.alpha, spec.r, spec.useRslora),
       rng: derivedRng(spec.seed, `dropout:${key}`),
     });

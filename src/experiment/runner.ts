@@ -36,6 +36,10 @@ import { planGridRuns, planRuns, runHash, waitingSettings, type RunSpec } from '
 import { chooseRates, ratesOf, type RateChoice } from './lrSelection.ts';
 import { readCalls, startCall } from './calls.ts';
 import { writeExperimentReport } from './report.ts';
+import { claimRun, releaseRun } from './runClaims.ts';
+
+/** How often a process whose open runs are all held by other processes looks for their results. */
+const CLAIM_POLL_MS = 10_000;
 
 /** The base model's cached measurements. */
 export interface BaseResult {
@@ -139,6 +143,18 @@ async function filteredTrainData(c: ExperimentConfig, outDir: string, name: stri
   return file;
 }
 
+/**
+ * Claim an open run for this process (runClaims.ts); false when another process holds it or
+ * finished it since this process last looked.
+ */
+function claimOpenRun(runsDir: string, id: string): boolean {
+  const runDir = path.join(runsDir, id);
+  if (!claimRun(runDir)) return false;
+  if (!fs.existsSync(path.join(runDir, 'result.json'))) return true;
+  releaseRun(runDir);
+  return false;
+}
+
 /** Whether `--main-only` keeps a run: a main run, or a grid run of a main method. */
 function isMainWork(spec: RunSpec): boolean {
   return spec.memberships.some((m) => m.group === 'main' || (m.group === 'grid' && !m.label.includes(':')));
@@ -221,15 +237,29 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
   let files = await report();
 
   let executed = 0;
+  let waitingForOthers = false;
   for (;;) {
-    const spec = state.planned.find((p) => !finished.has(p.id) && (!opts.mainOnly || isMainWork(p)));
-    if (!spec) break;
+    const open = state.planned.filter((p) => !finished.has(p.id) && (!opts.mainOnly || isMainWork(p)));
     const elapsedMin = (performance.now() - t0) / 60000;
-    if (opts.timeBudgetMinutes !== undefined && elapsedMin >= opts.timeBudgetMinutes) {
+    if (open.length > 0 && opts.timeBudgetMinutes !== undefined && elapsedMin >= opts.timeBudgetMinutes) {
       log(`time budget of ${opts.timeBudgetMinutes} min reached: stopping; rerun the same command to continue`);
       break;
     }
-    if (opts.maxRuns !== undefined && executed >= opts.maxRuns) break;
+    if (open.length > 0 && opts.maxRuns !== undefined && executed >= opts.maxRuns) break;
+    // Another `mor experiment` process on this folder may hold a run (runClaims.ts): take the
+    // first one nobody holds; when every open run is held, wait for the others' results (they
+    // may also unlock runs that wait for a learning-rate choice).
+    const spec = open.find((p) => claimOpenRun(runsDir, p.id));
+    if (!spec) {
+      if (open.length === 0) break;
+      if (!waitingForOthers) log(`waiting for ${open.length} run(s) held by another process on ${outDir}`);
+      waitingForOthers = true;
+      await new Promise((resolve) => setTimeout(resolve, CLAIM_POLL_MS));
+      state = plan();
+      done = doneOf();
+      continue;
+    }
+    waitingForOthers = false;
     const k = done.length + 1;
     const lrNote = spec.split === 'validation' ? ` lr ${spec.train.lr} (validation)` : '';
     const tag = `[${k}/${state.planned.length}] ${spec.memberships.map((m) => `${m.group}:${m.label}`).join(', ')} seed ${spec.seed}${lrNote}`;
@@ -237,28 +267,33 @@ export async function runExperiment(c: ExperimentConfig, opts: RunExperimentOpti
     const runDir = path.join(runsDir, spec.id);
     const every = Math.max(1, Math.round(spec.train.steps / 5));
     const held = spec.heldOut ? heldOut.get(spec.heldOut.group)! : undefined;
-    const result = await fineTune({
-      model: c.model,
-      adapter: spec.adapter,
-      trainData: held?.trainData ?? trainData,
-      train: spec.train,
-      seed: spec.seed,
-      ...common,
-      evalItems: spec.split === 'validation' ? selectionItems : (held?.evalItems ?? evalItems),
-      // Latency is a property of the architecture: measured on the main runs only.
-      latency: spec.split || held ? undefined : c.latency,
-      staticRouting: spec.staticRouting,
-      routingExamplesPerTask: c.staticRouting?.examplesPerTask ?? 32,
-      outDir: runDir,
-      routingPlot: false, // the report draws one heatmap; routing.json keeps every run's numbers
-      onStep: (rec, total) => {
-        if (rec.step % every === 0 || rec.step === total) {
-          log(`${tag}: step ${rec.step}/${total} loss ${rec.loss.toFixed(4)} (${(rec.elapsedSec / rec.step).toFixed(2)} s/step)`);
-        }
-      },
-      log: (l) => log(`${tag}: ${l}`),
-    });
-    writeFileAtomicSync(path.join(runDir, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+    let result: FineTuneResult;
+    try {
+      result = await fineTune({
+        model: c.model,
+        adapter: spec.adapter,
+        trainData: held?.trainData ?? trainData,
+        train: spec.train,
+        seed: spec.seed,
+        ...common,
+        evalItems: spec.split === 'validation' ? selectionItems : (held?.evalItems ?? evalItems),
+        // Latency is a property of the architecture: measured on the main runs only.
+        latency: spec.split || held ? undefined : c.latency,
+        staticRouting: spec.staticRouting,
+        routingExamplesPerTask: c.staticRouting?.examplesPerTask ?? 32,
+        outDir: runDir,
+        routingPlot: false, // the report draws one heatmap; routing.json keeps every run's numbers
+        onStep: (rec, total) => {
+          if (rec.step % every === 0 || rec.step === total) {
+            log(`${tag}: step ${rec.step}/${total} loss ${rec.loss.toFixed(4)} (${(rec.elapsedSec / rec.step).toFixed(2)} s/step)`);
+          }
+        },
+        log: (l) => log(`${tag}: ${l}`),
+      });
+      writeFileAtomicSync(path.join(runDir, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+    } finally {
+      releaseRun(runDir);
+    }
     finished.set(spec.id, result);
     executed++;
     log(`${tag}: done in ${result.wallSeconds.toFixed(0)} s, average accuracy ${(100 * result.after.average).toFixed(2)}%`);

@@ -80,17 +80,17 @@ for (const name of shapes) {
   for (const [who, r] of [['mor-peft (bf16 store)', ours], [`PyTorch ${shape.torchDtype}`, theirs]] as const) {
     if (!r) continue;
     if (r.error) {
-      rows.push([name, who, `failed: ${r.error}`, fmt(r.peakRssGiB, 2), '', '', '', '', '']);
+      rows.push([name, who, `failed: ${r.error}`, fmt(r.peakRssGiB, 2), '', '', '', '', '', '']);
       continue;
     }
-    rows.push([name, who, fmt(r.loadS), fmt(r.peakRssGiB, 2), fmt(r.forwardTokS), fmt(r.trainStepS), fmt(r.trainTokS), fmt(r.generateTokS, 2), fmt(r.mergeS)]);
+    rows.push([name, who, fmt(r.loadS), fmt(r.peakRssGiB, 2), fmt(r.forwardTokS), fmt(r.trainStepS), fmt(r.trainTokS), r.checkpointedLayers === undefined ? '' : String(r.checkpointedLayers), fmt(r.generateTokS, 2), fmt(r.mergeS)]);
   }
   if (ours && theirs && !ours.error && !theirs.error) {
     rows.push([name, 'ratio ours / PyTorch', fmt(ours.loadS! / theirs.loadS!, 2), fmt(ours.peakRssGiB! / theirs.peakRssGiB!, 2),
       fmt(ours.forwardTokS! / theirs.forwardTokS!, 2), fmt(ours.trainStepS! / theirs.trainStepS!, 2),
-      fmt(ours.trainTokS! / theirs.trainTokS!, 2), fmt(ours.generateTokS! / theirs.generateTokS!, 2), '']);
+      fmt(ours.trainTokS! / theirs.trainTokS!, 2), '', fmt(ours.generateTokS! / theirs.generateTokS!, 2), '']);
   }
 }
 console.log(`\ntraining batch ${shapes.map((s) => `${SHAPES[s].batch} x ${seq} (${s})`).join(', ')}; forward 1 x ${seq}; MoR r=8 N=8 on gate/up/down; ` +
   `greedy generation of ${newTokens} tokens; ${os.availableParallelism()} cores\n`);
-console.log(formatTable(['shape', 'run', 'load s', 'peak RSS GiB', 'forward tok/s', 'train step s', 'train tok/s', 'generate tok/s', 'merge s'], rows));
+console.log(formatTable(['shape', 'run', 'load s', 'peak RSS GiB', 'forward tok/s', 'train step s', 'train tok/s', 'ckpt layers', 'generate tok/s', 'merge s'], rows));

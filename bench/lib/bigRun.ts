@@ -11,7 +11,8 @@ import { mergeAdapter } from '../../src/merge/mergeAdapter.ts';
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel, weightPlacement } from '../../src/models/load.ts';
 import { parseAdapterConfig } from '../../src/adapters/config.ts';
-import { adapterTrainableParams, autoGradientCheckpointing, checkRunFits, planRun } from '../../src/models/memoryPlan.ts';
+import { adapterTrainableParams, autoGradientCheckpointing, checkpointedLayers, checkRunFits, planRun } from '../../src/models/memoryPlan.ts';
+import { nativeAttentionActive } from '../../src/backend/attentionKernels.ts';
 import { defaultLossChunkRows } from '../../src/models/llama/chunkedLoss.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { AdamW } from '../../src/train/adamw.ts';
@@ -26,6 +27,8 @@ export interface BigResult {
   forwardTokS?: number;
   trainStepS?: number;
   trainTokS?: number;
+  /** Decoder layers recomputed in the backward (the size policy's choice; ours only). */
+  checkpointedLayers?: number;
   generateTokS?: number;
   /** `mor merge` of a LoRA adapter into bf16 shards, after the model was disposed. */
   mergeS?: number;
@@ -56,11 +59,13 @@ async function main(dir: string): Promise<BigResult> {
   // Sized as `mor train` sizes a run: checkpointing only when the plan says it is needed.
   const shape = {
     model: model.config, batchSize: batch, maxLength: seq, trainableParams: adapterTrainableParams(model.config, adapter),
-    lossChunkRows: defaultLossChunkRows(model.config.vocabSize), ...weightPlacement(dir),
+    lossChunkRows: defaultLossChunkRows(model.config.vocabSize), ...weightPlacement(dir), fusedKernels: nativeAttentionActive(),
   };
   const gradientCheckpointing = autoGradientCheckpointing(shape);
   checkRunFits(planRun({ ...shape, gradientCheckpointing }));
-  process.stderr.write(`  training ${batch} x ${seq}, gradient checkpointing ${gradientCheckpointing ? 'on' : 'off'}\n`);
+  const ckptLayers = checkpointedLayers({ model: model.config, gradientCheckpointing });
+  const ckptText = ckptLayers === 0 ? 'off' : `${ckptLayers} of ${model.config.numHiddenLayers} layers`;
+  process.stderr.write(`  training ${batch} x ${seq}, gradient checkpointing ${ckptText}\n`);
   const peft = getPeftModel(model, adapter);
   const params = peft.trainableParameters();
   const opt = new AdamW(params);
@@ -85,7 +90,7 @@ async function main(dir: string): Promise<BigResult> {
   peft.dispose();
   let mergeS: number | undefined;
   if (process.env.BENCH_MERGE !== '0') mergeS = await timeMerge(dir);
-  return { loadS, peakRssGiB: peakRssGiB(), forwardTokS, trainStepS, trainTokS: (batch * seq) / trainStepS, generateTokS, mergeS };
+  return { loadS, peakRssGiB: peakRssGiB(), forwardTokS, trainStepS, trainTokS: (batch * seq) / trainStepS, checkpointedLayers: ckptLayers, generateTokS, mergeS };
 }
 
 /** Seconds of `mergeAdapter` for a random LoRA r=8 on gate/up/down, written as bf16 shards to a temp folder. */

@@ -6,7 +6,8 @@
  * causal-LM loss over every position, backward, AdamW (lr 1e-4, weight decay 0.01). Then one
  * more update under the kernel profiler, which counts the step's matmul FLOPs (and with
  * --profile prints where the time went, on stderr). Prints one JSON line ({@link TrainRunResult}).
- * Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_R, BENCH_N, BENCH_CKPT=1 (gradient checkpointing).
+ * Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_R, BENCH_N, BENCH_CKPT=1 (gradient checkpointing;
+ * `layers:N`: of the last N layers).
  */
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -56,6 +57,13 @@ export function benchAdapter(kind: string, r: number, n: number): AdapterConfigI
   }
 }
 
+/** BENCH_CKPT: 1 every layer, `layers:N` the last N layers, else off. */
+function benchCheckpointing(): boolean | number {
+  const v = process.env.BENCH_CKPT ?? '';
+  if (v.startsWith('layers:')) return Number(v.slice(7));
+  return v === '1';
+}
+
 /** The same batch forever (the benchmark times steps, not learning). */
 function fixedBatches(b: Batch): ResumableIterator<Batch> {
   return { next: () => b, getState: () => 0, setState: () => {} };
@@ -93,7 +101,7 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
     const losses: number[] = [];
     await train({
       params, steps: updates, schedule: { lr: 1e-4, kind: 'constant' }, optimizer: { weightDecay: 0.01 },
-      data: fixedBatches(data), lossFn: (b, ctx) => batchLoss(model, b, ctx, 'mean', { gradientCheckpointing: process.env.BENCH_CKPT === '1' }), logEvery: 1,
+      data: fixedBatches(data), lossFn: (b, ctx) => batchLoss(model, b, ctx, 'mean', { gradientCheckpointing: benchCheckpointing() }), logEvery: 1,
       onStep: (rec) => {
         losses.push(rec.loss);
         onStep();

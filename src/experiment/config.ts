@@ -52,8 +52,8 @@ export const TrainSettingsSchema = z.strictObject({
   weightDecay: z.number().nonnegative().default(0),
   /** Global gradient-norm clip (0: none). Default 1. */
   maxGradNorm: z.number().nonnegative().default(1),
-  /** As `mor train`'s: recompute each layer in the backward; `auto`: when the activations would not fit. */
-  gradientCheckpointing: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+  /** As `mor train`'s: recompute each layer (true) or the last n in the backward; `auto`: as many as the activations need. */
+  gradientCheckpointing: z.union([z.boolean(), z.literal('auto'), z.int().nonnegative()]).default('auto'),
   /** As `mor train`'s: rows of the output head per loss chunk (0: full logits); default `2^24 / vocab`. */
   lossChunkSize: z.int().nonnegative().optional(),
 });

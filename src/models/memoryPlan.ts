@@ -11,15 +11,22 @@
  *  - host memory: all of the heap (its pages are process memory) plus the off-heap weights
  *    in their file dtype, plus the Node process itself.
  *
- * Activations: the coefficients below are measured with bench/actmem-measure.ts (exact live
- * tensor bytes, counted at the backend's allocator) on MoR r 8, N 8 on gate/up/down, and
- * fitted per layer, per token: what the tape holds for the backward of one decoder layer is
- * about `28 h + 10 i + 3 H T` float32 values (h hidden, i intermediate, H query heads, T the
- * sequence length: the attention scores). tfjs keeps every intermediate gradient of a backward
- * until it ends, so a plain step peaks near twice that for all layers; with checkpointing the
- * tape holds each layer's input (and, in the backward, its gradient) and one layer is live at
- * a time, which peaked near three times one layer's share. The loss peaked at 9 float32 values
- * per logit with the full `[tokens, vocab]` logits, 5.5 per logit of one chunk when chunked.
+ * Activations: the coefficients below are measured with bench/actmem-fit.ts (exact live tensor
+ * bytes, counted at the backend's allocator, one MoR r 8, N 8 step on gate/up/down, the
+ * difference between 1- and 2-layer models of five shapes) and fitted per layer, per token:
+ * what one decoder layer adds to a plain step's peak is about `a h + b i + c H T` float32 values
+ * (h hidden, i intermediate, H query heads, T the sequence length: attention scores, which the
+ * fused native attention never keeps). The peak is about twice what the tape holds, because
+ * tfjs keeps a backward's intermediate gradients until it ends. There is one set per path: the
+ * native path (the addon's fused attention, norms and SwiGLU) and the pure-wasm path (tfjs ops).
+ * A checkpointed layer keeps its input (and, in the backward, its gradient); the checkpointed
+ * layers run again one at a time, which peaks at about {@link CHECKPOINT_RECOMPUTE_LAYERS}
+ * layers' peak. `gradientCheckpointing` may checkpoint only the last n layers: the others keep
+ * their activations, so `'auto'` picks the smallest n that fits (each checkpointed layer costs
+ * one more forward of it). The backward reaches the last layers first, while the plain layers'
+ * tapes are held (about a third of their peak: {@link TAPE_SHARE_OF_PEAK}) but none of their
+ * gradients yet: the step peaks at the larger of that moment and the plain layers' backward. The loss peaked at 9 float32 values per logit with the full `[tokens, vocab]`
+ * logits, 5.5 per logit of one chunk when chunked.
  * How the plan compares with the heap measured after a real step: README, "Memory".
  */
 import * as os from 'node:os';
@@ -42,8 +49,24 @@ export const WASM_HEAP_USABLE_FRACTION = 0.85;
 /** Memory of the Node process outside the heap and the weights (code, V8 heap, buffers). */
 export const PROCESS_BASE_BYTES = 512 * 2 ** 20;
 
-/** Measured per-layer, per-token activation coefficients (float32 values); see the module comment. */
-export const ACTIVATION_COEFFICIENTS = { hidden: 28, intermediate: 10, scoresPerHead: 3 } as const;
+/** One layer's share of a plain step's peak, per token (float32 values): `hidden h + intermediate i + scoresPerHead H T`. */
+export interface ActivationCoefficients {
+  hidden: number;
+  intermediate: number;
+  scoresPerHead: number;
+}
+
+/** Measured per path with bench/actmem-fit.ts; see the module comment. */
+export const ACTIVATION_COEFFICIENTS: { native: ActivationCoefficients; wasm: ActivationCoefficients } = {
+  native: { hidden: 23.3, intermediate: 9.7, scoresPerHead: 0 },
+  wasm: { hidden: 56, intermediate: 20, scoresPerHead: 6 },
+};
+
+/** Peak of the checkpointed layers' recompute in the backward, in layers' peaks (measured; see the module comment). */
+export const CHECKPOINT_RECOMPUTE_LAYERS = 1.6;
+
+/** What the tape holds of a plain layer at the end of the forward, as a share of its peak (measured 0.31-0.34 native, 0.34-0.46 pure wasm). */
+export const TAPE_SHARE_OF_PEAK = 0.5;
 
 /** Bytes per trainable parameter: value, gradient, accumulated gradient, AdamW m and v (float32). */
 export const TRAINABLE_BYTES_PER_PARAM = 20;
@@ -57,13 +80,16 @@ export interface RunShape {
   maxLength: number;
   /** Trainable parameters (0: inference only); see {@link adapterTrainableParams}. */
   trainableParams: number;
-  gradientCheckpointing: boolean;
+  /** Checkpoint every decoder layer (true), none (false), or the last n. */
+  gradientCheckpointing: boolean | number;
   /** Rows of the head per loss chunk; 0: the full `[tokens, vocab]` logits. */
   lossChunkRows: number;
   /** Frozen weights held by the native store outside the wasm heap. */
   weightsOffHeap: boolean;
   /** Bytes per value of the checkpoint's dtype (bf16/f16 2, f32 4): what the off-heap store holds. */
   fileDtypeBytes: number;
+  /** The native addon's fused layer kernels run (attention, norms, SwiGLU): the native coefficients. Default false (the pure-wasm ones, larger). */
+  fusedKernels?: boolean;
   /** Pure-wasm matmul path: a transposed copy of each frozen projection is kept on the heap. */
   transposedWeights?: boolean;
   /** Generation: the KV cache for this many sequences of this many tokens (prompt + new). */
@@ -91,16 +117,26 @@ export function adapterTrainableParams(model: LlamaConfig, adapter: AdapterConfi
   return formulaTrainableParameters(model, plain);
 }
 
-/** Activation bytes of a training step (float32), without the loss. */
+/** How many decoder layers a shape checkpoints. */
+export function checkpointedLayers(s: Pick<RunShape, 'model' | 'gradientCheckpointing'>): number {
+  const layers = s.model.numHiddenLayers;
+  const g = s.gradientCheckpointing;
+  return g === true ? layers : g === false ? 0 : Math.min(layers, g);
+}
+
+/** Activation bytes of a training step (float32), without the loss; rounded up to whole bytes. */
 function activationBytes(s: RunShape): number {
   const { hiddenSize: h, intermediateSize: i, numAttentionHeads: heads, numHiddenLayers: layers } = s.model;
   const tokens = s.batchSize * s.maxLength;
-  const c = ACTIVATION_COEFFICIENTS;
-  const perLayer = 4 * tokens * (c.hidden * h + c.intermediate * i + c.scoresPerHead * heads * s.maxLength);
-  if (s.trainableParams === 0) return 2 * perLayer; // a forward: one layer's activations at a time
-  if (!s.gradientCheckpointing) return 2 * layers * perLayer;
-  const inputs = 4 * tokens * h; // one layer input, and in the backward its gradient
-  return 2 * layers * inputs + 3 * perLayer;
+  const c = s.fusedKernels ? ACTIVATION_COEFFICIENTS.native : ACTIVATION_COEFFICIENTS.wasm;
+  const layerPeak = 4 * tokens * (c.hidden * h + c.intermediate * i + c.scoresPerHead * heads * s.maxLength);
+  if (s.trainableParams === 0) return Math.ceil(layerPeak); // a forward: about one layer's activations at a time
+  const k = checkpointedLayers(s);
+  const plain = layers - k;
+  if (k === 0) return Math.ceil(plain * layerPeak);
+  const inputs = 4 * tokens * h; // a checkpointed layer's input, and in the backward its gradient
+  const recomputing = plain * TAPE_SHARE_OF_PEAK * layerPeak + CHECKPOINT_RECOMPUTE_LAYERS * layerPeak;
+  return Math.ceil(2 * k * inputs + Math.max(plain * layerPeak, recomputing));
 }
 
 /** Peak bytes of the loss (float32). */
@@ -160,7 +196,7 @@ export function checkRunFits(plan: MemoryPlan, limits: MemoryLimits = {}): void 
   const s = plan.shape;
   const h = plan.heap;
   const knobs = [`a smaller batchSize (${s.batchSize}) or maxLength (${s.maxLength})`];
-  if (s.trainableParams > 0 && !s.gradientCheckpointing) knobs.push('gradientCheckpointing: true');
+  if (s.trainableParams > 0 && checkpointedLayers(s) < s.model.numHiddenLayers) knobs.push('gradientCheckpointing: true');
   if (s.lossChunkRows === 0) knobs.push('a lossChunkSize above 0');
   if (!s.weightsOffHeap) knobs.push('the native addon (npm run setup), which keeps the frozen weights off the heap');
   if (h.total > heapLimit) {
@@ -179,9 +215,16 @@ export function checkRunFits(plan: MemoryPlan, limits: MemoryLimits = {}): void 
 }
 
 /**
- * `gradientCheckpointing: 'auto'`: off when the run fits without it (it costs one more forward
- * of every layer), on when the estimate says the activations would not fit.
+ * `gradientCheckpointing: 'auto'`: false when the run fits without it; else the fewest (last)
+ * layers to checkpoint for it to fit (each costs one more forward of that layer in the
+ * backward); true (every layer) when even that does not fit, so that {@link checkRunFits}
+ * names the other knobs.
  */
-export function autoGradientCheckpointing(shape: Omit<RunShape, 'gradientCheckpointing'>, limits: MemoryLimits = {}): boolean {
-  return shape.trainableParams > 0 && !runFits(planRun({ ...shape, gradientCheckpointing: false }), limits);
+export function autoGradientCheckpointing(shape: Omit<RunShape, 'gradientCheckpointing'>, limits: MemoryLimits = {}): boolean | number {
+  if (shape.trainableParams === 0) return false;
+  const fits = (g: boolean | number): boolean => runFits(planRun({ ...shape, gradientCheckpointing: g }), limits);
+  if (fits(false)) return false;
+  const layers = shape.model.numHiddenLayers;
+  for (let n = 1; n < layers; n++) if (fits(n)) return n;
+  return true;
 }

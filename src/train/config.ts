@@ -47,10 +47,11 @@ export const TrainConfigSchema = z
     batchSize: z.int().positive().default(4),
     /**
      * Gradient checkpointing per decoder layer (keep each layer's input, recompute the layer in
-     * the backward: less memory, one more forward). `auto` (default): on when the size estimate
-     * says the activations would not fit the wasm heap without it.
+     * the backward: less memory, one more forward). true: every layer; a number n: the last n
+     * layers. `auto` (default): off when the size estimate says the activations fit the wasm
+     * heap, else the fewest (last) layers that make them fit.
      */
-    gradientCheckpointing: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+    gradientCheckpointing: z.union([z.boolean(), z.literal('auto'), z.int().nonnegative()]).default('auto'),
     /** Rows of the output head per chunk of the loss (0: the full `[tokens, vocab]` logits). Default: 2^24 / vocab (at least 64). */
     lossChunkSize: z.int().nonnegative().optional(),
     /** Micro-batches per optimizer update. Default 1. */

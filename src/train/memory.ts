@@ -1,9 +1,10 @@
 /**
  * The size policy applied to a training config, before the model is loaded: resolves
- * `gradientCheckpointing: 'auto'` and the loss chunk size, and refuses a run that cannot fit
+ * `gradientCheckpointing: 'auto'` (off, or the fewest last layers that make it fit) and the loss chunk size, and refuses a run that cannot fit
  * with one line naming the knobs (see src/models/memoryPlan.ts).
  */
 import { backendInfo } from '../backend/tf.ts';
+import { nativeAttentionActive } from '../backend/attentionKernels.ts';
 import type { LlamaConfig } from '../models/llama/config.ts';
 import { defaultLossChunkRows } from '../models/llama/chunkedLoss.ts';
 import {
@@ -22,7 +23,8 @@ export interface WeightPlacement {
 /** What {@link sizeTrainingRun} decided. */
 export interface TrainingSize {
   plan: MemoryPlan;
-  gradientCheckpointing: boolean;
+  /** Every layer (true), none (false), or the first n layers. */
+  gradientCheckpointing: boolean | number;
   lossChunkSize: number;
 }
 
@@ -39,6 +41,7 @@ export function sizeTrainingRun(config: SizedRun, model: LlamaConfig, placement:
     lossChunkRows: config.lossChunkSize ?? defaultLossChunkRows(model.vocabSize),
     weightsOffHeap: placement.weightsOffHeap ?? false,
     fileDtypeBytes: placement.fileDtypeBytes ?? 4,
+    fusedKernels: nativeAttentionActive(),
     // The pure-wasm matmul keeps W^T of frozen weights (MOR_TRANSPOSE_CACHE=0 turns it off).
     transposedWeights: backendInfo().matmulPath === 'wasm' && process.env.MOR_TRANSPOSE_CACHE !== '0',
   };

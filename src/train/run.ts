@@ -28,6 +28,7 @@ import { ProgressReporter } from './progress.ts';
 import { checkResumable, clearRunFolder, describeChange, planRunFolder } from './runFolder.ts';
 import { checkEvaluationInputs, evaluate, type EvaluateResult } from '../eval/evaluate.ts';
 import { sizeTrainingRun } from './memory.ts';
+import { checkpointedLayers } from '../models/memoryPlan.ts';
 import { trainingSession } from './session.ts';
 
 /** Options of {@link runTraining} that are not part of the config file. */
@@ -95,7 +96,10 @@ export async function runTraining(config: TrainConfig, opts: RunTrainingOptions 
 
   // Refuse, with one line naming the knobs, a run the heap cannot hold; resolve 'auto'.
   const size = sizeTrainingRun(config, loadConfig(config.model), weightPlacement(config.model));
-  if (config.gradientCheckpointing === 'auto' && size.gradientCheckpointing) log('gradient checkpointing: on (the activations would not fit without it)');
+  if (config.gradientCheckpointing === 'auto' && size.gradientCheckpointing !== false) {
+    const n = checkpointedLayers(size.plan.shape);
+    log(`gradient checkpointing: on for ${n === size.plan.shape.model.numHiddenLayers ? 'every layer' : `the last ${n} of ${size.plan.shape.model.numHiddenLayers} layers`} (the activations would not fit without it)`);
+  }
   const perEpoch = mixture.sources.reduce((s, x) => s + x.examplesPerEpoch, 0);
   const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / (config.batchSize * config.gradAccumulation)));
 

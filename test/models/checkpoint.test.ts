@@ -1,6 +1,6 @@
 /**
  * Gradient checkpointing per decoder layer: the loss (with aux losses) and every trainable
- * gradient equal the plain path, for LoRA, MoR (dropout, balanced router), MoELoRA (top-k,
+ * gradient equal the plain path (also when only the last n layers are checkpointed), for LoRA, MoR (dropout, balanced router), MoELoRA (top-k,
  * load-balance loss, dropout) and full fine-tuning; routing is observed once; no tensor leaks;
  * and the bytes held for the backward at the end of the forward, printed for both paths.
  */
@@ -48,7 +48,7 @@ class CountingObserver implements RoutingObserver {
 interface StepResult { loss: number; grads: Map<string, Float32Array>; observed: { calls: number; rows: number }; heldBytes: number }
 
 /** Loss + aux (as the trainer sums them) and the gradients of every trainable tensor. */
-function step(config: AdapterConfigInput, checkpointing: boolean, seed: number | undefined): StepResult {
+function step(config: AdapterConfigInput, checkpointing: boolean | number, seed: number | undefined): StepResult {
   const peft = getPeftModel(createRandomModel(makeConfig(shape), 5), { ...config, seed: 2 } as AdapterConfigInput);
   const params = peft.trainableParameters();
   const { ids, labels, mask } = batch();
@@ -106,6 +106,21 @@ for (const [name, config] of cases) {
     });
   }
 }
+
+test('checkpointing the last n layers (0 < n < layers) = plain path, and holds less than plain, more than all', () => {
+  const [, config] = cases[1]; // MoR with dropout and a load-balance loss: the side effects cross the boundary
+  const before = tf.memory().numTensors;
+  const plain = step(config, false, 123);
+  const all = step(config, true, 123);
+  for (const n of [1, 2]) {
+    const part = step(config, n, 123);
+    assertSame(plain, part, `last ${n} of 3 layers`);
+    assert.deepEqual(part.observed, plain.observed);
+    assert.ok(part.heldBytes < plain.heldBytes && part.heldBytes > all.heldBytes, `held ${part.heldBytes}: between ${all.heldBytes} and ${plain.heldBytes}`);
+  }
+  assert.ok(step(config, 1, 123).heldBytes > step(config, 2, 123).heldBytes, 'more layers checkpointed, less held');
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
+});
 
 test('checkpointing: tensor count flat over repeated steps on one model; bytes held for the backward', () => {
   const peft = getPeftModel(createRandomModel(makeConfig({ ...shape, numHiddenLayers: 4 }), 5), { kind: 'mor', r: 4, numExperts: 2, routerMode: 'balanced', dropout: 0.1 });

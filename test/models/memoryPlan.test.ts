@@ -1,6 +1,7 @@
 /**
  * The size policy's arithmetic against numbers computed by hand (in the comments), for a small
- * config and the LLaMA-2-7B shape; the Qwen2.5-0.5B shape at batch 4 x 512 fits with the
+ * config and the LLaMA-2-7B shape, on both paths' activation coefficients, with every layer, some
+ * layers or no layer checkpointed; `'auto'` picks the fewest checkpointed layers that fit; the Qwen2.5-0.5B shape at batch 4 x 512 fits with the
  * weights off the heap and checkpointing + chunked loss, and not with float32 weights on the
  * heap and no checkpointing; the refusal is one line naming the knobs.
  */
@@ -28,16 +29,22 @@ test('small config: weights, trainable, activations, loss by hand', () => {
   // o 4096 + gate 8192 + up 8192 + down 8192) = 202048; float32 on the heap: 808192 bytes.
   assert.equal(p.heap.weights, 808192);
   assert.equal(p.heap.trainable, 20 * 1792); // 35840
-  // Per layer: 4 B x 64 tokens x (28 x 64 + 10 x 128 + 3 x 4 heads x 32) = 256 x 3456 = 884736;
-  // plain: 2 x 2 layers x 884736.
+  // Pure-wasm coefficients (the default). One layer's peak: 4 B x 64 tokens x (56 x 64 + 20 x 128
+  // + 6 x 4 heads x 32) = 256 x 6912 = 1769472; plain: 2 layers x 1769472.
   assert.equal(p.heap.activations, 3538944);
   assert.equal(p.heap.loss, 2304000); // 4 x 9 x 64 x 1000
   assert.equal(p.heap.total, 808192 + 35840 + 3538944 + 2304000);
   assert.equal(p.host.offHeapWeights, 0);
 
   const c = planRun({ ...smallShape, gradientCheckpointing: true, lossChunkRows: 16 });
-  // 2 x 2 layers x (4 x 64 x 64 = 16384) + 3 x 884736 = 65536 + 2654208.
-  assert.equal(c.heap.activations, 2719744);
+  // Inputs and their gradients 2 x 2 layers x (4 x 64 x 64 = 16384) + the recompute 1.6 x 1769472
+  // = 65536 + 2831155.2, rounded up.
+  assert.equal(c.heap.activations, 2896692);
+  // The last layer checkpointed: 2 x 16384 + max(1 plain layer 1769472, its tape 0.5 x 1769472 +
+  // the recompute 1.6 x 1769472 = 3715891.2) -> 3748659.2, rounded up: more than plain here.
+  assert.equal(planRun({ ...smallShape, gradientCheckpointing: 1 }).heap.activations, 3748660);
+  // Native coefficients: 256 x (23.3 x 64 + 9.7 x 128 + 0) = 256 x 2732.8 = 699596.8 per layer.
+  assert.equal(planRun({ ...smallShape, fusedKernels: true }).heap.activations, 1399194); // 1399193.6 up
   // 4 x 5.5 x 16 rows x 1000 + 4 x 3 x 64 x 64 = 352000 + 49152.
   assert.equal(c.heap.loss, 401152);
 
@@ -67,18 +74,34 @@ test('LLaMA-2-7B shape, MoR r 8 N 8 on the FFN, 1 x 512, checkpointing + chunked
   assert.equal(p.host.offHeapWeights, 13476831232);
   assert.equal(p.heap.weights, 0);
   assert.equal(p.heap.trainable, 464117760);
-  // Per layer: 4 x 512 x (28 x 4096 + 10 x 11008 + 3 x 32 x 512) = 2048 x 273920 = 560988160;
-  // checkpointed: 2 x 32 x (4 x 512 x 4096 = 8388608) + 3 x 560988160 = 536870912 + 1682964480.
-  assert.equal(p.heap.activations, 2219835392);
+  // One layer's peak (pure-wasm coefficients): 4 x 512 x (56 x 4096 + 20 x 11008 + 6 x 32 x 512)
+  // = 2048 x 547840 = 1121976320; checkpointed: 2 x 32 x (4 x 512 x 4096 = 8388608) + 1.6 x
+  // 1121976320 = 536870912 + 1795162112.
+  assert.equal(p.heap.activations, 2332033024);
   // A chunk holds at most the 512 tokens there are: 4 x 5.5 x 512 x 32000 + 4 x 3 x 512 x 4096
   // = 360448000 + 25165824.
   assert.equal(p.heap.loss, 385613824);
-  assert.equal(p.heap.total, 464117760 + 2219835392 + 385613824); // 2.86 GiB: fits the heap
-  assert.equal(p.host.total, 3069566976 + 13476831232 + 512 * 2 ** 20); // 15.9 GiB: fits 24 GiB
+  assert.equal(p.heap.total, 464117760 + 2332033024 + 385613824); // 2.96 GiB: fits the heap
+  assert.equal(p.host.total, 3181764608 + 13476831232 + 512 * 2 ** 20); // 16.0 GiB: fits 24 GiB
   assert.ok(runFits(p, { hostBytes: 24 * 2 ** 30 }));
   assert.ok(!runFits(p, { hostBytes: 8 * 2 ** 30 }), 'not on an 8 GiB machine');
-  // Without checkpointing: 2 x 32 x 560988160 = 33.4 GiB of activations.
+  // Without checkpointing: 32 x 1121976320 = 33.4 GiB of activations.
   assert.ok(!runFits({ ...p, ...planRun({ ...p.shape, gradientCheckpointing: false }) }, { hostBytes: 24 * 2 ** 30 }));
+
+  // Native coefficients: one layer's peak 2048 x (23.3 x 4096 + 9.7 x 11008) = 414135091.2. The
+  // heap holds 0.85 x 4294901760 = 3650666496 bytes; less trainable and loss: 2800934912 for the
+  // activations. 5 plain layers, 27 checkpointed: 2 x 27 x 8388608 + max(5 x 414135091.2,
+  // 2.5 x + 1.6 x 414135091.2) = 452984832 + 2070675456 = 2523660288: fits. 6 plain, 26
+  // checkpointed: 436207616 + 2484810547.2 = 2921018163.2: does not.
+  const { gradientCheckpointing: _, ...rest } = p.shape;
+  const native = { ...rest, fusedKernels: true };
+  const limits = { hostBytes: 24 * 2 ** 30 };
+  assert.equal(planRun({ ...native, gradientCheckpointing: 27 }).heap.activations, 2523660288);
+  assert.ok(runFits(planRun({ ...native, gradientCheckpointing: 27 }), limits));
+  assert.ok(!runFits(planRun({ ...native, gradientCheckpointing: 26 }), limits));
+  assert.equal(autoGradientCheckpointing(native, limits), 27);
+  // Counts above the layer count mean every layer.
+  assert.equal(planRun({ ...native, gradientCheckpointing: 99 }).heap.activations, planRun({ ...native, gradientCheckpointing: true }).heap.activations);
 });
 
 const qwen = makeConfig({
@@ -96,8 +119,11 @@ test('Qwen2.5-0.5B shape at 4 x 512: fits off-heap with checkpointing + chunked 
   assert.ok(runFits(planRun(base), limits), `fits: ${JSON.stringify(planRun(base).heap)}`);
   const onHeap = planRun({ ...base, weightsOffHeap: false, fileDtypeBytes: 4, gradientCheckpointing: false });
   assert.ok(!runFits(onHeap, limits));
-  // 'auto' turns checkpointing on here, and leaves it off for a short sequence that fits anyway.
+  // 'auto' checkpoints every layer here on the pure-wasm coefficients (one plain layer would
+  // already need 0.5 + 1.6 = 2.1 layers' peaks of 1.56 GB each), 19 of 24 on the native ones, and
+  // leaves it off for a short sequence that fits anyway.
   assert.equal(autoGradientCheckpointing(base, limits), true);
+  assert.equal(autoGradientCheckpointing({ ...base, fusedKernels: true }, limits), 19);
   assert.equal(autoGradientCheckpointing({ ...base, batchSize: 1, maxLength: 32 }, limits), false);
   assert.throws(() => checkRunFits(onHeap, limits), (e: unknown) => {
     assert.ok(e instanceof UserError);

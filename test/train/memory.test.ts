@@ -26,22 +26,30 @@ test.after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const base = { model: modelDir, adapter: { kind: 'mor', r: 4, numExperts: 2 }, data: [{ path: shout }], steps: 2, outDir: path.join(root, 'out') };
 
-test('config: gradientCheckpointing defaults to auto, takes true/false; lossChunkSize a non-negative integer', () => {
+test('config: gradientCheckpointing defaults to auto, takes true/false/a layer count; lossChunkSize a non-negative integer', () => {
   assert.equal(parseTrainConfig(base).gradientCheckpointing, 'auto');
   assert.equal(parseTrainConfig({ ...base, gradientCheckpointing: true }).gradientCheckpointing, true);
+  assert.equal(parseTrainConfig({ ...base, gradientCheckpointing: 3 }).gradientCheckpointing, 3);
+  assert.throws(() => parseTrainConfig({ ...base, gradientCheckpointing: -1 }, 'c.yaml'), /^UserError: c\.yaml: gradientCheckpointing: /);
+  assert.throws(() => parseTrainConfig({ ...base, gradientCheckpointing: 1.5 }, 'c.yaml'), /^UserError: c\.yaml: gradientCheckpointing: /);
   assert.equal(parseTrainConfig({ ...base, lossChunkSize: 0 }).lossChunkSize, 0);
   assert.throws(() => parseTrainConfig({ ...base, gradientCheckpointing: 'yes' }, 'c.yaml'), /^UserError: c\.yaml: gradientCheckpointing: /);
   assert.throws(() => parseTrainConfig({ ...base, lossChunkSize: -1 }, 'c.yaml'), /c\.yaml: lossChunkSize: /);
 });
 
-test('auto: off for the tiny model, on where the activations would not fit; a forced value is kept', () => {
+test('auto: off for the tiny model, the fewest last layers that fit where the activations would not; a forced value is kept', () => {
   const tiny = loadConfig(modelDir);
   assert.equal(sizeTrainingRun(parseTrainConfig(base), tiny).gradientCheckpointing, false);
   assert.equal(sizeTrainingRun(parseTrainConfig({ ...base, gradientCheckpointing: true }), tiny).gradientCheckpointing, true);
   // 16 layers of hidden 1024 at 4 x 512 tokens: ~20 GiB of activations without checkpointing, ~2 with.
   const mid = makeConfig({ vocabSize: 32000, hiddenSize: 1024, intermediateSize: 2816, numHiddenLayers: 16, numAttentionHeads: 16 });
   const big = parseTrainConfig({ ...base, batchSize: 4, maxLength: 512 });
-  assert.equal(sizeTrainingRun(big, mid, { weightsOffHeap: true, fileDtypeBytes: 2 }).gradientCheckpointing, true);
+  const placement = { weightsOffHeap: true, fileDtypeBytes: 2 };
+  const chosen = sizeTrainingRun(big, mid, placement).gradientCheckpointing;
+  assert.ok(typeof chosen === 'number' && chosen > 0 && chosen < 16, `auto chose ${chosen}`);
+  // The fewest that fit: one layer fewer is refused by the same policy.
+  assert.throws(() => sizeTrainingRun(parseTrainConfig({ ...big, gradientCheckpointing: chosen - 1 }), mid, placement), UserError);
+  assert.equal(sizeTrainingRun(parseTrainConfig({ ...big, gradientCheckpointing: chosen }), mid, placement).gradientCheckpointing, chosen);
 });
 
 /** A model directory with the tiny model's tokenizer and a Qwen2.5-0.5B-shaped config.json, no weights. */
@@ -65,6 +73,13 @@ test('runTraining refuses a run that cannot fit, with one line, before reading w
     return true;
   });
   assert.ok(!fs.existsSync(outDir), 'nothing written');
+});
+
+test('mor train: --gradient-checkpointing takes on|off|auto|N, anything else is one line', async () => {
+  const err: string[] = [];
+  const code = await main(['train', '--model', modelDir, '--data', shout, '--gradient-checkpointing', 'some'], { stdout: () => {}, stderr: (s: string) => err.push(s) });
+  assert.equal(code, 1);
+  assert.match(err.join(''), /--gradient-checkpointing must be on, off, auto or a number of layers \(got "some"\)/);
 });
 
 test('mor train flags: --gradient-checkpointing on|off|auto and --loss-chunk-size reach the config', async () => {

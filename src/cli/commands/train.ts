@@ -58,8 +58,14 @@ const NUMERIC_FLAGS: [flag: string, key: string, help: string][] = [
   ['--loss-chunk-size <n>', 'lossChunkSize', 'rows of the output head per loss chunk (0: full logits)'],
 ];
 
-/** `--gradient-checkpointing on|off|auto` -> the config's true / false / 'auto'. */
+/** `--gradient-checkpointing on|off|auto|N` -> the config's true / false / 'auto' / N (the last N layers). */
 const CHECKPOINTING: Record<string, boolean | 'auto'> = { on: true, off: false, auto: 'auto' };
+
+function checkpointingArg(v: string): boolean | 'auto' | number {
+  if (v in CHECKPOINTING) return CHECKPOINTING[v];
+  if (/^\d+$/.test(v)) return Number(v);
+  throw new UserError(`--gradient-checkpointing must be on, off, auto or a number of layers (got "${v}")`);
+}
 
 export function registerTrainCommand(program: Command, io: CliIO): void {
   const cmd = program
@@ -75,8 +81,8 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
     .option('--out-dir <dir>', 'output directory (adapter, checkpoints, metrics.jsonl, loss.svg)')
     .addOption(new Option('--schedule <kind>', 'learning-rate decay after warmup').choices(['cosine', 'linear', 'constant']))
     .addOption(
-      new Option('--gradient-checkpointing <mode>', 'recompute each layer in the backward (auto: when the activations would not fit)')
-        .choices(Object.keys(CHECKPOINTING)),
+      new Option('--gradient-checkpointing <mode>', 'recompute each layer in the backward: on, off, N (the last N layers) or auto (as many as the activations need)')
+        .argParser(checkpointingArg),
     );
   for (const [flag, , help] of NUMERIC_FLAGS) cmd.option(flag, help, num(flag.split(' ')[0]));
   cmd
@@ -94,7 +100,7 @@ export function registerTrainCommand(program: Command, io: CliIO): void {
         finalEval: o.finalEval,
         outDir: o.outDir,
         schedule: o.schedule,
-        gradientCheckpointing: typeof o.gradientCheckpointing === 'string' ? CHECKPOINTING[o.gradientCheckpointing] : undefined,
+        gradientCheckpointing: o.gradientCheckpointing,
       };
       for (const [, key] of NUMERIC_FLAGS) overrides[key] = o[key];
       const config = typeof o.config === 'string'

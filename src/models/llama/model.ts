@@ -37,10 +37,13 @@ export interface ForwardOptions {
   /**
    * Gradient checkpointing per decoder layer (see src/nn/checkpoint.ts): under a gradient
    * tape only each layer's input is kept and the layer runs again in the backward. Same
-   * values and gradients; less memory, one more forward of the layers. Ignored with a
-   * `cache`. Default false.
+   * values and gradients; less memory, one more forward of the layers. `true`: every layer; a
+   * number n: the last n layers only (the others keep their activations: less recompute, more
+   * memory; the size policy picks n with `'auto'`). The last ones, because the backward reaches
+   * them first, while it holds few gradients: their recompute then adds little to the peak.
+   * Ignored with a `cache`. Default false.
    */
-  gradientCheckpointing?: boolean;
+  gradientCheckpointing?: boolean | number;
 }
 
 /** Options of {@link LlamaForCausalLM.loss}. */
@@ -138,10 +141,12 @@ export class LlamaForCausalLM extends Module {
     const inp = { cos, sin, ctx, cache };
     let h = this.model.embedTokens.forward(inputIds);
     const layers = this.model.layers;
+    const ckpt = opts.gradientCheckpointing;
+    const checkpointedLayers = cache ? 0 : ckpt === true ? layers.length : typeof ckpt === 'number' ? ckpt : 0;
     for (let i = 0; i < layers.length; i++) {
       const layer = layers.at(i);
       const layerInp = { ...inp, mask: masks[this.config.layerTypes[i]] };
-      const next = opts.gradientCheckpointing && !cache ? checkpointed(layer, h, layerInp) : layer.forward(h, layerInp);
+      const next = i >= layers.length - checkpointedLayers ? checkpointed(layer, h, layerInp) : layer.forward(h, layerInp);
       h.dispose();
       h = next;
     }

@@ -13,11 +13,14 @@
  *
  * Activations: the coefficients below are measured with bench/actmem-fit.ts (exact live tensor
  * bytes, counted at the backend's allocator, one MoR r 8, N 8 step on gate/up/down, the
- * difference between 1- and 2-layer models of five shapes) and fitted per layer, per token:
+ * difference between 1- and 2-layer models of six shapes) and fitted per layer, per token:
  * what one decoder layer adds to a plain step's peak is about `a h + b i + c H T` float32 values
  * (h hidden, i intermediate, H query heads, T the sequence length: attention scores, which the
- * fused native attention never keeps). The peak is about twice what the tape holds, because
- * tfjs keeps a backward's intermediate gradients until it ends. There is one set per path: the
+ * fused native attention never keeps). The native `hidden` coefficient is the fit's 23.3 raised
+ * to 24.5, which covers LLaMA-2-7B's full-width keys and values (measured 419 MB per layer at
+ * 1 x 512, planned 424; the fitted shapes have grouped-query keys and values). The peak is about
+ * three times what the tape holds, because tfjs keeps a backward's intermediate gradients until
+ * it ends. There is one set per path: the
  * native path (the addon's fused attention, norms and SwiGLU) and the pure-wasm path (tfjs ops).
  * A checkpointed layer keeps its input (and, in the backward, its gradient); the checkpointed
  * layers run again one at a time, which peaks at about {@link CHECKPOINT_RECOMPUTE_LAYERS}
@@ -25,8 +28,10 @@
  * their activations, so `'auto'` picks the smallest n that fits (each checkpointed layer costs
  * one more forward of it). The backward reaches the last layers first, while the plain layers'
  * tapes are held (about a third of their peak: {@link TAPE_SHARE_OF_PEAK}) but none of their
- * gradients yet: the step peaks at the larger of that moment and the plain layers' backward. The loss peaked at 9 float32 values per logit with the full `[tokens, vocab]`
- * logits, 5.5 per logit of one chunk when chunked.
+ * gradients yet: the step peaks at the larger of that moment and the plain layers' backward.
+ * The loss peaked at 9 float32 values per logit with the full `[tokens, vocab]` logits, 5.5 per
+ * logit of one chunk when chunked (measured before the fused cross-entropy: an over-estimate on
+ * the native path).
  * How the plan compares with the heap measured after a real step: README, "Memory".
  */
 import * as os from 'node:os';
@@ -58,7 +63,7 @@ export interface ActivationCoefficients {
 
 /** Measured per path with bench/actmem-fit.ts; see the module comment. */
 export const ACTIVATION_COEFFICIENTS: { native: ActivationCoefficients; wasm: ActivationCoefficients } = {
-  native: { hidden: 23.3, intermediate: 9.7, scoresPerHead: 0 },
+  native: { hidden: 24.5, intermediate: 9.7, scoresPerHead: 0 },
   wasm: { hidden: 56, intermediate: 20, scoresPerHead: 6 },
 };
 

@@ -13,6 +13,8 @@
  * layer's peak, is the checkpointed plan's factor. Prints the plan's current coefficients and how
  * far they are from the measurements.
  *
+ * Larger widths are checked one at a time with actmem-measure.ts (README, "Memory").
+ *
  * Env: MOR_BLAS_THREADS as usual; BENCH_SHAPES=quick uses two shapes (a smoke run).
  */
 import { spawnSync } from 'node:child_process';
@@ -31,7 +33,6 @@ const ALL: Shape[] = [
   { hiddenSize: 512, intermediateSize: 3072, numAttentionHeads: 8, numKeyValueHeads: 2, seq: 256 },
   { hiddenSize: 512, intermediateSize: 1536, numAttentionHeads: 16, numKeyValueHeads: 4, seq: 512 },
   { hiddenSize: 1024, intermediateSize: 2816, numAttentionHeads: 16, numKeyValueHeads: 4, seq: 512 },
-  { hiddenSize: 2048, intermediateSize: 5632, numAttentionHeads: 32, numKeyValueHeads: 4, seq: 512 }, // TinyLlama-1.1B widths
 ];
 const shapes = process.env.BENCH_SHAPES === 'quick' ? ALL.slice(0, 2) : ALL;
 const VOCAB = 4096;

@@ -9,7 +9,8 @@
  * AdamW), greedy generation tokens/s, and ours merges a LoRA adapter into bf16 shards (`mor merge`).
  * PyTorch loads float32 for 0.5B and 1.1B, bfloat16 for 7B.
  *
- * Env: BENCH_SHAPES (`0.5b,1.1b,7b`), BENCH_SEQ (512), BENCH_NEW (new tokens, 8), BENCH_MERGE=0, BENCH_TORCH=0
+ * Env: BENCH_SHAPES (`0.5b,1.1b,7b`), BENCH_SEQ (512), BENCH_NEW (new tokens, 8), BENCH_TRAIN_STEPS (2: the
+ * last one is reported, on both sides), BENCH_MERGE=0, BENCH_TORCH=0
  * (skip PyTorch), BENCH_TIMEOUT_S (per child, 3600), MOR_BENCH_CACHE.
  */
 import * as os from 'node:os';

@@ -13,7 +13,7 @@
  *
  * Activations: the coefficients below are measured with bench/actmem-fit.ts (exact live tensor
  * bytes, counted at the backend's allocator, one MoR r 8, N 8 step on gate/up/down, the
- * difference between 1- and 2-layer models of six shapes) and fitted per layer, per token:
+ * difference between 1- and 2-layer models of five shapes up to hidden 1024) and fitted per layer, per token:
  * what one decoder layer adds to a plain step's peak is about `a h + b i + c H T` float32 values
  * (h hidden, i intermediate, H query heads, T the sequence length: attention scores, which the
  * fused native attention never keeps). The native `hidden` coefficient is the fit's 23.3 raised

@@ -11,24 +11,28 @@
  *  - host memory: all of the heap (its pages are process memory) plus the off-heap weights
  *    in their file dtype, plus the Node process itself.
  *
- * Activations: the coefficients below are measured with bench/actmem-fit.ts (exact live tensor
- * bytes, counted at the backend's allocator, one MoR r 8, N 8 step on gate/up/down, the
- * difference between 1- and 2-layer models of five shapes up to hidden 1024) and fitted per layer, per token:
- * what one decoder layer adds to a plain step's peak is about `a h + b i + c H T` float32 values
- * (h hidden, i intermediate, H query heads, T the sequence length: attention scores, which the
- * fused native attention never keeps). The native `hidden` coefficient is the fit's 23.3 raised
- * to 24.5, which covers LLaMA-2-7B's full-width keys and values (measured 419 MB per layer at
- * 1 x 512, planned 424; the fitted shapes have grouped-query keys and values). The peak is about
- * three times what the tape holds, because tfjs keeps a backward's intermediate gradients until
- * it ends. There is one set per path: the
- * native path (the addon's fused attention, norms and SwiGLU) and the pure-wasm path (tfjs ops).
+ * Activations: what one decoder layer adds to a plain training step's peak is about
+ * `a h + b i + c H T` float32 values per token (h hidden, i intermediate, H query heads, T the
+ * sequence length: attention scores, which the fused native attention never keeps). There is
+ * one set per path: the native path (the addon's fused attention, norms and SwiGLU) and the
+ * pure-wasm path (tfjs ops). The native coefficients are fitted by bench/actmem-fit.ts (exact
+ * live tensor bytes, counted at the backend's allocator, one MoR r 8, N 8 step on gate/up/down,
+ * the difference between 1- and 2-layer models of five shapes up to hidden 1024); `hidden` is
+ * the fit's 23.3 raised to 24.5, which covers LLaMA-2-7B's full-width keys and values (measured
+ * 419 MB per layer at 1 x 512, planned 424; the fitted shapes have grouped-query keys and
+ * values). The pure-wasm ones are the older fit (before the fused kernels), which over-estimates
+ * that path's measured layers by about 2x. The peak is about three times what the tape holds,
+ * because tfjs keeps a backward's intermediate gradients until it ends.
+ *
  * A checkpointed layer keeps its input (and, in the backward, its gradient); the checkpointed
  * layers run again one at a time, which peaks at about {@link CHECKPOINT_RECOMPUTE_LAYERS}
  * layers' peak. `gradientCheckpointing` may checkpoint only the last n layers: the others keep
  * their activations, so `'auto'` picks the smallest n that fits (each checkpointed layer costs
  * one more forward of it). The backward reaches the last layers first, while the plain layers'
- * tapes are held (about a third of their peak: {@link TAPE_SHARE_OF_PEAK}) but none of their
- * gradients yet: the step peaks at the larger of that moment and the plain layers' backward.
+ * tapes are held (measured at about a third of their peak; the plan takes half:
+ * {@link TAPE_SHARE_OF_PEAK}) but none of their gradients yet: the step peaks at the larger of
+ * that moment and the plain layers' backward.
+ *
  * The loss peaked at 9 float32 values per logit with the full `[tokens, vocab]` logits, 5.5 per
  * logit of one chunk when chunked (measured before the fused cross-entropy: an over-estimate on
  * the native path).
@@ -61,7 +65,7 @@ export interface ActivationCoefficients {
   scoresPerHead: number;
 }
 
-/** Measured per path with bench/actmem-fit.ts; see the module comment. */
+/** Per path; see the module comment (native: bench/actmem-fit.ts, hidden raised from 23.3 for full-width keys and values). */
 export const ACTIVATION_COEFFICIENTS: { native: ActivationCoefficients; wasm: ActivationCoefficients } = {
   native: { hidden: 24.5, intermediate: 9.7, scoresPerHead: 0 },
   wasm: { hidden: 56, intermediate: 20, scoresPerHead: 6 },

@@ -1,7 +1,8 @@
 /**
  * The size policy applied to a training config, before the model is loaded: resolves
- * `gradientCheckpointing: 'auto'` (off, or the fewest last layers that make it fit) and the loss chunk size, and refuses a run that cannot fit
- * with one line naming the knobs (see src/models/memoryPlan.ts).
+ * `gradientCheckpointing: 'auto'` (off, or the fewest last layers that make the run fit) and
+ * the loss chunk size, and refuses a run that cannot fit with one line naming the knobs (see
+ * src/models/memoryPlan.ts).
  */
 import { backendInfo } from '../backend/tf.ts';
 import { nativeAttentionActive } from '../backend/attentionKernels.ts';
@@ -23,7 +24,7 @@ export interface WeightPlacement {
 /** What {@link sizeTrainingRun} decided. */
 export interface TrainingSize {
   plan: MemoryPlan;
-  /** Every layer (true), none (false), or the first n layers. */
+  /** Every layer (true), none (false), or the last n layers. */
   gradientCheckpointing: boolean | number;
   lossChunkSize: number;
 }

@@ -67,7 +67,7 @@ function leastSquares(rows: number[][], y: number[]): number[] {
 }
 
 const xs: number[][] = [];
-const held: number[] = [];
+const peakPerToken: number[] = [];
 const table: string[][] = [];
 const peakRatios: number[] = [];
 const ckptRatios: number[] = [];
@@ -81,14 +81,14 @@ for (const s of shapes) {
   const ckptExtra = (ck.peakBytes - one.peakBytes + perLayerPeak) / perLayerPeak;
   const tokens = s.seq;
   xs.push([s.hiddenSize, s.intermediateSize, s.numAttentionHeads * s.seq]);
-  held.push(perLayerPeak / (4 * tokens));
+  peakPerToken.push(perLayerPeak / (4 * tokens));
   peakRatios.push(perLayerPeak / perLayerHeld);
   ckptRatios.push(ckptExtra);
   table.push([`h ${s.hiddenSize} i ${s.intermediateSize} H ${s.numAttentionHeads} T ${s.seq}`, (perLayerHeld / 2 ** 20).toFixed(1), (perLayerPeak / 2 ** 20).toFixed(1),
     (perLayerPeak / perLayerHeld).toFixed(2), ckptExtra.toFixed(2)]);
   process.stderr.write(`measured ${table.at(-1)!.join(' | ')}\n`);
 }
-const [cH, cI, cS] = shapes.length >= 3 ? leastSquares(xs, held) : [NaN, NaN, NaN];
+const [cH, cI, cS] = shapes.length >= 3 ? leastSquares(xs, peakPerToken) : [NaN, NaN, NaN];
 const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
 process.stdout.write(formatTable(['shape (1 x T tokens)', 'layer held MiB', 'layer peak MiB', 'peak / held', 'ckpt peak / layer peak'], table) + '\n');
 process.stdout.write(`matmul path: ${process.env.MOR_MATMUL ?? 'default'}\n`);
@@ -99,5 +99,5 @@ for (let k = 0; k < xs.length; k++) {
   const [h, i, ht] = xs[k];
   const fit = cH * h + cI * i + cS * ht;
   const plan = c.hidden * h + c.intermediate * i + c.scoresPerHead * ht;
-  process.stdout.write(`  ${table[k][0]}: measured ${held[k].toFixed(0)}, fit ${fit.toFixed(0)}, plan ${plan.toFixed(0)} values/token\n`);
+  process.stdout.write(`  ${table[k][0]}: measured ${peakPerToken[k].toFixed(0)}, fit ${fit.toFixed(0)}, plan ${plan.toFixed(0)} values/token\n`);
 }

@@ -6,7 +6,7 @@
  * 2 decoder layers; the difference is what ONE layer adds:
  *  - `held`: the tensor bytes the tape keeps for the layer's backward;
  *  - `peak`: what the layer adds to the step's peak (tfjs keeps the backward's intermediate
- *    gradients until it ends: about twice `held`).
+ *    gradients until it ends: about three times `held` on the native path).
  * Least squares (no intercept) of `peak / (4 tokens)` on `[hidden, intermediate, heads x T]`
  * gives the per-token coefficients of one layer's share of a plain step's peak; the peak of a
  * checkpointed 2-layer step above the plain 1-layer step's (plus the layer), in units of one

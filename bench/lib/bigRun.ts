@@ -11,9 +11,8 @@ import { mergeAdapter } from '../../src/merge/mergeAdapter.ts';
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel, weightPlacement } from '../../src/models/load.ts';
 import { parseAdapterConfig } from '../../src/adapters/config.ts';
-import { adapterTrainableParams, autoGradientCheckpointing, checkpointedLayers, checkRunFits, planRun } from '../../src/models/memoryPlan.ts';
-import { nativeAttentionActive } from '../../src/backend/attentionKernels.ts';
-import { defaultLossChunkRows } from '../../src/models/llama/chunkedLoss.ts';
+import { checkpointedLayers } from '../../src/models/memoryPlan.ts';
+import { sizeTrainingRun } from '../../src/train/memory.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { generate } from '../../src/generate/generate.ts';
@@ -56,13 +55,8 @@ async function main(dir: string): Promise<BigResult> {
   process.stderr.write(`  forward ${forwardTokS.toFixed(1)} tokens/s\n`);
 
   const adapter = parseAdapterConfig({ kind: 'mor', r: 8, numExperts: 8, targetModules: ['gate_proj', 'up_proj', 'down_proj'] });
-  // Sized as `mor train` sizes a run: checkpointing only when the plan says it is needed.
-  const shape = {
-    model: model.config, batchSize: batch, maxLength: seq, trainableParams: adapterTrainableParams(model.config, adapter),
-    lossChunkRows: defaultLossChunkRows(model.config.vocabSize), ...weightPlacement(dir), fusedKernels: nativeAttentionActive(),
-  };
-  const gradientCheckpointing = autoGradientCheckpointing(shape);
-  checkRunFits(planRun({ ...shape, gradientCheckpointing }));
+  // Sized by `mor train`'s policy: checkpointing of as few layers as the plan says are needed.
+  const { gradientCheckpointing } = sizeTrainingRun({ batchSize: batch, maxLength: seq, adapter, gradientCheckpointing: 'auto' }, model.config, weightPlacement(dir));
   const ckptLayers = checkpointedLayers({ model: model.config, gradientCheckpointing });
   const ckptText = ckptLayers === 0 ? 'off' : `${ckptLayers} of ${model.config.numHiddenLayers} layers`;
   process.stderr.write(`  training ${batch} x ${seq}, gradient checkpointing ${ckptText}\n`);

@@ -1,7 +1,8 @@
 /**
  * Gradient checkpointing per decoder layer: the loss (with aux losses) and every trainable
- * gradient equal the plain path (also when only the last n layers are checkpointed), for LoRA, MoR (dropout, balanced router), MoELoRA (top-k,
- * load-balance loss, dropout) and full fine-tuning; routing is observed once; no tensor leaks;
+ * gradient equal the plain path (also when only the last n layers are checkpointed), for LoRA,
+ * MoR (dropout, balanced router), MoELoRA (top-k, load-balance loss, dropout) and full
+ * fine-tuning; routing is observed once; no tensor leaks;
  * and the bytes held for the backward at the end of the forward, printed for both paths.
  */
 import { test } from 'node:test';

@@ -1,9 +1,10 @@
 /**
  * The size policy's arithmetic against numbers computed by hand (in the comments), for a small
  * config and the LLaMA-2-7B shape, on both paths' activation coefficients, with every layer, some
- * layers or no layer checkpointed; `'auto'` picks the fewest checkpointed layers that fit; the Qwen2.5-0.5B shape at batch 4 x 512 fits with the
- * weights off the heap and checkpointing + chunked loss, and not with float32 weights on the
- * heap and no checkpointing; the refusal is one line naming the knobs.
+ * layers or no layer checkpointed; `'auto'` picks the fewest checkpointed layers that fit; the
+ * Qwen2.5-0.5B shape at batch 4 x 512 fits with the weights off the heap and checkpointing +
+ * chunked loss, and not with float32 weights on the heap and no checkpointing; the refusal is one
+ * line naming the knobs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -3,88 +3,51 @@
  * tokens/s (batch 1, 16-token prompt, 64 new tokens, KV cache) for a random
  * SmolLM-135M-shaped LLaMA (hidden 576, intermediate 1536, 30 layers, 9 heads, 3 KV heads,
  * vocab 49152, tied embeddings), next to the same workload in PyTorch
- * (bench/model_torch.py, run as a child process) when a Python with PyTorch 2.x is found
- * (`MOR_TORCH_PYTHON`, else `python3`; PyTorch tried with 1 and all threads, best kept: under
- * load its multi-threaded element-wise ops slow down ~10x); the ratio column is ours / PyTorch.
+ * (bench/model_torch.py) when a Python with PyTorch 2.x is found (`MOR_TORCH_PYTHON`, else
+ * `python3`; PyTorch tried with 1 and all threads, best kept: under load its multi-threaded
+ * element-wise ops slow down ~10x), and, for the forward, ONNX Runtime for Node (the engine under
+ * transformers.js; bench/lib/ortRun.mjs) when onnxruntime-node loads (MOR_ONNXRUNTIME_NODE: the
+ * folder it was installed under) and the PyTorch Python can export the same model to ONNX
+ * (bench/model_onnx.py, needs `onnx`; the file is kept in MOR_BENCH_CACHE, default
+ * ~/.cache/mor-peft/bench-model).
  *
- * Forward also next to ONNX Runtime for Node (the engine under transformers.js; bench/lib/ortRun.mjs)
- * when onnxruntime-node loads (MOR_ONNXRUNTIME_NODE: the folder it was installed under) and the
- * PyTorch Python can export the same model to ONNX (bench/model_onnx.py, needs `onnx`; the file
- * is kept in MOR_BENCH_CACHE, default ~/.cache/mor-peft/bench-model).
+ * Every side runs in its own process (ours: bench/lib/modelRun.ts), and the processes alternate,
+ * ours, PyTorch, ONNX Runtime, for BENCH_ROUNDS rounds, so load from other processes hits all
+ * alike; each process warms up, then times BENCH_REPS forwards and one generation. Reported:
+ * the median over all timed forwards (and generations) of each side, and the ratios of medians.
+ * A forward is timed until the logits exist, in the engine's memory, on every side; ONNX Runtime
+ * also copies them into a JavaScript array before `run` returns (its API has no other way).
  *
- * Env: BENCH_REPS (timed forwards, default 2), BENCH_NEW (new tokens, default 64),
- * MOR_MATMUL=wasm|blas to pick the matmul path.
+ * Env: BENCH_ROUNDS (default 3), BENCH_REPS (timed forwards per process, default 2),
+ * BENCH_NEW (new tokens, default 64), MOR_MATMUL=wasm|blas to pick our matmul path.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend, tf } from '../src/backend/tf.ts';
-import { makeConfig } from '../src/models/llama/config.ts';
-import { createRandomModel } from '../src/models/random.ts';
-import { generate } from '../src/generate/generate.ts';
 import { fmt, formatTable } from './lib/timing.ts';
-import { minOf } from '../src/util/array.ts';
 import { findTorchPython, runJsonChild } from './lib/child.ts';
+import type { ModelRunResult } from './lib/modelRun.ts';
+import { pushAll } from '../src/util/array.ts';
 
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const REPS = Number(process.env.BENCH_REPS ?? 2);
 const NEW = Number(process.env.BENCH_NEW ?? 64);
 const BATCH = 4;
 const SEQ = 256;
 const PROMPT = 16;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const log = (s: string) => process.stderr.write(s + '\n');
+const timeoutMs = 10 * 60 * 1000;
 
-const info = await initBackend({ announce: false });
-const config = makeConfig({
-  vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 30, numAttentionHeads: 9,
-  numKeyValueHeads: 3, tieWordEmbeddings: true, rmsNormEps: 1e-5, maxPositionEmbeddings: 2048,
-});
-let t0 = performance.now();
-const model = createRandomModel(config, 0);
-const initS = (performance.now() - t0) / 1000;
-process.stderr.write(`model: ${(model.numParameters() / 1e6).toFixed(1)}M params, random init ${initS.toFixed(1)} s; matmul ${info.matmulPath} (${info.threads} thread(s))\n`);
+interface TorchResult { forward_s: number[]; generate_s: number; forward_threads: number; generate_threads: number; torch: string }
+interface OrtResult { forward_s: number[]; ort: string; threads: number }
 
-// forward
-const ids = tf.randomUniform([BATCH, SEQ], 0, config.vocabSize, 'int32') as tf.Tensor2D;
-tf.tidy(() => void model.forward(ids.slice([0, 0], [BATCH, 32])).dataSync()); // warm-up
-const times: number[] = [];
-for (let i = 0; i < REPS; i++) {
-  t0 = performance.now();
-  const logits = model.forward(ids);
-  logits.dataSync();
-  times.push(performance.now() - t0);
-  logits.dispose();
-}
-ids.dispose();
-const fwdS = minOf(times) / 1000;
-const fwdTokS = (BATCH * SEQ) / fwdS;
-process.stderr.write(`forward ${BATCH}x${SEQ}: ${times.map((t) => (t / 1000).toFixed(2)).join(', ')} s\n`);
-
-// generation
-const prompt = Array.from({ length: PROMPT }, (_, i) => (i * 7919) % config.vocabSize);
-t0 = performance.now();
-const out = await generate(model, null, prompt, { maxNewTokens: NEW, eosTokenIds: [] });
-const genS = (performance.now() - t0) / 1000;
-const genTokS = out.tokenIds[0].length / genS;
-model.dispose();
-
-// PyTorch
-let torch: { forward_tok_s: number; generate_tok_s: number; forward_threads: number; generate_threads: number; torch: string } | undefined;
+// PyTorch, and the ONNX file ONNX Runtime runs (exported once from the PyTorch model, into the cache).
 const found = findTorchPython();
 const py = found.python;
-if (py) {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'model_torch.py');
-  const r = spawnSync(py, [script, '--reps', String(REPS), '--batch', String(BATCH), '--seq', String(SEQ), '--prompt', String(PROMPT), '--new', String(NEW)], {
-    encoding: 'utf8',
-  });
-  if (r.status === 0) torch = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  else process.stderr.write(`PyTorch run failed: ${r.stderr}\n`);
-}
-
-// ONNX Runtime (forward only: the export has no KV cache), when onnxruntime-node loads and the
-// PyTorch Python can export the same model to ONNX (bench/model_onnx.py, once, into the cache).
-const here = path.dirname(fileURLToPath(import.meta.url));
-let ort: { forward_tok_s: number; ort: string; threads: number } | undefined;
+let ortFile: string | undefined;
 let ortWhy = '';
 const ortCheck = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(process.env.MOR_ONNXRUNTIME_NODE ? path.join(process.env.MOR_ONNXRUNTIME_NODE, 'node_modules', 'onnxruntime-node') : 'onnxruntime-node')})`], { encoding: 'utf8' });
 if (ortCheck.status !== 0) ortWhy = 'onnxruntime-node not found (npm i --prefix DIR --ignore-scripts onnxruntime-node, then MOR_ONNXRUNTIME_NODE=DIR)';
@@ -97,22 +60,66 @@ else {
     const e = spawnSync(py, [path.join(here, 'model_onnx.py'), file, '--batch', String(BATCH), '--seq', String(SEQ)], { encoding: 'utf8' });
     if (e.status !== 0) ortWhy = `ONNX export failed: ${e.stderr.trim().split('\n').pop()}`;
   }
-  if (!ortWhy) {
-    const r = runJsonChild<{ forward_tok_s: number; ort: string; threads: number }>(process.execPath, [path.join(here, 'lib', 'ortRun.mjs'), file, String(BATCH), String(SEQ), String(REPS)], {}, 600_000);
+  if (!ortWhy) ortFile = file;
+}
+
+const ours: ModelRunResult[] = [];
+const theirs: TorchResult[] = [];
+const orts: OrtResult[] = [];
+let torchWhy = found.why ?? '';
+for (let round = 1; round <= ROUNDS; round++) {
+  const o = runJsonChild<ModelRunResult>(process.execPath, ['--import', 'tsx', path.join(here, 'lib', 'modelRun.ts'),
+    String(REPS), String(BATCH), String(SEQ), String(PROMPT), String(NEW)], {}, timeoutMs);
+  if ('error' in o) throw new Error(`our run failed: ${o.error}`);
+  ours.push(o);
+  log(`round ${round} ours: forward ${o.forwardS.map((s) => s.toFixed(2)).join(', ')} s, generation ${o.generateS.toFixed(2)} s`);
+  if (py && !torchWhy) {
+    const t = runJsonChild<TorchResult>(py, [path.join(here, 'model_torch.py'), '--reps', String(REPS), '--batch', String(BATCH),
+      '--seq', String(SEQ), '--prompt', String(PROMPT), '--new', String(NEW)], {}, timeoutMs);
+    if ('error' in t) torchWhy = `its run failed (${t.error})`;
+    else {
+      theirs.push(t);
+      log(`round ${round} PyTorch: forward ${t.forward_s.map((s) => s.toFixed(2)).join(', ')} s (${t.forward_threads} thr), generation ${t.generate_s.toFixed(2)} s (${t.generate_threads} thr)`);
+    }
+  }
+  if (ortFile && !ortWhy) {
+    const r = runJsonChild<OrtResult>(process.execPath, [path.join(here, 'lib', 'ortRun.mjs'), ortFile, String(BATCH), String(SEQ), String(REPS)], {}, timeoutMs);
     if ('error' in r) ortWhy = `its run failed (${r.error})`;
-    else ort = r;
+    else {
+      orts.push(r);
+      log(`round ${round} ONNX Runtime: forward ${r.forward_s.map((s) => s.toFixed(2)).join(', ')} s`);
+    }
   }
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+const all = <T>(rs: T[], f: (r: T) => number[]) => rs.reduce((acc: number[], r) => pushAll(acc, f(r)), []);
+const tokens = BATCH * SEQ;
+const fwdTokS = tokens / median(all(ours, (r) => r.forwardS));
+const genTokS = median(ours.map((r) => r.newTokens / r.generateS));
+const torch = theirs.length ? {
+  fwd: tokens / median(all(theirs, (r) => r.forward_s)), gen: median(theirs.map((r) => NEW / r.generate_s)),
+  fwdThr: theirs.map((r) => r.forward_threads).join('/'), genThr: theirs.map((r) => r.generate_threads).join('/'), version: theirs[0].torch,
+} : undefined;
+const ort = orts.length ? { fwd: tokens / median(all(orts, (r) => r.forward_s)), version: orts[0].ort, threads: orts[0].threads } : undefined;
+
+const o0 = ours[0];
 const ratio = (a: number, b?: number) => (b ? fmt(a / b, 2) : '-');
-const headers = ['workload', `mor (${info.matmulPath}, ${info.threads} thr) tok/s`, ...(torch ? [`torch ${torch.torch} tok/s (best thread count)`, 'ratio mor/torch'] : []),
-  ...(ort ? [`onnxruntime-node ${ort.ort} tok/s (${ort.threads} thr)`, 'ratio mor/ort'] : [])];
+log(`\nmodel: ${(o0.params / 1e6).toFixed(1)}M params; ours: ${o0.matmulPath}, ${o0.threads} thread(s); ${os.cpus()[0]?.model.trim()}, ` +
+  `${os.availableParallelism()} cores; median of ${ROUNDS} rounds x ${REPS} forwards (generation: ${ROUNDS} runs) per side, processes alternating`);
+const headers = ['workload', `mor (${o0.matmulPath}, ${o0.threads} thr) tok/s`,
+  ...(torch ? [`torch ${torch.version} tok/s (threads)`, 'ratio mor/torch'] : []),
+  ...(ort ? [`onnxruntime-node ${ort.version} tok/s (${ort.threads} thr)`, 'ratio mor/ort'] : [])];
 const rows = [
-  [`forward ${BATCH}x${SEQ}`, fmt(fwdTokS), ...(torch ? [`${fmt(torch.forward_tok_s)} (${torch.forward_threads} thr)`, ratio(fwdTokS, torch.forward_tok_s)] : []),
-    ...(ort ? [fmt(ort.forward_tok_s), ratio(fwdTokS, ort.forward_tok_s)] : [])],
-  [`generate 1x${NEW} (prompt ${PROMPT})`, fmt(genTokS, 2), ...(torch ? [`${fmt(torch.generate_tok_s, 2)} (${torch.generate_threads} thr)`, ratio(genTokS, torch.generate_tok_s)] : []),
+  [`forward ${BATCH}x${SEQ}`, fmt(fwdTokS), ...(torch ? [`${fmt(torch.fwd)} (${torch.fwdThr})`, ratio(fwdTokS, torch.fwd)] : []),
+    ...(ort ? [fmt(ort.fwd), ratio(fwdTokS, ort.fwd)] : [])],
+  [`generate 1x${NEW} (prompt ${PROMPT})`, fmt(genTokS, 2), ...(torch ? [`${fmt(torch.gen, 2)} (${torch.genThr})`, ratio(genTokS, torch.gen)] : []),
     ...(ort ? ['-', '-'] : [])],
 ];
 process.stdout.write(formatTable(headers, rows) + '\n');
-if (!torch) process.stdout.write(`(PyTorch column skipped: ${found.why ?? 'its run failed'})\n`);
-if (!ort) process.stdout.write(`(ONNX Runtime column skipped: ${ortWhy})\n`);
+if (!torch) process.stdout.write(`(PyTorch column skipped: ${torchWhy || 'no result'})\n`);
+if (!ort) process.stdout.write(`(ONNX Runtime column skipped: ${ortWhy || 'no result'})\n`);

@@ -1,7 +1,7 @@
 """PyTorch side of `npm run bench:train` (bench/train.bench.ts): the same checkpoint, the same step.
 
 Usage: python train_torch.py MODEL_DIR KIND   (KIND: lora | mor | moelora | full)
-Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS (timed steps after one warm-up), BENCH_R, BENCH_N,
+Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS (timed steps), BENCH_WARMUP (untimed steps before them, 2), BENCH_R, BENCH_N,
 BENCH_THREADS (default: all cores).
 Loads the float32 checkpoint with transformers, attaches the adapter to gate/up/down (LoRA with
 PEFT; MoR and MoELoRA as in bench/torch_adapters.py; full: every linear weight of the decoder
@@ -30,6 +30,7 @@ def main():
     batch = int(os.environ.get("BENCH_BATCH", "4"))
     seq = int(os.environ.get("BENCH_SEQ", "256"))
     steps = int(os.environ.get("BENCH_STEPS", "3"))
+    warmup = int(os.environ.get("BENCH_WARMUP", "2"))
     r = int(os.environ.get("BENCH_R", "32"))
     n = int(os.environ.get("BENCH_N", "8"))
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count())))
@@ -55,7 +56,7 @@ def main():
     vocab = model.config.vocab_size
     ids = torch.tensor([[(i * 7919 + 13 + 101 * b) % vocab for i in range(seq)] for b in range(batch)])
     times, losses = [], []
-    for step in range(steps + 1):
+    for step in range(warmup + steps):
         t0 = time.perf_counter()
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
@@ -63,7 +64,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
         losses.append(loss.item())
-        if step > 0:
+        if step >= warmup:
             times.append(dt)
     step_s = statistics.median(times)
     print(json.dumps({

@@ -111,3 +111,25 @@ test('KVCache.dispose frees every cached tensor', () => {
   tf.dispose([ids, one]);
   assert.equal(tf.memory().numTensors, before);
 });
+
+test('KVCache.updateTokens appends on the positions axis of [B, T, Hkv, D], trims to the window, and keeps one layout', () => {
+  const before = tf.memory().numTensors;
+  const cache = new KVCache(1, [3]); // a window of 3: the next query needs the last 2 positions
+  // Position p of head h holds 10 * p + h, so the held slice says which positions were kept.
+  const step = (p0: number, t: number) => tf.tensor4d(Array.from({ length: t * 2 }, (_, i) => 10 * (p0 + Math.floor(i / 2)) + (i % 2)), [1, t, 2, 1]);
+  tf.tidy(() => {
+    const { k } = cache.updateTokens(0, step(0, 2), step(0, 2));
+    assert.deepEqual(k.shape, [1, 2, 2, 1]);
+  });
+  tf.tidy(() => {
+    const { k, v } = cache.updateTokens(0, step(2, 1), step(2, 1));
+    assert.deepEqual(Array.from(k.dataSync()), [0, 1, 10, 11, 20, 21]); // what this step attends to
+    assert.deepEqual(v.shape, [1, 3, 2, 1]);
+  });
+  assert.equal(cache.seqLen, 3);
+  assert.equal(cache.heldLength(0), 2);
+  assert.equal(cache.dropped(0), 1);
+  assert.throws(() => tf.tidy(() => cache.update(0, tf.zeros([1, 2, 1, 1]), tf.zeros([1, 2, 1, 1]))), /axis 1/);
+  cache.dispose();
+  assert.equal(tf.memory().numTensors, before);
+});

@@ -191,6 +191,29 @@ size_t KeyEnd(const float* mask, const Dims& d, size_t b, size_t t0, size_t tr) 
   return end;
 }
 
+// Run fn(b, g, inner) for every (batch, key/value head) group. Groups write disjoint rows of the
+// outputs (dk and dv included: a group owns its key/value head), so they split over threads: with
+// `threads` > 1 and enough work, OpenBLAS runs one thread per call while the groups run side by
+// side (its own threading of these small products costs more than it saves), and `inner`, the
+// thread count for the row-wise softmax work inside a group, is 1. Decoding steps (one query row)
+// are below the threshold and stay on the caller's thread.
+template <typename Fn>
+void ForEachGroup(const Dims& d, Fn fn) {
+  const size_t groups = d.B * d.Hkv;
+  const size_t work = d.B * d.H * d.T * d.S * d.D;
+  const int threads = int(std::min<size_t>(size_t(std::max(d.threads, 1)), groups));
+  if (threads <= 1 || work < (size_t(1) << 22)) {
+    for (size_t i = 0; i < groups; i++) fn(i / d.Hkv, i % d.Hkv, d.threads);
+    return;
+  }
+  const int blasThreads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  morpar::Parallel(groups, threads, work, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) fn(i / d.Hkv, i % d.Hkv, 1);
+  }, 0);
+  openblas_set_num_threads(blasThreads);
+}
+
 // attnForward(heap, B, T, S, H, Hkv, D, maskB, threads, qOff, kOff, vOff, maskOff, outOff)
 // maskB 0: no mask (maskOff ignored).
 Napi::Value AttnForward(const Napi::CallbackInfo& info) {
@@ -203,24 +226,22 @@ Napi::Value AttnForward(const Napi::CallbackInfo& info) {
   if (!heap.ok) return Fail(info.Env(), "attnForward: operand outside the heap");
   const float *q = o.q, *k = o.k, *v = o.v, *mask = o.mask;
   const size_t tile = TileRows(d, mask != nullptr), rows = d.rep() * tile;
-  std::vector<float> p(rows * d.S), qg(rows * d.D), og(rows * d.D);
-  for (size_t b = 0; b < d.B; b++) {
-    for (size_t g = 0; g < d.Hkv; g++) {
-      const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
-      for (size_t t0 = 0; t0 < d.T; t0 += tile) {
-        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr, se = KeyEnd(mask, d, b, t0, tr);
-        Gather(q, d, b, g, t0, tr, qg.data());
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
-                    k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
-        morpar::Parallel(m, d.threads, m * se, [&](size_t i0, size_t i1) {
-          for (size_t i = i0; i < i1; i++) SoftmaxRow(p.data() + i * se, MaskRow(mask, d, b, t0 + i % tr), se);
-        }, size_t(1) << 17);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, p.data(), int(se),
-                    v + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
-        Scatter(og.data(), d, b, g, t0, tr, out);
-      }
+  ForEachGroup(d, [&](size_t b, size_t g, int inner) {
+    std::vector<float> p(rows * d.S), qg(rows * d.D), og(rows * d.D);
+    const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
+    for (size_t t0 = 0; t0 < d.T; t0 += tile) {
+      const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr, se = KeyEnd(mask, d, b, t0, tr);
+      Gather(q, d, b, g, t0, tr, qg.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
+                  k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
+      morpar::Parallel(m, inner, m * se, [&](size_t i0, size_t i1) {
+        for (size_t i = i0; i < i1; i++) SoftmaxRow(p.data() + i * se, MaskRow(mask, d, b, t0 + i % tr), se);
+      }, size_t(1) << 17);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, p.data(), int(se),
+                  v + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
+      Scatter(og.data(), d, b, g, t0, tr, out);
     }
-  }
+  });
   return info.Env().Undefined();
 }
 
@@ -243,43 +264,41 @@ Napi::Value AttnBackward(const Napi::CallbackInfo& info) {
   std::fill(dk, dk + size_t(nk), 0.f);
   std::fill(dv, dv + size_t(nk), 0.f);
   const size_t tile = TileRows(d, mask != nullptr), rows = d.rep() * tile;
-  std::vector<float> p(rows * d.S), dp(rows * d.S), qg(rows * d.D), og(rows * d.D), dog(rows * d.D);
-  for (size_t b = 0; b < d.B; b++) {
-    for (size_t g = 0; g < d.Hkv; g++) {
-      const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
-      for (size_t t0 = 0; t0 < d.T; t0 += tile) {
-        const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr, se = KeyEnd(mask, d, b, t0, tr);
-        Gather(q, d, b, g, t0, tr, qg.data());
-        Gather(out, d, b, g, t0, tr, og.data());
-        Gather(dout, d, b, g, t0, tr, dog.data());
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
-                    k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, dog.data(), int(d.D),
-                    v + kvAt, int(d.ks()), 0.f, dp.data(), int(se));
-        morpar::Parallel(m, d.threads, m * se, [&](size_t i0, size_t i1) {
-          for (size_t i = i0; i < i1; i++) {
-            float* pr = p.data() + i * se;
-            float* dpr = dp.data() + i * se;
-            SoftmaxRow(pr, MaskRow(mask, d, b, t0 + i % tr), se);
-            const float* o = og.data() + i * d.D;
-            const float* dO = dog.data() + i * d.D;
-            double s = 0;
-            for (size_t c = 0; c < d.D; c++) s += double(o[c]) * dO[c];
-            const float di = float(s);
-            ScoreGrad(pr, dpr, se, di);
-          }
-        }, size_t(1) << 17);
-        // dv_g += Pᵀ dout_g; dq_g = dS k_g; dk_g += dSᵀ q_g
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, p.data(), int(se),
-                    dog.data(), int(d.D), 1.f, dv + kvAt, int(d.ks()));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, dp.data(), int(se),
-                    k + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
-        Scatter(og.data(), d, b, g, t0, tr, dq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, dp.data(), int(se),
-                    qg.data(), int(d.D), 1.f, dk + kvAt, int(d.ks()));
-      }
+  ForEachGroup(d, [&](size_t b, size_t g, int inner) {
+    std::vector<float> p(rows * d.S), dp(rows * d.S), qg(rows * d.D), og(rows * d.D), dog(rows * d.D);
+    const size_t kvAt = (b * d.S * d.Hkv + g) * d.D;
+    for (size_t t0 = 0; t0 < d.T; t0 += tile) {
+      const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr, se = KeyEnd(mask, d, b, t0, tr);
+      Gather(q, d, b, g, t0, tr, qg.data());
+      Gather(out, d, b, g, t0, tr, og.data());
+      Gather(dout, d, b, g, t0, tr, dog.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
+                  k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, dog.data(), int(d.D),
+                  v + kvAt, int(d.ks()), 0.f, dp.data(), int(se));
+      morpar::Parallel(m, inner, m * se, [&](size_t i0, size_t i1) {
+        for (size_t i = i0; i < i1; i++) {
+          float* pr = p.data() + i * se;
+          float* dpr = dp.data() + i * se;
+          SoftmaxRow(pr, MaskRow(mask, d, b, t0 + i % tr), se);
+          const float* o = og.data() + i * d.D;
+          const float* dO = dog.data() + i * d.D;
+          double s = 0;
+          for (size_t c = 0; c < d.D; c++) s += double(o[c]) * dO[c];
+          const float di = float(s);
+          ScoreGrad(pr, dpr, se, di);
+        }
+      }, size_t(1) << 17);
+      // dv_g += Pᵀ dout_g; dq_g = dS k_g; dk_g += dSᵀ q_g
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, p.data(), int(se),
+                  dog.data(), int(d.D), 1.f, dv + kvAt, int(d.ks()));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, dp.data(), int(se),
+                  k + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
+      Scatter(og.data(), d, b, g, t0, tr, dq);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, dp.data(), int(se),
+                  qg.data(), int(d.D), 1.f, dk + kvAt, int(d.ks()));
     }
-  }
+  });
   return info.Env().Undefined();
 }
 

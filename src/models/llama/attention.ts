@@ -60,11 +60,14 @@ export class LlamaAttention extends Module {
       const k = this.kProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D; // [B, T, Hkv, D]
       const v = this.vProj.forward(x, inp.ctx).reshape([b, t, hkv, d]) as tf.Tensor4D;
       const qr = applyRope(q, inp.cos, inp.sin, 1 / Math.sqrt(d)); // scale folded into q, [B, T, H, D]
-      if (!inp.cache && nativeAttentionActive()) {
-        // One fused op in the projections' layout: no transposes, no saved [T, S] scores.
-        const kr = applyRope(k, inp.cos, inp.sin);
+      if (nativeAttentionActive()) {
+        // One fused op in the projections' layout: no transposes, no saved [T, S] scores; a KV
+        // cache holds keys and values in that layout too ([B, S, Hkv, D]).
+        let kr = applyRope(k, inp.cos, inp.sin);
+        let vr = v;
+        if (inp.cache) ({ k: kr, v: vr } = inp.cache.updateTokens(this.layerIdx, kr, v));
         const mask = inp.mask?.reshape([inp.mask.shape[0], t, inp.mask.shape[inp.mask.rank - 1]]) as tf.Tensor3D | undefined;
-        return this.oProj.forward(fusedAttention(qr, kr, v, mask).reshape([b, t, h * d]), inp.ctx) as tf.Tensor3D;
+        return this.oProj.forward(fusedAttention(qr, kr, vr, mask).reshape([b, t, h * d]), inp.ctx) as tf.Tensor3D;
       }
       let kh = applyRope(k, inp.cos, inp.sin).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]
       let vh = v.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, D]

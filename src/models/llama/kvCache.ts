@@ -1,6 +1,9 @@
 /**
- * Key/value cache for incremental decoding: per layer, keys and values
- * `[B, numKeyValueHeads, S, headDim]` (after rotary embedding). A sliding-window layer keeps
+ * Key/value cache for incremental decoding: per layer, keys and values (after rotary embedding)
+ * in one of two layouts, fixed by the first append: `[B, numKeyValueHeads, S, headDim]` through
+ * {@link KVCache.update} (the tfjs-op attention's), or `[B, S, numKeyValueHeads, headDim]` through
+ * {@link KVCache.updateTokens} (the projections' own layout, which the native fused attention
+ * reads: no transposes of keys and values at each decoding step). A sliding-window layer keeps
  * only its last `window - 1` positions (what the next query can still see, like transformers'
  * `DynamicSlidingWindowLayer`), so its memory is bounded by the window; full layers keep
  * everything. The cache owns its tensors (kept outside any tidy); call {@link KVCache.dispose}.
@@ -13,6 +16,8 @@ export class KVCache {
   private readonly values: (tf.Tensor4D | undefined)[];
   /** Positions seen per layer (held or dropped). */
   private readonly seen: number[];
+  /** Axis of the positions in the held tensors: 2 (`update`) or 1 (`updateTokens`); unset while empty. */
+  private axis?: 1 | 2;
 
   /**
    * @param windows per layer, the sliding window of that layer or undefined (keep everything);
@@ -39,12 +44,12 @@ export class KVCache {
 
   /** Positions of layer `layer` no longer held: its keys start at this slot. */
   dropped(layer: number): number {
-    return this.seen[layer] - (this.keys[layer]?.shape[2] ?? 0);
+    return this.seen[layer] - this.heldLength(layer);
   }
 
   /** Positions held for layer `layer`. */
   heldLength(layer: number): number {
-    return this.keys[layer]?.shape[2] ?? 0;
+    return this.keys[layer]?.shape[this.axis ?? 2] ?? 0;
   }
 
   /**
@@ -54,24 +59,43 @@ export class KVCache {
    * caller's tidy scope (call this inside one).
    */
   update(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D } {
+    return this.append(layer, k, v, 2);
+  }
+
+  /**
+   * {@link KVCache.update} in the `[B, T, Hkv, D]` layout: append this step's keys/values and
+   * return `[B, held + T, Hkv, D]`, with the same ownership rules. A cache takes one layout.
+   */
+  updateTokens(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D } {
+    return this.append(layer, k, v, 1);
+  }
+
+  private append(layer: number, k: tf.Tensor4D, v: tf.Tensor4D, axis: 1 | 2): { k: tf.Tensor4D; v: tf.Tensor4D } {
+    if (this.axis !== undefined && this.axis !== axis) {
+      throw new Error(`KVCache holds keys with positions on axis ${this.axis}; cannot append on axis ${axis}`);
+    }
+    this.axis = axis;
     const oldK = this.keys[layer];
     const oldV = this.values[layer];
-    const fullK = oldK ? tf.concat([oldK, k], 2) : k.clone(); // [B, Hkv, held + T, D]
-    const fullV = oldV ? tf.concat([oldV, v], 2) : v.clone();
+    const fullK = oldK ? tf.concat([oldK, k], axis) : k.clone();
+    const fullV = oldV ? tf.concat([oldV, v], axis) : v.clone();
     oldK?.dispose();
     oldV?.dispose();
-    this.seen[layer] += k.shape[2];
+    this.seen[layer] += k.shape[axis];
     const window = this.windows[layer];
-    const len = fullK.shape[2];
+    const len = fullK.shape[axis];
     // A query at slot q sees keys in (q - window, q]: the next one needs the last window - 1.
     const keep = window === undefined ? len : Math.min(len, Math.max(window - 1, 0));
     if (keep === len) {
       this.keys[layer] = tf.keep(fullK);
       this.values[layer] = tf.keep(fullV);
     } else {
-      const [b, h, , d] = fullK.shape;
-      this.keys[layer] = tf.keep(fullK.slice([0, 0, len - keep, 0], [b, h, keep, d]));
-      this.values[layer] = tf.keep(fullV.slice([0, 0, len - keep, 0], [b, h, keep, d]));
+      const begin = [0, 0, 0, 0];
+      begin[axis] = len - keep;
+      const size = [...fullK.shape];
+      size[axis] = keep;
+      this.keys[layer] = tf.keep(fullK.slice(begin, size));
+      this.values[layer] = tf.keep(fullV.slice(begin, size));
     }
     return { k: fullK, v: fullV };
   }
@@ -85,5 +109,6 @@ export class KVCache {
       this.values[i] = undefined;
       this.seen[i] = 0;
     }
+    this.axis = undefined;
   }
 }

@@ -201,8 +201,19 @@ function applyMatmulPath(requested: 'wasm' | 'blas' | 'auto', blasMod: BlasModul
 /** One-line description of the active path, as announced at start-up. */
 export function describeBackend(i: BackendInfo): string {
   return i.matmulPath === 'wasm+blas'
-    ? `OpenBLAS, ${i.threads} thread${i.threads === 1 ? '' : 's'}`
+    ? `OpenBLAS${blasCore(i.blasConfig)}, ${i.threads} thread${i.threads === 1 ? '' : 's'}`
     : `pure wasm (${i.blasReason})`;
+}
+
+/**
+ * " (Cooperlake kernels)": the kernel set OpenBLAS picked for this CPU (the last word of its
+ * config string), and whether the environment forced it: `OPENBLAS_CORETYPE=Haswell` on an
+ * AVX-512 CPU halves sgemm's speed, so the banner says where the choice came from.
+ */
+function blasCore(config: string | undefined): string {
+  const core = config?.trim().split(/\s+/).at(-1);
+  if (!core || core.includes('=')) return '';
+  return process.env.OPENBLAS_CORETYPE ? ` (${core} kernels, set by OPENBLAS_CORETYPE)` : ` (${core} kernels)`;
 }
 
 /**

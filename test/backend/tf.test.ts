@@ -9,5 +9,23 @@ test('initBackend is idempotent and runs on wasm', async () => {
   const again = await initBackend();
   assert.equal(again, backendInfo());
   assert.equal(tf.getBackend(), 'wasm');
-  assert.match(describeBackend(again), /^(OpenBLAS, \d+ threads?|pure wasm \(.+\))$/);
+  assert.match(describeBackend(again), /^(OpenBLAS( \(\w+ kernels(, set by OPENBLAS_CORETYPE)?\))?, \d+ threads?|pure wasm \(.+\))$/);
+});
+
+test('the banner names the kernel set OpenBLAS runs, and says when the environment forced it', () => {
+  const info = { backend: 'wasm', matmulPath: 'wasm+blas' as const, threads: 2, wasmThreads: 1 };
+  const config = 'OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64 Cooperlake';
+  const saved = process.env.OPENBLAS_CORETYPE;
+  try {
+    delete process.env.OPENBLAS_CORETYPE;
+    assert.equal(describeBackend({ ...info, blasConfig: config }), 'OpenBLAS (Cooperlake kernels), 2 threads');
+    process.env.OPENBLAS_CORETYPE = 'Haswell';
+    assert.equal(describeBackend({ ...info, blasConfig: config.replaceAll('Cooperlake', 'Haswell') }),
+      'OpenBLAS (Haswell kernels, set by OPENBLAS_CORETYPE), 2 threads');
+    // A build string without a core name at the end names none.
+    assert.equal(describeBackend({ ...info, blasConfig: 'OpenBLAS 0.3.26 MAX_THREADS=64' }), 'OpenBLAS, 2 threads');
+  } finally {
+    if (saved === undefined) delete process.env.OPENBLAS_CORETYPE;
+    else process.env.OPENBLAS_CORETYPE = saved;
+  }
 });

@@ -10,6 +10,9 @@
  *    selected runs, inside the heap.
  *  - _FusedMatMul (tf.fused.matMul) gives wrong values with transposeA/transposeB (relative
  *    error 0.2–0.6 measured on 7x13x5); transposed operands are now materialised first.
+ *  - GatherV2 (tf.gather, the embedding lookup) moved one element at a time: 1024 rows of a
+ *    [49152, 576] table took 14.7 ms. It now copies whole rows with `copyWithin` inside the heap
+ *    (0.3 ms), for 4-byte dtypes without batch dimensions; other cases run the original.
  */
 import * as tfc from '@tensorflow/tfjs-core';
 import { heapOffset, type WasmBackend } from './wasmHeap.ts';
@@ -49,6 +52,14 @@ export function installWasmKernelFixes(): void {
       outs.push(sliceInHeap(args.backend as unknown as WasmBackend, value, begin, size, outShape));
     }
     return outs;
+  });
+  replace(tfc.GatherV2, (original) => (args) => {
+    const { x, indices } = args.inputs as { x: tfc.TensorInfo; indices: tfc.TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as tfc.GatherV2Attrs;
+    if ((batchDims ?? 0) !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32') {
+      return original.kernelFunc(args);
+    }
+    return gatherInHeap(args.backend as unknown as WasmBackend, x, indices, tfc.util.parseAxisParam(axis, x.shape)[0]);
   });
   replace(tfc._FusedMatMul, (original) => (args) => {
     const { transposeA, transposeB } = args.attrs as unknown as tfc._FusedMatMulAttrs;
@@ -114,6 +125,38 @@ function sliceInHeap(backend: WasmBackend, x: tfc.TensorInfo, begin: number[], s
     for (let d = k - 1; d >= 0; d--) {
       if (++idx[d] < outer[d]) break;
       idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * `tf.gather(x, indices, axis)` for a 4-byte dtype: for each position of the axes before `axis`
+ * and each index, one `copyWithin` of the block of trailing axes. Indices are checked as the CPU
+ * backend checks them.
+ */
+function gatherInHeap(backend: WasmBackend, x: tfc.TensorInfo, indices: tfc.TensorInfo, axis: number): tfc.TensorInfo {
+  const dim = x.shape[axis];
+  const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+  const out = backend.makeOutput(outShape, x.dtype);
+  const n = tfc.util.sizeFromShape(indices.shape);
+  const outer = tfc.util.sizeFromShape(x.shape.slice(0, axis));
+  const blockBytes = 4 * tfc.util.sizeFromShape(x.shape.slice(axis + 1));
+  if (n === 0 || outer === 0 || blockBytes === 0) return out;
+  // Read the heap after makeOutput: a malloc may grow (and detach) the wasm memory.
+  const heap = backend.wasm.HEAPU8;
+  const ids = new Int32Array(heap.buffer, heap.byteOffset + heapOffset(backend, indices), n);
+  for (let j = 0; j < n; j++) {
+    if (ids[j] < 0 || ids[j] >= dim) throw new Error(`GatherV2: the index value ${ids[j]} is not in [0, ${dim - 1}]`);
+  }
+  const src = heapOffset(backend, x);
+  let dst = heapOffset(backend, out);
+  for (let o = 0; o < outer; o++) {
+    const base = src + o * dim * blockBytes;
+    for (let j = 0; j < n; j++) {
+      const from = base + ids[j] * blockBytes;
+      heap.copyWithin(dst, from, from + blockBytes);
+      dst += blockBytes;
     }
   }
   return out;

@@ -6,7 +6,7 @@
                   "src/mor_norm.cc", "src/mor_swiglu.cc", "src/mor_rope.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
-      "cflags_cc": ["-O2", "-std=c++17"],
+      "cflags_cc": ["-O3", "-std=c++17"],
       "libraries": ["-lopenblas"]
     }
   ]

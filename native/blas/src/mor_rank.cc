@@ -12,8 +12,13 @@
 //   domegaB[i, j]          = sum_k dbexpT[(i*r+k), j] b[j, k]
 #include "mor_rank.h"
 
+#include <cblas.h>
+
+#include <algorithm>
 #include <cstring>
 #include <vector>
+
+#include "mor_parallel.h"
 
 namespace {
 
@@ -74,6 +79,10 @@ Napi::Value RankZ(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Threads of the two [N r, out] passes: OpenBLAS's count (the addon's setThreads). The passes
+// split over disjoint output rows or columns, so every sum keeps its order.
+int RankThreads() { return std::max(1, openblas_get_num_threads()); }
+
 // rankBexp(heap, N, r, dOut, bOff, omegaBOff, outOff)
 Napi::Value RankBexp(const Napi::CallbackInfo& info) {
   Heap heap;
@@ -86,14 +95,14 @@ Napi::Value RankBexp(const Napi::CallbackInfo& info) {
   std::vector<float> bT(size_t(r) * dOut);  // b transposed, so the inner loop runs over j
   for (int j = 0; j < dOut; j++)
     for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
-  for (int i = 0; i < N; i++) {
-    const float* oi = omegaB + size_t(i) * dOut;
-    for (int k = 0; k < r; k++) {
-      const float* bk = bT.data() + size_t(k) * dOut;
-      float* row = out + (size_t(i) * r + k) * dOut;
+  morpar::Parallel(size_t(N) * r, RankThreads(), size_t(N) * r * dOut, [&](size_t q0, size_t q1) {
+    for (size_t q = q0; q < q1; q++) {  // row q = i * r + k
+      const float* oi = omegaB + (q / r) * dOut;
+      const float* bk = bT.data() + (q % r) * dOut;
+      float* row = out + q * dOut;
       for (int j = 0; j < dOut; j++) row[j] = oi[j] * bk[j];
     }
-  }
+  }, size_t(1) << 17);
   return info.Env().Undefined();
 }
 
@@ -151,20 +160,22 @@ Napi::Value RankBexpGrad(const Napi::CallbackInfo& info) {
   std::vector<float> bT(size_t(r) * dOut), dbT(size_t(r) * dOut, 0.0f);
   for (int j = 0; j < dOut; j++)
     for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
-  for (int i = 0; i < N; i++) {
-    const float* oi = omegaB + size_t(i) * dOut;
-    float* doi = domegaB + size_t(i) * dOut;
-    for (int j = 0; j < dOut; j++) doi[j] = 0.0f;
-    for (int k = 0; k < r; k++) {
-      const float* row = dbexp + (size_t(i) * r + k) * dOut;
-      const float* bk = bT.data() + size_t(k) * dOut;
-      float* dbk = dbT.data() + size_t(k) * dOut;
-      for (int j = 0; j < dOut; j++) {
-        dbk[j] += row[j] * oi[j];
-        doi[j] += row[j] * bk[j];
+  morpar::Parallel(size_t(dOut), RankThreads(), size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
+    for (int i = 0; i < N; i++) {
+      const float* oi = omegaB + size_t(i) * dOut;
+      float* doi = domegaB + size_t(i) * dOut;
+      for (size_t j = j0; j < j1; j++) doi[j] = 0.0f;
+      for (int k = 0; k < r; k++) {
+        const float* row = dbexp + (size_t(i) * r + k) * dOut;
+        const float* bk = bT.data() + size_t(k) * dOut;
+        float* dbk = dbT.data() + size_t(k) * dOut;
+        for (size_t j = j0; j < j1; j++) {
+          dbk[j] += row[j] * oi[j];
+          doi[j] += row[j] * bk[j];
+        }
       }
     }
-  }
+  }, size_t(1) << 17);
   for (int j = 0; j < dOut; j++)
     for (int k = 0; k < r; k++) db[size_t(j) * r + k] = dbT[size_t(k) * dOut + j];
   return info.Env().Undefined();

@@ -1,6 +1,6 @@
 """PyTorch side of `npm run bench:model`: the same workloads as bench/model.bench.ts on a random
 SmolLM-135M-shaped LLaMA (float32, CPU, no autograd): one warm-up and `reps` timed forwards, one
-warm-up and one timed greedy generation, for each thread count tried; the thread count with the
+whole warm-up generation and one timed greedy generation, for each thread count tried; the thread count with the
 lowest median forward (and the fastest generation) is reported, times in seconds, as one JSON line.
 
     /usr/bin/python3 bench/model_torch.py [--reps 2] [--batch 4] [--seq 256] [--prompt 16] [--new 64]
@@ -104,7 +104,7 @@ def measure(m, a):
         m.forward(ids)
         fwd.append(time.perf_counter() - t0)
     prompt = torch.randint(0, CFG["vocab"], (1, a.prompt))
-    generate(m, prompt, 4)  # warm-up
+    generate(m, prompt, a.new)  # warm-up: one whole generation, as on our side
     return fwd, generate(m, prompt, a.new)
 
 

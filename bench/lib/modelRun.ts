@@ -1,9 +1,9 @@
 /**
  * Our side of `npm run bench:model` (bench/model.bench.ts), in its own process so the rounds can
  * alternate with PyTorch's and ONNX Runtime's: `modelRun.ts REPS BATCH SEQ PROMPT NEW`. Builds the
- * random SmolLM-135M-shaped model (30 layers), warms up, times REPS forwards of BATCH x SEQ
- * tokens and one greedy generation of NEW tokens after a PROMPT-token prompt (KV cache), and
- * prints one JSON line ({@link ModelRunResult}).
+ * random SmolLM-135M-shaped model (30 layers), warms up (one forward, one whole generation), times
+ * REPS forwards of BATCH x SEQ tokens and one greedy generation of NEW tokens after a PROMPT-token
+ * prompt (KV cache), and prints one JSON line ({@link ModelRunResult}).
  *
  * A forward is timed until `model.forward` returns: the wasm backend runs every kernel
  * synchronously, so the logits are computed then and sit on the wasm heap, as PyTorch's side
@@ -46,7 +46,8 @@ async function main(reps: number, batch: number, seq: number, promptLen: number,
   }
   ids.dispose();
   const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919) % config.vocabSize);
-  await generate(model, null, prompt, { maxNewTokens: 4, eosTokenIds: [] }); // warm-up
+  // Warm-up: one whole generation, so the KV cache has grown the heap once (as the forward did).
+  await generate(model, null, prompt, { maxNewTokens: newTokens, eosTokenIds: [] });
   const t0 = performance.now();
   const out = await generate(model, null, prompt, { maxNewTokens: newTokens, eosTokenIds: [] });
   const generateS = (performance.now() - t0) / 1000;

@@ -2,12 +2,12 @@
  * Our side of `npm run bench:train` (bench/train.bench.ts), run in its own process:
  * `trainRun.ts MODEL_DIR KIND [--profile]`. Loads the checkpoint as `mor train` does, attaches
  * the adapter to gate/up/down (full: every linear layer of the decoder), and runs the project's
- * trainer (`train`, the loop behind `mor train`) for BENCH_WARMUP (2) untimed and BENCH_STEPS timed updates:
- * causal-LM loss over every position, backward, AdamW (lr 1e-4, weight decay 0.01). Then one
- * more update under the kernel profiler, which counts the step's matmul FLOPs (and with
- * --profile prints where the time went, on stderr). Prints one JSON line ({@link TrainRunResult}).
- * Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_R, BENCH_N, BENCH_CKPT=1 (gradient checkpointing;
- * `layers:N`: of the last N layers).
+ * trainer (`train`, the loop behind `mor train`) for BENCH_WARMUP (2) untimed and BENCH_STEPS
+ * timed updates: causal-LM loss over every position, backward, AdamW (lr 1e-4, weight decay
+ * 0.01). Then one more update under the kernel profiler, which counts the step's matmul FLOPs
+ * (and with --profile prints where the time went, on stderr). Prints one JSON line
+ * ({@link TrainRunResult}). Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_WARMUP, BENCH_R,
+ * BENCH_N, BENCH_CKPT=1 (gradient checkpointing; `layers:N`: of the last N layers).
  */
 import { initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -118,8 +118,8 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
     return losses;
   };
 
-  // The matmul rate first, on a heap the step has not fragmented yet (measured after the steps, it
-  // varied from 78 to 449 GFLOP/s between processes).
+  // The matmul rate first, before the steps (measured after them, with the readback in the timing,
+  // it varied from 78 to 449 GFLOP/s between processes of the same run).
   const matmulGflops = matmulRate(tokens, c.hiddenSize);
   const stamps: number[] = [performance.now()];
   const losses = await run(warmup + steps, () => stamps.push(performance.now()));

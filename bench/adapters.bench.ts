@@ -25,6 +25,7 @@ import { MorLinear, morDeltaNaive } from '../src/adapters/mor.ts';
 import { MoeLoraLinear } from '../src/adapters/moelora.ts';
 import type { AdapterLayer } from '../src/adapters/layer.ts';
 import { minOf } from '../src/util/array.ts';
+import { median } from './lib/timing.ts';
 
 await initBackend();
 const ITERS = Number(process.env.BENCH_ITERS ?? 7);
@@ -95,11 +96,6 @@ function rows(): Row[] {
   ];
   for (const r of all) r.layer.setActiveAdapter('default');
   return all;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 function timeOnce(fn: () => void): number {

@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmt, formatTable } from './lib/timing.ts';
+import { fmt, formatTable, median } from './lib/timing.ts';
 import { findTorchPython, runJsonChild } from './lib/child.ts';
 import type { ModelRunResult } from './lib/modelRun.ts';
 import { pushAll } from '../src/util/array.ts';
@@ -92,11 +92,6 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 const all = <T>(rs: T[], f: (r: T) => number[]) => rs.reduce((acc: number[], r) => pushAll(acc, f(r)), []);
 const tokens = BATCH * SEQ;
 const fwdTokS = tokens / median(all(ours, (r) => r.forwardS));

@@ -25,6 +25,13 @@ export interface TimeOptions {
   budgetMs?: number;
 }
 
+/** Median of a non-empty list (the mean of the two middle values for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Time a synchronous function (tfjs-wasm and the BLAS kernel compute synchronously). */
 export function timeSync(fn: () => void, opts: TimeOptions = {}): Timing {
   const { warmup = 1, minIters = 3, maxIters = 50, budgetMs = 1500 } = opts;

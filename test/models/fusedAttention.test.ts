@@ -55,6 +55,9 @@ const CASES: Case[] = [
   { name: 'causal mask shared by the batch, more keys than queries', b: 2, t: 4, s: 9, h: 4, hkv: 4, d: 16, mask: 'causal' },
   { name: 'padding mask per row, fully masked query rows', b: 3, t: 7, s: 7, h: 6, hkv: 3, d: 8, mask: 'padded' },
   { name: 'more query rows than one tile', b: 1, t: 1100, s: 1100, h: 2, hkv: 1, d: 8, mask: 'causal' },
+  // Large enough (B*H*T*S*D >= 2^22) that the (batch, kv-head) groups split over the threads.
+  { name: 'groups split over threads, padding mask per row', b: 2, t: 300, s: 300, h: 6, hkv: 3, d: 16, mask: 'padded' },
+  { name: 'groups split over threads, causal GQA, more keys than queries', b: 3, t: 160, s: 200, h: 4, hkv: 2, d: 32, mask: 'causal' },
 ];
 
 test('fused attention is the native path exactly when BLAS is active', () => {

@@ -30,6 +30,7 @@ const MATMULS = new Set(['BatchMatMul', '_FusedMatMul', 'MatMul', 'MorStoredMatM
 const COPIES = new Set(['Transpose', 'Slice', 'Concat', 'Tile', 'Identity', 'Cast', 'Reshape', 'Pack', 'Unpack', 'StridedSlice', 'Pad', 'MirrorPad', 'Reverse', 'Fill', 'ZerosLike', 'OnesLike']);
 const EMBEDDING = new Set(['GatherV2', 'MorStoredGather', 'UnsortedSegmentSum', 'ScatterNd']);
 const LAYER_KERNELS = new Set(['MorRmsNorm', 'MorRmsNormGrad', 'MorSwiglu', 'MorSwigluGrad', 'MorRope', 'MorRopeGrad']);
+const ATTENTION_KERNELS = new Set(['MorAttention', 'MorAttentionGrad']);
 
 /** Installed profiler: start/stop recording, set the phase, read the table. */
 export class KernelProfile {
@@ -100,6 +101,7 @@ export class KernelProfile {
     if (name.startsWith('MorRank')) return ['adapter rank kernels', 0];
     if (EMBEDDING.has(name)) return ['embedding', 0];
     if (LAYER_KERNELS.has(name)) return ['RMSNorm, SwiGLU, rope (native)', 0];
+    if (ATTENTION_KERNELS.has(name)) return ['attention (fused, native)', 0];
     if (shapes.some((sh) => sh[sh.length - 1] === s.vocab)) return ['softmax + cross-entropy (vocab wide)', 0];
     if (shapes.some((sh) => sh.length >= 3 && sh[sh.length - 1] === sh[sh.length - 2] && sh[sh.length - 1] === s.seq)) {
       return ['attention mask + softmax', 0];

@@ -1,11 +1,17 @@
 // The addon's one way to use several cores: split [0, n) into contiguous ranges, one thread each.
 #pragma once
+#include <cblas.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <thread>
 #include <vector>
 
 namespace morpar {
+
+// The addon's thread count where JavaScript does not pass one: OpenBLAS's (the addon's
+// setThreads, from MOR_BLAS_THREADS), at least 1.
+inline int BlasThreads() { return std::max(1, openblas_get_num_threads()); }
 
 // Run fn(begin, end) over [0, n) split into up to `threads` contiguous ranges (the caller's thread
 // takes the first); one thread when `work` (about the elements touched) is under `minWork`, where a

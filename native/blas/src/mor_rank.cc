@@ -12,9 +12,6 @@
 //   domegaB[i, j]          = sum_k dbexpT[(i*r+k), j] b[j, k]
 #include "mor_rank.h"
 
-#include <cblas.h>
-
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -79,10 +76,6 @@ Napi::Value RankZ(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Threads of the two [N r, out] passes: OpenBLAS's count (the addon's setThreads). The passes
-// split over disjoint output rows or columns, so every sum keeps its order.
-int RankThreads() { return std::max(1, openblas_get_num_threads()); }
-
 // rankBexp(heap, N, r, dOut, bOff, omegaBOff, outOff)
 Napi::Value RankBexp(const Napi::CallbackInfo& info) {
   Heap heap;
@@ -95,7 +88,7 @@ Napi::Value RankBexp(const Napi::CallbackInfo& info) {
   std::vector<float> bT(size_t(r) * dOut);  // b transposed, so the inner loop runs over j
   for (int j = 0; j < dOut; j++)
     for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
-  morpar::Parallel(size_t(N) * r, RankThreads(), size_t(N) * r * dOut, [&](size_t q0, size_t q1) {
+  morpar::Parallel(size_t(N) * r, morpar::BlasThreads(), size_t(N) * r * dOut, [&](size_t q0, size_t q1) {
     for (size_t q = q0; q < q1; q++) {  // row q = i * r + k
       const float* oi = omegaB + (q / r) * dOut;
       const float* bk = bT.data() + (q % r) * dOut;
@@ -160,7 +153,7 @@ Napi::Value RankBexpGrad(const Napi::CallbackInfo& info) {
   std::vector<float> bT(size_t(r) * dOut), dbT(size_t(r) * dOut, 0.0f);
   for (int j = 0; j < dOut; j++)
     for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
-  morpar::Parallel(size_t(dOut), RankThreads(), size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
+  morpar::Parallel(size_t(dOut), morpar::BlasThreads(), size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
     for (int i = 0; i < N; i++) {
       const float* oi = omegaB + size_t(i) * dOut;
       float* doi = domegaB + size_t(i) * dOut;

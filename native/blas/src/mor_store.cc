@@ -10,6 +10,7 @@
 #include "mor_gemm.h"
 
 #include "mor_convert.h"
+#include "mor_parallel.h"
 
 #include <cblas.h>
 #include <fcntl.h>
@@ -73,8 +74,6 @@ constexpr size_t kMaxBlockFloats = size_t(160) << 20;
 // Products with at most this many rows of x convert W on the fly (GemvRows) instead of
 // converting it whole for sgemm: generation's one-token steps.
 constexpr size_t kGemvMaxRows = 8;
-
-int Threads() { return std::max(1, openblas_get_num_threads()); }
 
 double Num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
 
@@ -174,7 +173,7 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (tW && m <= kGemvMaxRows) {
-    morstore::GemvRows(x, m, cols, w, dtype, rows, y, rows, Threads());
+    morstore::GemvRows(x, m, cols, w, dtype, rows, y, rows, morpar::BlasThreads());
     return env.Undefined();
   }
   const size_t blockFloats = Num(info, 10) > 0 ? size_t(Num(info, 10)) : kMaxBlockFloats;
@@ -190,7 +189,7 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
       wb = scratch.buf.data();  // this whole matrix was the last one converted
     } else {
       float* s = ScratchFor(nr * cols);
-      morstore::ToF32(src, dtype, nr * cols, s, Threads());
+      morstore::ToF32(src, dtype, nr * cols, s, morpar::BlasThreads());
       if (nr == rows) {
         scratch.handle = handle;
         scratch.off = off;
@@ -244,7 +243,7 @@ Napi::Value StoredRead(const Napi::CallbackInfo& info) {
   if (at + count > dst.ElementLength()) return Fail(env, "storedRead: destination too small");
   const char* w = WeightPtr(env, int(Num(info, 0)), Num(info, 1), dtype, 1, double(count));
   if (!w) return env.Undefined();
-  morstore::ToF32(w, dtype, count, dst.Data() + at, Threads());
+  morstore::ToF32(w, dtype, count, dst.Data() + at, morpar::BlasThreads());
   return env.Undefined();
 }
 

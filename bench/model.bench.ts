@@ -104,7 +104,7 @@ const ort = orts.length ? { fwd: tokens / median(all(orts, (r) => r.forward_s)),
 
 const o0 = ours[0];
 const ratio = (a: number, b?: number) => (b ? fmt(a / b, 2) : '-');
-log(`\nmodel: ${(o0.params / 1e6).toFixed(1)}M params; ours: ${o0.matmulPath}, ${o0.threads} thread(s); ${os.cpus()[0]?.model.trim()}, ` +
+log(`\nmodel: ${(o0.params / 1e6).toFixed(1)}M params; ours: ${o0.matmulPath}, ${o0.backend}; ${os.cpus()[0]?.model.trim()}, ` +
   `${os.availableParallelism()} cores; median of ${ROUNDS} rounds x ${REPS} forwards (generation: ${ROUNDS} runs) per side, processes alternating`);
 const headers = ['workload', `mor (${o0.matmulPath}, ${o0.threads} thr) tok/s`,
   ...(torch ? [`torch ${torch.version} tok/s (threads)`, 'ratio mor/torch'] : []),

@@ -105,7 +105,7 @@ for (const kind of kinds) {
   }
   const a = o as TrainRunResult;
   stepOf[kind] = a.stepS;
-  path0 = `${a.matmulPath}, ${a.threads} thread(s)`;
+  path0 = `${a.matmulPath}, ${a.backend}`;
   const bound = a.stepGflop / a.matmulGflops;
   const tt = t && !('error' in t && t.error) ? (t as TrainRunResult & { torch: string; threads: number }) : undefined;
   if (tt) {

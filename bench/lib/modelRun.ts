@@ -10,7 +10,7 @@
  * leaves its logits in a tensor. Reading all of them into JavaScript (`dataSync`, 200 MB at this
  * shape) is left out on both sides; it took 0.1-0.7 s here.
  */
-import { initBackend, tf } from '../../src/backend/tf.ts';
+import { describeBackend, initBackend, tf } from '../../src/backend/tf.ts';
 import { makeConfig } from '../../src/models/llama/config.ts';
 import { createRandomModel } from '../../src/models/random.ts';
 import { generate } from '../../src/generate/generate.ts';
@@ -22,6 +22,8 @@ export interface ModelRunResult {
   newTokens: number;
   matmulPath: string;
   threads: number;
+  /** The start-up banner's description of the path (which sgemm, which OpenBLAS kernels, threads). */
+  backend: string;
   params: number;
 }
 
@@ -53,7 +55,7 @@ async function main(reps: number, batch: number, seq: number, promptLen: number,
   const generateS = (performance.now() - t0) / 1000;
   const params = model.numParameters();
   model.dispose();
-  return { forwardS, generateS, newTokens: out.tokenIds[0].length, matmulPath: info.matmulPath, threads: info.threads, params };
+  return { forwardS, generateS, newTokens: out.tokenIds[0].length, matmulPath: info.matmulPath, threads: info.threads, backend: describeBackend(info), params };
 }
 
 const [reps, batch, seq, promptLen, newTokens] = process.argv.slice(2).map(Number);

@@ -9,7 +9,7 @@
  * ({@link TrainRunResult}). Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_WARMUP, BENCH_R,
  * BENCH_N, BENCH_CKPT=1 (gradient checkpointing; `layers:N`: of the last N layers).
  */
-import { initBackend, tf } from '../../src/backend/tf.ts';
+import { describeBackend, initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { parseAdapterConfig, type AdapterConfigInput } from '../../src/adapters/config.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
@@ -36,6 +36,8 @@ export interface TrainRunResult {
   matmulGflops: number;
   matmulPath: string;
   threads: number;
+  /** The start-up banner's description of the path (which sgemm, which OpenBLAS kernels, threads). */
+  backend: string;
   error?: string;
 }
 
@@ -155,7 +157,7 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
   peft.dispose();
   return {
     stepS, stepsS, tokS: tokens / stepS, losses, trainableParams: params.reduce((s, [, v]) => s + v.size, 0),
-    peakRssGiB: peakRssGiB(), stepGflop: flops / 1e9, matmulGflops, matmulPath: info.matmulPath, threads: info.threads,
+    peakRssGiB: peakRssGiB(), stepGflop: flops / 1e9, matmulGflops, matmulPath: info.matmulPath, threads: info.threads, backend: describeBackend(info),
   };
 }
 

@@ -25,7 +25,10 @@ import { registerLayerKernels } from './layerKernels.ts';
 import { state } from './state.ts';
 
 /** Result of {@link enableBlas}. */
-export type BlasStatus = { ok: true; threads: number; config: string } | { ok: false; reason: string };
+export type BlasStatus = { ok: true; threads: number; config: string; sgemm: SgemmKernel } | { ok: false; reason: string };
+
+/** Which code runs the products of more than two rows on the BLAS path. */
+export type SgemmKernel = 'avx512' | 'openblas';
 
 /** Functions exported by the compiled addon (native/blas/src/mor_blas.cc). */
 export interface BlasAddon {
@@ -45,6 +48,10 @@ export interface BlasAddon {
   getThreads(): number;
   /** OpenBLAS build string and core name. */
   config(): string;
+  /** Use the addon's own AVX-512 sgemm (where the CPU has it) or OpenBLAS's; returns whether the own one is on. */
+  setSgemm(own: boolean): boolean;
+  ownSgemm(): boolean;
+  ownSgemmAvailable(): boolean;
   /** MoR rank-expansion loops on the heap (native/blas/src/mor_rank.cc; see rankKernels.ts). */
   rankZ(heap: ArrayBuffer, t: number, n: number, r: number, gRows: number, hOff: number, gOff: number,
     omOff: number, zOff: number): void;
@@ -126,14 +133,29 @@ export function blasThreadCount(): number {
 }
 
 /**
+ * `MOR_SGEMM`: `auto` (default: the addon's own AVX-512 sgemm where the CPU has AVX-512, else
+ * OpenBLAS), `avx512` (an error without AVX-512) or `openblas`.
+ */
+export function sgemmRequest(): 'auto' | SgemmKernel {
+  const v = (process.env.MOR_SGEMM ?? '').toLowerCase() || 'auto';
+  if (v === 'auto' || v === 'avx512' || v === 'openblas') return v;
+  throw new UserError(`MOR_SGEMM must be auto, avx512 or openblas (got "${process.env.MOR_SGEMM}")`);
+}
+
+/**
  * Register the OpenBLAS kernels on the wasm backend (idempotent). Call after the wasm
  * backend is ready. Returns the thread count, or why BLAS is not available.
  */
 export function enableBlas(): BlasStatus {
   const lib = loadBlasAddon();
   if (!lib) return { ok: false, reason: state.addonError ?? 'native addon unavailable' };
+  const request = sgemmRequest();
+  if (request === 'avx512' && !lib.ownSgemmAvailable()) {
+    throw new UserError('MOR_SGEMM=avx512, but this CPU has no AVX-512 (or the addon was built without it); use auto or openblas');
+  }
   const threads = lib.setThreads(blasThreadCount());
   const config = lib.config();
+  const sgemm: SgemmKernel = lib.setSgemm(request !== 'openblas') ? 'avx512' : 'openblas';
   if (!state.blas) {
     const originals = state.wasmMatmulKernels ??= [tfc.BatchMatMul, tfc._FusedMatMul].map((name) => {
       const k = tfc.getKernel(name, 'wasm');
@@ -148,8 +170,8 @@ export function enableBlas(): BlasStatus {
     registerAttentionKernels(lib);
     registerLayerKernels(lib);
   }
-  state.blas = { threads, config };
-  return { ok: true, threads, config };
+  state.blas = { threads, config, sgemm };
+  return { ok: true, threads, config, sgemm };
 }
 
 /** Restore the original wasm kernels (idempotent): the pure-wasm path. */

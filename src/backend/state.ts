@@ -34,6 +34,8 @@ export interface BlasRecord {
   threads: number;
   /** OpenBLAS build and core. */
   config: string;
+  /** Which code runs the products of more than two rows. */
+  sgemm: 'avx512' | 'openblas';
 }
 
 export interface BackendState {

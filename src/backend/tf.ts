@@ -41,6 +41,11 @@ export interface BackendInfo {
   wasmThreads: number;
   /** OpenBLAS build and core (e.g. `OpenBLAS 0.3.21 ... Haswell`), on the BLAS path. */
   blasConfig?: string;
+  /**
+   * On the BLAS path, what runs the products of more than two rows: the addon's own AVX-512
+   * sgemm (the default where the CPU has AVX-512; `MOR_SGEMM`) or OpenBLAS's.
+   */
+  sgemm?: 'avx512' | 'openblas';
 }
 
 export interface InitOptions {
@@ -195,13 +200,13 @@ function applyMatmulPath(requested: 'wasm' | 'blas' | 'auto', blasMod: BlasModul
     }
     return { backend, matmulPath: 'wasm', blasReason: blas.reason, threads: 1, wasmThreads };
   }
-  return { backend, matmulPath: 'wasm+blas', threads: blas.threads, blasConfig: blas.config, wasmThreads };
+  return { backend, matmulPath: 'wasm+blas', threads: blas.threads, blasConfig: blas.config, sgemm: blas.sgemm, wasmThreads };
 }
 
 /** One-line description of the active path, as announced at start-up. */
 export function describeBackend(i: BackendInfo): string {
   return i.matmulPath === 'wasm+blas'
-    ? `OpenBLAS${blasCore(i.blasConfig)}, ${i.threads} thread${i.threads === 1 ? '' : 's'}`
+    ? `${i.sgemm === 'avx512' ? 'own AVX-512 sgemm + ' : ''}OpenBLAS${blasCore(i.blasConfig)}, ${i.threads} thread${i.threads === 1 ? '' : 's'}`
     : `pure wasm (${i.blasReason})`;
 }
 

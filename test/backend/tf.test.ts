@@ -9,7 +9,7 @@ test('initBackend is idempotent and runs on wasm', async () => {
   const again = await initBackend();
   assert.equal(again, backendInfo());
   assert.equal(tf.getBackend(), 'wasm');
-  assert.match(describeBackend(again), /^(OpenBLAS( \(\w+ kernels(, set by OPENBLAS_CORETYPE)?\))?, \d+ threads?|pure wasm \(.+\))$/);
+  assert.match(describeBackend(again), /^((own AVX-512 sgemm \+ )?OpenBLAS( \(\w+ kernels(, set by OPENBLAS_CORETYPE)?\))?, \d+ threads?|pure wasm \(.+\))$/);
 });
 
 test('the banner names the kernel set OpenBLAS runs, and says when the environment forced it', () => {
@@ -24,6 +24,9 @@ test('the banner names the kernel set OpenBLAS runs, and says when the environme
       'OpenBLAS (Haswell kernels, set by OPENBLAS_CORETYPE), 2 threads');
     // A build string without a core name at the end names none.
     assert.equal(describeBackend({ ...info, blasConfig: 'OpenBLAS 0.3.26 MAX_THREADS=64' }), 'OpenBLAS, 2 threads');
+    // The addon's own sgemm, when it runs the products, comes first.
+    assert.equal(describeBackend({ ...info, blasConfig: config, sgemm: 'avx512' }),
+      'own AVX-512 sgemm + OpenBLAS (Cooperlake kernels, set by OPENBLAS_CORETYPE), 2 threads');
   } finally {
     if (saved === undefined) delete process.env.OPENBLAS_CORETYPE;
     else process.env.OPENBLAS_CORETYPE = saved;

@@ -6,6 +6,8 @@
 #include <cblas.h>
 
 #include "mor_gemm.h"
+#include "mor_parallel.h"
+#include "mor_sgemm.h"
 #include "mor_norm.h"
 #include "mor_rank.h"
 #include "mor_rope.h"
@@ -20,6 +22,10 @@ namespace {
 
 // Rows up to which a product runs as one sgemv per row (see MorGemm).
 constexpr int kGemvMaxRows = 2;
+
+// Whether products of more rows run on the addon's own AVX-512 sgemm (mor_sgemm.cc) rather than
+// OpenBLAS's: on by default where the CPU has AVX-512 (setSgemm switches it).
+bool gOwnSgemm = morgemm::Available();
 
 }  // namespace
 
@@ -44,9 +50,17 @@ void MorGemm(const float* a, const float* b, float* c, int m, int n, int k, bool
     }
     return;
   }
-  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, m,
-              n, k, 1.0f, a, std::max(1, tA ? m : k), b, std::max(1, tB ? k : n), beta, c,
-              std::max(1, n));
+  MorGemmLd(tA, tB, m, n, k, a, std::max(1, tA ? m : k), b, std::max(1, tB ? k : n), beta, c, std::max(1, n));
+}
+
+void MorGemmLd(bool tA, bool tB, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta,
+               float* c, int ldc) {
+  if (gOwnSgemm) {
+    morgemm::Sgemm(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc, morpar::BlasThreads());
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda,
+              b, ldb, beta, c, ldc);
 }
 
 namespace {
@@ -122,6 +136,19 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), openblas_get_num_threads());
 }
 
+// setSgemm(own: boolean): the addon's AVX-512 sgemm (when the CPU has it) or OpenBLAS's for
+// products of more than kGemvMaxRows rows; returns whether the own kernel is now in use.
+Napi::Value SetSgemm(const Napi::CallbackInfo& info) {
+  gOwnSgemm = info.Length() > 0 && info[0].ToBoolean() && morgemm::Available();
+  return Napi::Boolean::New(info.Env(), gOwnSgemm);
+}
+
+Napi::Value OwnSgemm(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gOwnSgemm); }
+
+Napi::Value OwnSgemmAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), morgemm::Available());
+}
+
 Napi::Value Config(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), std::string(openblas_get_config()) + " " + openblas_get_corename());
 }
@@ -132,6 +159,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("config", Napi::Function::New(env, Config));
+  exports.Set("setSgemm", Napi::Function::New(env, SetSgemm));
+  exports.Set("ownSgemm", Napi::Function::New(env, OwnSgemm));
+  exports.Set("ownSgemmAvailable", Napi::Function::New(env, OwnSgemmAvailable));
   RegisterRankKernels(env, exports);
   RegisterStoreKernels(env, exports);
   RegisterXentKernels(env, exports);

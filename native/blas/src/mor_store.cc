@@ -201,12 +201,11 @@ Napi::Value StoredGemm(const Napi::CallbackInfo& info) {
     }
     if (tW) {
       // y[:, r0:r0+nr] = x [m, cols] * wb[nr, cols]^T
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(nr), int(cols), 1.0f, x, int(cols), wb,
-                  int(cols), 0.0f, y + r0, int(rows));
+      MorGemmLd(false, true, int(m), int(nr), int(cols), x, int(cols), wb, int(cols), 0.0f, y + r0, int(rows));
     } else {
       // y[m, cols] (+)= x[:, r0:r0+nr] * wb[nr, cols]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(cols), int(nr), 1.0f, x + r0, int(rows), wb,
-                  int(cols), r0 == 0 ? 0.0f : 1.0f, y, int(cols));
+      MorGemmLd(false, false, int(m), int(cols), int(nr), x + r0, int(rows), wb, int(cols), r0 == 0 ? 0.0f : 1.0f, y,
+                int(cols));
     }
   }
   return env.Undefined();

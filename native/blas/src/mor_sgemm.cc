@@ -4,9 +4,9 @@
 // and some machines set that variable to Haswell (older OpenBLAS builds crash on newer CPUs),
 // which runs AVX2 kernels at about half of an AVX-512 CPU's rate; Debian's OpenBLAS 0.3.21 has
 // no way to choose the kernel per call. This file is one small BLIS-style product, the same on
-// every AVX-512 machine whatever the environment: B is packed into panels of kNR columns
-// (shared by the threads), A into blocks of kMR-row micro-panels (one per thread), and a
-// register-blocked micro-kernel (kMR x kNR accumulators in zmm registers) runs over them.
+// every AVX-512 machine whatever the environment: B is packed into panels of NR = 48 (or 32)
+// columns (shared by the threads), A into blocks of kMR-row micro-panels (one per thread), and a
+// register-blocked micro-kernel (kMR x NR accumulators in zmm registers) runs over them.
 // Threads split the rows of C (or its columns when C has few rows). Products of other shapes
 // and CPUs without AVX-512 stay on OpenBLAS (MorGemm in mor_blas.cc).
 #include "mor_sgemm.h"
@@ -29,11 +29,9 @@ namespace morgemm {
 namespace {
 
 constexpr int kMR = 8;           // rows of a micro-tile
-constexpr int kNV = 3;           // 16-float vectors per micro-tile row
-constexpr int kNR = kNV * 16;    // columns of a micro-tile
 constexpr int kKC = 256;         // depth of a packed block
 constexpr int kMC = 128;         // rows of a packed A block (a multiple of kMR)
-constexpr int kNC = 3072;        // columns of a packed B panel (a multiple of kNR)
+constexpr int kNC = 3072;        // columns of a packed B panel (a multiple of 32 and 48)
 
 // A 64-byte-aligned float buffer that only grows (page faults once, not per product).
 struct Buffer {
@@ -157,63 +155,67 @@ inline void Transpose16(const float* src, int lds, float* dst, int ldd) {
     }
 }
 
-// B depth [p0, p0+kc) x columns [j0 + panel*kNR, ...) for panels [pBegin, pEnd) of a panel of
+// B depth [p0, p0+kc) x columns [j0 + panel*NR, ...) for panels [pBegin, pEnd) of a panel of
 // nc columns into dst[panel][p][col], zero-padded.
+template <int NV>
 void PackB(const Problem& q, int p0, int kc, int j0, int nc, int pBegin, int pEnd, float* dst) {
+  constexpr int NR = 16 * NV;
   for (int panel = pBegin; panel < pEnd; panel++) {
-    const int c0 = panel * kNR, cols = std::min(kNR, nc - c0);
-    float* d = dst + size_t(panel) * kNR * kc;
+    const int c0 = panel * NR, cols = std::min(NR, nc - c0);
+    float* d = dst + size_t(panel) * NR * kc;
     if (!q.tB) {  // B stored [k, n]: one contiguous run of columns per depth step
       for (int p = 0; p < kc; p++) {
         const float* src = q.b + size_t(p0 + p) * q.ldb + j0 + c0;
-        float* dp = d + size_t(p) * kNR;
-        if (cols == kNR) {
-          for (int v = 0; v < kNV; v++) _mm512_store_ps(dp + 16 * v, _mm512_loadu_ps(src + 16 * v));
+        float* dp = d + size_t(p) * NR;
+        if (cols == NR) {
+          for (int v = 0; v < NV; v++) _mm512_store_ps(dp + 16 * v, _mm512_loadu_ps(src + 16 * v));
         } else {
           for (int j = 0; j < cols; j++) dp[j] = src[j];
-          for (int j = cols; j < kNR; j++) dp[j] = 0.f;
+          for (int j = cols; j < NR; j++) dp[j] = 0.f;
         }
       }
     } else {  // B stored [n, k]: 16 x 16 blocks transposed in registers, the edges one by one
       const int cols16 = cols / 16 * 16, kc16 = kc / 16 * 16;
       for (int j = 0; j < cols16; j += 16)
         for (int p = 0; p < kc16; p += 16)
-          Transpose16(q.b + size_t(j0 + c0 + j) * q.ldb + p0 + p, q.ldb, d + size_t(p) * kNR + j, kNR);
-      for (int j = 0; j < kNR; j++) {
+          Transpose16(q.b + size_t(j0 + c0 + j) * q.ldb + p0 + p, q.ldb, d + size_t(p) * NR + j, NR);
+      for (int j = 0; j < NR; j++) {
         const float* src = q.b + size_t(j0 + c0 + j) * q.ldb + p0;
-        for (int p = j < cols16 ? kc16 : 0; p < kc; p++) d[size_t(p) * kNR + j] = j < cols ? src[p] : 0.f;
+        for (int p = j < cols16 ? kc16 : 0; p < kc; p++) d[size_t(p) * NR + j] = j < cols ? src[p] : 0.f;
       }
     }
   }
 }
 
-// c[kMR, kNR] (row stride ldc) = pa-panel x pb-panel (+ beta c): the register-blocked kernel.
+// c[kMR, NR] (row stride ldc) = pa-panel x pb-panel (+ beta c): the register-blocked kernel.
+template <int NV>
 __attribute__((always_inline)) inline void MicroKernel(int kc, const float* pa, const float* pb, float* c, int ldc,
                                                        float beta) {
-  __m512 acc[kMR][kNV];
+  constexpr int NR = 16 * NV;
+  __m512 acc[kMR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < kMR; i++)
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; v++) acc[i][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
   for (int p = 0; p < kc; p++) {
-    __m512 bv[kNV];
+    __m512 bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; v++) bv[v] = _mm512_load_ps(pb + 16 * v);
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(pb + 16 * v);
 #pragma GCC unroll 8
     for (int i = 0; i < kMR; i++) {
       const __m512 ai = _mm512_set1_ps(pa[i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < kNV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
     pa += kMR;
-    pb += kNR;
+    pb += NR;
   }
   const __m512 vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 8
   for (int i = 0; i < kMR; i++) {
     float* ci = c + size_t(i) * ldc;
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; v++) {
+    for (int v = 0; v < NV; v++) {
       __m512 r = acc[i][v];
       if (beta == 1.f) r = _mm512_add_ps(r, _mm512_loadu_ps(ci + 16 * v));
       else if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16 * v), r);
@@ -222,18 +224,20 @@ __attribute__((always_inline)) inline void MicroKernel(int kc, const float* pa, 
   }
 }
 
-// C[i0.., j0..] tile of rows x cols (at most kMR x kNR) += packed panels, through a local tile
+// C[i0.., j0..] tile of rows x cols (at most kMR x NR) += packed panels, through a local tile
 // when the tile is partial.
+template <int NV>
 void Tile(int kc, const float* pa, const float* pb, float* c, int ldc, int rows, int cols, float beta) {
-  if (rows == kMR && cols == kNR) {
-    MicroKernel(kc, pa, pb, c, ldc, beta);
+  constexpr int NR = 16 * NV;
+  if (rows == kMR && cols == NR) {
+    MicroKernel<NV>(kc, pa, pb, c, ldc, beta);
     return;
   }
-  alignas(64) float t[kMR * kNR];
-  MicroKernel(kc, pa, pb, t, kNR, 0.f);
+  alignas(64) float t[kMR * NR];
+  MicroKernel<NV>(kc, pa, pb, t, NR, 0.f);
   for (int i = 0; i < rows; i++) {
     float* ci = c + size_t(i) * ldc;
-    const float* ti = t + i * kNR;
+    const float* ti = t + i * NR;
     if (beta == 0.f) for (int j = 0; j < cols; j++) ci[j] = ti[j];
     else for (int j = 0; j < cols; j++) ci[j] = ti[j] + beta * ci[j];
   }
@@ -241,23 +245,25 @@ void Tile(int kc, const float* pa, const float* pb, float* c, int ldc, int rows,
 
 // One thread's share: rows [m0, m1) and columns [n0, n1) of C. The B panel (columns [n0, n1)) is
 // packed by the `nt` threads of `bar` together into `bbuf`; each packs panels t, t+nt, ...
+template <int NV>
 void Run(const Problem& q, int m0, int m1, int n0, int n1, float* bbuf, float* abuf, SpinBarrier& bar, int t, int nt) {
+  constexpr int NR = 16 * NV;
   for (int jc = n0; jc < n1; jc += kNC) {
-    const int nc = std::min(kNC, n1 - jc), panels = (nc + kNR - 1) / kNR;
+    const int nc = std::min(kNC, n1 - jc), panels = (nc + NR - 1) / NR;
     for (int pc = 0; pc < q.k; pc += kKC) {
       const int kc = std::min(kKC, q.k - pc);
       const float beta = pc == 0 ? q.beta : 1.f;
       const int per = (panels + nt - 1) / nt;
-      PackB(q, pc, kc, jc, nc, std::min(panels, t * per), std::min(panels, (t + 1) * per), bbuf);
+      PackB<NV>(q, pc, kc, jc, nc, std::min(panels, t * per), std::min(panels, (t + 1) * per), bbuf);
       bar.Wait();
       for (int ic = m0; ic < m1; ic += kMC) {
         const int mc = std::min(kMC, m1 - ic);
         PackA(q, ic, mc, pc, kc, abuf);
         for (int jr = 0; jr < panels; jr++) {
-          const int cols = std::min(kNR, nc - jr * kNR);
-          const float* pb = bbuf + size_t(jr) * kNR * kc;
+          const int cols = std::min(NR, nc - jr * NR);
+          const float* pb = bbuf + size_t(jr) * NR * kc;
           for (int ir = 0; ir < mc; ir += kMR) {
-            Tile(kc, abuf + size_t(ir) * kc, pb, q.c + size_t(ic + ir) * q.ldc + jc + jr * kNR, q.ldc,
+            Tile<NV>(kc, abuf + size_t(ir) * kc, pb, q.c + size_t(ic + ir) * q.ldc + jc + jr * NR, q.ldc,
                  std::min(kMR, mc - ir), cols, beta);
           }
         }
@@ -270,6 +276,58 @@ void Run(const Problem& q, int m0, int m1, int n0, int n1, float* bbuf, float* a
 #pragma GCC pop_options
 
 }  // namespace
+
+// The product with micro-tiles of kMR x 16 NV (NV = 2 or 3, chosen by Sgemm).
+template <int NV>
+void SgemmWith(const Problem& q, int threads) {
+  constexpr int NR = 16 * NV;
+  const int m = q.m, n = q.n, k = q.k;
+  // One thread under ~4 MFLOP, where starting a thread costs more than it saves.
+  const double flops = 2.0 * m * n * k;
+  int nt = std::max(1, threads);
+  if (flops < 4e6) nt = 1;
+  Scratch& s = tScratch;
+  if (int(s.a.size()) < nt) s.a.resize(size_t(nt));
+  const size_t aSize = size_t(kMC) * kKC, bPanel = size_t((std::min(kNC, n) + NR - 1) / NR) * NR * kKC;
+  // Rows split when every thread gets a useful share of them (B packed once, shared); otherwise
+  // columns (each thread packs its own B columns and all of A, which is then small).
+  const bool splitRows = m >= nt * 4 * kMR;
+  nt = std::min(nt, splitRows ? (m + kMR - 1) / kMR : (n + NR - 1) / NR);
+  if (nt <= 1) {
+    SpinBarrier one(1);
+    Run<NV>(q, 0, m, 0, n, s.b.Get(bPanel), s.a[0].Get(aSize), one, 0, 1);
+    return;
+  }
+  std::vector<std::thread> pool;
+  if (splitRows) {
+    float* bbuf = s.b.Get(bPanel);
+    SpinBarrier bar(nt);
+    const int units = (m + kMR - 1) / kMR, per = (units + nt - 1) / nt;
+    for (int t = 0; t < nt; t++) s.a[size_t(t)].Get(aSize);
+    auto work = [&](int t) {
+      Run<NV>(q, std::min(m, t * per * kMR), std::min(m, (t + 1) * per * kMR), 0, n, bbuf, s.a[size_t(t)].p, bar, t, nt);
+    };
+    for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    return;
+  }
+  // Column split: private B panels (one per thread, sized for its columns).
+  const int units = (n + NR - 1) / NR, per = (units + nt - 1) / nt;
+  std::vector<Buffer> bprivate(static_cast<size_t>(nt));
+  for (int t = 0; t < nt; t++) s.a[size_t(t)].Get(aSize);
+  auto work = [&](int t) {
+    const int n0 = std::min(n, t * per * NR), n1 = std::min(n, (t + 1) * per * NR);
+    if (n0 >= n1) return;
+    const size_t bsz = size_t((std::min(kNC, n1 - n0) + NR - 1) / NR) * NR * kKC;
+    float* bbuf = t == 0 ? s.b.Get(bsz) : bprivate[size_t(t)].Get(bsz);
+    SpinBarrier one(1);
+    Run<NV>(q, 0, m, n0, n1, bbuf, s.a[size_t(t)].p, one, 0, 1);
+  };
+  for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+}
 
 bool Available() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
@@ -288,51 +346,9 @@ void Sgemm(bool tA, bool tB, int m, int n, int k, const float* a, int lda, const
     return;
   }
   const Problem q{tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc};
-  // One thread under ~4 MFLOP, where starting a thread costs more than it saves.
-  const double flops = 2.0 * m * n * k;
-  int nt = std::max(1, threads);
-  if (flops < 4e6) nt = 1;
-  Scratch& s = tScratch;
-  if (int(s.a.size()) < nt) s.a.resize(size_t(nt));
-  const size_t aSize = size_t(kMC) * kKC, bPanel = size_t((std::min(kNC, n) + kNR - 1) / kNR) * kNR * kKC;
-  // Rows split when every thread gets a useful share of them (B packed once, shared); otherwise
-  // columns (each thread packs its own B columns and all of A, which is then small).
-  const bool splitRows = m >= nt * 4 * kMR;
-  nt = std::min(nt, splitRows ? (m + kMR - 1) / kMR : (n + kNR - 1) / kNR);
-  if (nt <= 1) {
-    SpinBarrier one(1);
-    Run(q, 0, m, 0, n, s.b.Get(bPanel), s.a[0].Get(aSize), one, 0, 1);
-    return;
-  }
-  std::vector<std::thread> pool;
-  if (splitRows) {
-    float* bbuf = s.b.Get(bPanel);
-    SpinBarrier bar(nt);
-    const int units = (m + kMR - 1) / kMR, per = (units + nt - 1) / nt;
-    for (int t = 0; t < nt; t++) s.a[size_t(t)].Get(aSize);
-    auto work = [&](int t) {
-      Run(q, std::min(m, t * per * kMR), std::min(m, (t + 1) * per * kMR), 0, n, bbuf, s.a[size_t(t)].p, bar, t, nt);
-    };
-    for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
-    return;
-  }
-  // Column split: private B panels (one per thread, sized for its columns).
-  const int units = (n + kNR - 1) / kNR, per = (units + nt - 1) / nt;
-  std::vector<Buffer> bprivate(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; t++) s.a[size_t(t)].Get(aSize);
-  auto work = [&](int t) {
-    const int n0 = std::min(n, t * per * kNR), n1 = std::min(n, (t + 1) * per * kNR);
-    if (n0 >= n1) return;
-    const size_t bsz = size_t((std::min(kNC, n1 - n0) + kNR - 1) / kNR) * kNR * kKC;
-    float* bbuf = t == 0 ? s.b.Get(bsz) : bprivate[size_t(t)].Get(bsz);
-    SpinBarrier one(1);
-    Run(q, 0, m, n0, n1, bbuf, s.a[size_t(t)].p, one, 0, 1);
-  };
-  for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
+  // 48-column micro-tiles, or 32 where that pads fewer columns (n = 32, 256: LoRA and MoR ranks).
+  if ((n + 31) / 32 * 32 < (n + 47) / 48 * 48) SgemmWith<2>(q, threads);
+  else SgemmWith<3>(q, threads);
 }
 
 }  // namespace morgemm

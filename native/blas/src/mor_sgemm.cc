@@ -187,27 +187,40 @@ void PackB(const Problem& q, int p0, int kc, int j0, int nc, int pBegin, int pEn
   }
 }
 
-// c[kMR, NR] (row stride ldc) = pa-panel x pb-panel (+ beta c): the register-blocked kernel.
-template <int NV>
-__attribute__((always_inline)) inline void MicroKernel(int kc, const float* pa, const float* pb, float* c, int ldc,
-                                                       float beta) {
+// Where the micro-kernel reads A: a packed micro-panel, or A itself (rows of row-major A, or
+// columns of A stored transposed) when packing would cost more than it saves (see SgemmWith).
+enum AFrom { kPacked, kRows, kColumns };
+
+// c[kMR, NR] (row stride ldc) = A-panel x pb-panel (+ beta c): the register-blocked kernel. For
+// kRows / kColumns, pa is A's element (row 0, depth 0) of the tile, lda its leading dimension, and
+// rows past `rows` repeat the last one (computed, never stored).
+template <int NV, AFrom AF>
+__attribute__((always_inline)) inline void MicroKernel(int kc, const float* pa, size_t lda, int rows, const float* pb,
+                                                       float* c, int ldc, float beta) {
   constexpr int NR = 16 * NV;
   __m512 acc[kMR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < kMR; i++)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+  const float* ap[kMR];  // kRows: row i's start
+  size_t off[kMR];       // kColumns: row i's offset within a stored row of A
+  for (int i = 0; i < kMR; i++) {
+    off[i] = size_t(std::min(i, rows - 1));
+    ap[i] = pa + off[i] * lda;
+  }
   for (int p = 0; p < kc; p++) {
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(pb + 16 * v);
+    const float* col = AF == kColumns ? pa + size_t(p) * lda : nullptr;
 #pragma GCC unroll 8
     for (int i = 0; i < kMR; i++) {
-      const __m512 ai = _mm512_set1_ps(pa[i]);
+      const float x = AF == kPacked ? pa[size_t(p) * kMR + i] : AF == kRows ? ap[i][p] : col[off[i]];
+      const __m512 ai = _mm512_set1_ps(x);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
-    pa += kMR;
     pb += NR;
   }
   const __m512 vb = _mm512_set1_ps(beta);
@@ -226,15 +239,15 @@ __attribute__((always_inline)) inline void MicroKernel(int kc, const float* pa, 
 
 // C[i0.., j0..] tile of rows x cols (at most kMR x NR) += packed panels, through a local tile
 // when the tile is partial.
-template <int NV>
-void Tile(int kc, const float* pa, const float* pb, float* c, int ldc, int rows, int cols, float beta) {
+template <int NV, AFrom AF>
+void Tile(int kc, const float* pa, size_t lda, const float* pb, float* c, int ldc, int rows, int cols, float beta) {
   constexpr int NR = 16 * NV;
   if (rows == kMR && cols == NR) {
-    MicroKernel<NV>(kc, pa, pb, c, ldc, beta);
+    MicroKernel<NV, AF>(kc, pa, lda, rows, pb, c, ldc, beta);
     return;
   }
   alignas(64) float t[kMR * NR];
-  MicroKernel<NV>(kc, pa, pb, t, NR, 0.f);
+  MicroKernel<NV, AF>(kc, pa, lda, rows, pb, t, NR, 0.f);
   for (int i = 0; i < rows; i++) {
     float* ci = c + size_t(i) * ldc;
     const float* ti = t + i * NR;
@@ -244,9 +257,11 @@ void Tile(int kc, const float* pa, const float* pb, float* c, int ldc, int rows,
 }
 
 // One thread's share: rows [m0, m1) and columns [n0, n1) of C. The B panel (columns [n0, n1)) is
-// packed by the `nt` threads of `bar` together into `bbuf`; each packs panels t, t+nt, ...
+// packed by the `nt` threads of `bar` together into `bbuf`, each a contiguous run of its panels;
+// A is packed into `abuf`, or read where it lies when `directA`.
 template <int NV>
-void Run(const Problem& q, int m0, int m1, int n0, int n1, float* bbuf, float* abuf, SpinBarrier& bar, int t, int nt) {
+void Run(const Problem& q, int m0, int m1, int n0, int n1, float* bbuf, float* abuf, bool directA, SpinBarrier& bar,
+         int t, int nt) {
   constexpr int NR = 16 * NV;
   for (int jc = n0; jc < n1; jc += kNC) {
     const int nc = std::min(kNC, n1 - jc), panels = (nc + NR - 1) / NR;
@@ -258,13 +273,19 @@ void Run(const Problem& q, int m0, int m1, int n0, int n1, float* bbuf, float* a
       bar.Wait();
       for (int ic = m0; ic < m1; ic += kMC) {
         const int mc = std::min(kMC, m1 - ic);
-        PackA(q, ic, mc, pc, kc, abuf);
+        if (!directA) PackA(q, ic, mc, pc, kc, abuf);
         for (int jr = 0; jr < panels; jr++) {
           const int cols = std::min(NR, nc - jr * NR);
           const float* pb = bbuf + size_t(jr) * NR * kc;
           for (int ir = 0; ir < mc; ir += kMR) {
-            Tile<NV>(kc, abuf + size_t(ir) * kc, pb, q.c + size_t(ic + ir) * q.ldc + jc + jr * NR, q.ldc,
-                 std::min(kMR, mc - ir), cols, beta);
+            float* c = q.c + size_t(ic + ir) * q.ldc + jc + jr * NR;
+            const int rows = std::min(kMR, mc - ir);
+            if (!directA)
+              Tile<NV, kPacked>(kc, abuf + size_t(ir) * kc, 0, pb, c, q.ldc, rows, cols, beta);
+            else if (q.tA)
+              Tile<NV, kColumns>(kc, q.a + size_t(pc) * q.lda + ic + ir, size_t(q.lda), pb, c, q.ldc, rows, cols, beta);
+            else
+              Tile<NV, kRows>(kc, q.a + size_t(ic + ir) * q.lda + pc, size_t(q.lda), pb, c, q.ldc, rows, cols, beta);
           }
         }
       }
@@ -292,10 +313,14 @@ void SgemmWith(const Problem& q, int threads) {
   // Rows split when every thread gets a useful share of them (B packed once, shared); otherwise
   // columns (each thread packs its own B columns and all of A, which is then small).
   const bool splitRows = m >= nt * 4 * kMR;
+  // A block packed once serves every B panel of its columns; with one or two panels (n <= 2 NR,
+  // LoRA's rank-32 products) the packing costs about as much as the product, so the kernel reads
+  // A where it lies instead.
+  const bool directA = n <= 2 * NR;
   nt = std::min(nt, splitRows ? (m + kMR - 1) / kMR : (n + NR - 1) / NR);
   if (nt <= 1) {
     SpinBarrier one(1);
-    Run<NV>(q, 0, m, 0, n, s.b.Get(bPanel), s.a[0].Get(aSize), one, 0, 1);
+    Run<NV>(q, 0, m, 0, n, s.b.Get(bPanel), s.a[0].Get(aSize), directA, one, 0, 1);
     return;
   }
   std::vector<std::thread> pool;
@@ -305,7 +330,7 @@ void SgemmWith(const Problem& q, int threads) {
     const int units = (m + kMR - 1) / kMR, per = (units + nt - 1) / nt;
     for (int t = 0; t < nt; t++) s.a[size_t(t)].Get(aSize);
     auto work = [&](int t) {
-      Run<NV>(q, std::min(m, t * per * kMR), std::min(m, (t + 1) * per * kMR), 0, n, bbuf, s.a[size_t(t)].p, bar, t, nt);
+      Run<NV>(q, std::min(m, t * per * kMR), std::min(m, (t + 1) * per * kMR), 0, n, bbuf, s.a[size_t(t)].p, directA, bar, t, nt);
     };
     for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
     work(0);
@@ -322,7 +347,7 @@ void SgemmWith(const Problem& q, int threads) {
     const size_t bsz = size_t((std::min(kNC, n1 - n0) + NR - 1) / NR) * NR * kKC;
     float* bbuf = t == 0 ? s.b.Get(bsz) : bprivate[size_t(t)].Get(bsz);
     SpinBarrier one(1);
-    Run<NV>(q, 0, m, n0, n1, bbuf, s.a[size_t(t)].p, one, 0, 1);
+    Run<NV>(q, 0, m, n0, n1, bbuf, s.a[size_t(t)].p, directA, one, 0, 1);
   };
   for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
   work(0);

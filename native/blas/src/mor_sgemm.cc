@@ -52,10 +52,12 @@ struct Buffer {
   ~Buffer() { std::free(p); }
 };
 
-// The calling thread's buffers: B panel (shared by the product's threads) and one A block per
-// thread. Products are issued from one thread at a time per caller, so these are reused.
+// The calling thread's buffers: B panel (shared by the product's threads when they split rows;
+// one per thread in `bt` when they split columns) and one A block per thread. Products are issued
+// from one thread at a time per caller, so these are reused.
 struct Scratch {
   Buffer b;
+  std::vector<Buffer> bt;
   std::vector<Buffer> a;
 };
 thread_local Scratch tScratch;
@@ -309,6 +311,7 @@ void SgemmWith(const Problem& q, int threads) {
   if (flops < 4e6) nt = 1;
   Scratch& s = tScratch;
   if (int(s.a.size()) < nt) s.a.resize(size_t(nt));
+  if (int(s.bt.size()) < nt) s.bt.resize(size_t(nt));
   const size_t aSize = size_t(kMC) * kKC, bPanel = size_t((std::min(kNC, n) + NR - 1) / NR) * NR * kKC;
   // Rows split when every thread gets a useful share of them (B packed once, shared); otherwise
   // columns (each thread packs its own B columns and all of A, which is then small).
@@ -337,15 +340,19 @@ void SgemmWith(const Problem& q, int threads) {
     for (auto& th : pool) th.join();
     return;
   }
-  // Column split: private B panels (one per thread, sized for its columns).
+  // Column split: private B panels (one per thread, sized for its columns), allocated here so
+  // that the workers only compute.
   const int units = (n + NR - 1) / NR, per = (units + nt - 1) / nt;
-  std::vector<Buffer> bprivate(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; t++) s.a[size_t(t)].Get(aSize);
+  std::vector<float*> bbufs(static_cast<size_t>(nt));
+  for (int t = 0; t < nt; t++) {
+    s.a[size_t(t)].Get(aSize);
+    const int cols = std::max(0, std::min(n, (t + 1) * per * NR) - std::min(n, t * per * NR));
+    bbufs[size_t(t)] = s.bt[size_t(t)].Get(size_t((std::min(kNC, cols) + NR - 1) / NR) * NR * kKC + 16);
+  }
   auto work = [&](int t) {
     const int n0 = std::min(n, t * per * NR), n1 = std::min(n, (t + 1) * per * NR);
     if (n0 >= n1) return;
-    const size_t bsz = size_t((std::min(kNC, n1 - n0) + NR - 1) / NR) * NR * kKC;
-    float* bbuf = t == 0 ? s.b.Get(bsz) : bprivate[size_t(t)].Get(bsz);
+    float* bbuf = bbufs[size_t(t)];
     SpinBarrier one(1);
     Run<NV>(q, 0, m, n0, n1, bbuf, s.a[size_t(t)].p, directA, one, 0, 1);
   };

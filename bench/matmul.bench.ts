@@ -3,9 +3,11 @@
  *
  * GFLOP/s of the project matmul (forward, and forward+backward with both gradients) on
  * each available path (pure wasm, wasm + OpenBLAS kernel), switching paths within the run,
- * next to raw `cblas_sgemm` of the same products on plain Float32Arrays (the ceiling);
+ * next to the addon's raw sgemm of the same products on plain Float32Arrays (the ceiling: the
+ * same kernel the BLAS path runs, the own AVX-512 sgemm or OpenBLAS's, see MOR_SGEMM);
  * then a 2-layer MLP (batch 64, hidden 1024) forward+backward on the project matmul vs
- * naive tf.matMul (built-in gradient). Ends with the issue-2 acceptance checks.
+ * naive tf.matMul (built-in gradient); then, on AVX-512 CPUs, the own sgemm against OpenBLAS's
+ * on the training step's products. Ends with the issue-2 acceptance checks.
  * `--quick` skips the [1024,576]x[576,49152] shape (up to a minute on pure wasm);
  * `--mlp-only` runs only the MLP; `--paths=wasm` or `--paths=blas` picks the paths.
  */
@@ -160,11 +162,42 @@ const table = rows.map((r) => {
   return [r.shape.name, label(r.path), fmt(r.fwd.medianMs), fmt(gf), fmt(cf), cf ? fmt(gf / cf, 2) : '-',
     fmt(r.fwdBwd.medianMs), fmt(gfb), fmt(cfb), cfb ? fmt(gfb / cfb, 2) : '-'];
 });
-if (rows.length) console.log('GFLOP/s: best run; ms: median; sgemm: raw cblas_sgemm of the same products, timed interleaved');
+if (rows.length) console.log('GFLOP/s: best run; ms: median; sgemm: the addon\'s raw sgemm of the same products, timed interleaved');
 if (rows.length) console.log(formatTable(['shape', 'path', 'fwd ms', 'GFLOP/s', 'sgemm', 'ratio', 'fwd+bwd ms', 'GFLOP/s', 'sgemm', 'ratio'], table));
 console.log('\n2-layer MLP, batch 64, 1024-1024-1024, forward+backward (grads of both weights), median ms');
 console.log(formatTable(['path', 'project matMul', 'project, x·Wᵀ layout', 'naive tf.matMul', 'speed-up'],
   mlpRows.map((r) => [label(r.path), fmt(r.project), fmt(r.projectHf), fmt(r.naive), `${fmt(r.naive / r.project)}x`])));
+
+// The own AVX-512 sgemm against OpenBLAS's (whatever kernel set OpenBLAS runs here), raw.
+if (addon?.ownSgemmAvailable() && !mlpOnly) {
+  const wasOwn = addon.ownSgemm();
+  const stepShapes: [string, number, number, number, boolean, boolean][] = [
+    ['x·Wᵀ [1024,576]x[1536,576]ᵀ', 1024, 1536, 576, false, true],
+    ['dY·W [1024,1536]x[1536,576]', 1024, 576, 1536, false, false],
+    ['Xᵀ·dY [576,1024]ᵀx[1024,1536]', 576, 1536, 1024, true, false],
+    ...(quick ? [] : [['LM head x·Eᵀ [1024,576]x[49152,576]ᵀ', 1024, 49152, 576, false, true] as [string, number, number, number, boolean, boolean],
+      ['LM head dY·E [1024,49152]x[49152,576]', 1024, 576, 49152, false, false] as [string, number, number, number, boolean, boolean]]),
+    ['LoRA x·Aᵀ [1024,576]x[32,576]ᵀ', 1024, 32, 576, false, true],
+    ['MoR z·bexp [1024,256]x[256,1536]', 1024, 1536, 256, false, false],
+    ['MoR dY·bexpᵀ [1024,1536]x[256,1536]ᵀ', 1024, 256, 1536, false, true],
+  ];
+  const own: string[][] = [];
+  for (const [name, m, n, k, tA, tB] of stepShapes) {
+    const a = fill(m * k, 7), b = fill(k * n, 8), c = new Float32Array(m * n);
+    const run = (ownKernel: boolean) => () => {
+      addon.setSgemm(ownKernel);
+      addon.sgemm(a, b, c, m, n, k, tA, tB);
+    };
+    const f = 2 * m * n * k;
+    const [o, ob] = timeInterleaved([run(true), run(false)], f > 2e10 ? { warmup: 1, minIters: 3, maxIters: 3, budgetMs: 1 } : { warmup: 1, minIters: 5, budgetMs: 1000 });
+    own.push([name, fmt(gflops(f, o.minMs)), fmt(gflops(f, ob.minMs)), fmt(ob.minMs / o.minMs, 2)]);
+  }
+  addon.setSgemm(wasOwn);
+  const core = addon.config().trim().split(/\s+/).at(-1);
+  console.log(`\nown AVX-512 sgemm vs OpenBLAS's (${core} kernels${process.env.OPENBLAS_CORETYPE ? ', set by OPENBLAS_CORETYPE' : ''}), raw, ` +
+    `${addon.getThreads()} threads, best of interleaved runs, GFLOP/s`);
+  console.log(formatTable(['product', 'own', 'OpenBLAS', 'own / OpenBLAS'], own));
+}
 
 // Issue-2 acceptance targets.
 console.log('\nacceptance (issue 2):');

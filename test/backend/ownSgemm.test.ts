@@ -94,7 +94,7 @@ test('MOR_SGEMM picks the kernel; bad values and an impossible request are clear
     process.env.MOR_SGEMM = 'mkl';
     assert.throws(() => sgemmRequest(), /MOR_SGEMM must be auto, avx512 or openblas \(got "mkl"\)/);
     // Switching through enableBlas only where the BLAS path is active (MOR_MATMUL=wasm keeps the wasm kernels).
-    if (info.matmulPath !== 'wasm+blas') return;
+    if (info.matmulPath !== 'wasm+blas' || !addon) return;
     process.env.MOR_SGEMM = 'openblas';
     const forced = enableBlas();
     assert.ok(forced.ok && forced.sgemm === 'openblas' && !addon.ownSgemm());

@@ -7,7 +7,8 @@
 //   backward: P recomputed (the same function, so the same values); dv_g += Pᵀ dout_h; dP = dout_h v_gᵀ;
 //             dS = P ∘ (dP - rowsum(dout_h ∘ out_h)); dq_h = dS k_g; dk_g += dSᵀ q_h
 //
-// The products are cblas_sgemm calls, one per key/value head and tile of query rows, on the
+// The products are the addon's products (MorGemmLd: the own AVX-512 sgemm where it runs, else
+// cblas_sgemm), one per key/value head and tile of query rows, on the
 // query heads of that group gathered into one contiguous block (a copy of q's rows, not of the
 // keys and values, which are read in place from the [B, S, Hkv, D] layout the projections
 // produce: no transposes); the [T, S] probabilities live only
@@ -16,6 +17,7 @@
 // -1e9 of masked keys), so the tape holds q, k, v and out instead of the scores and
 // probabilities of every head. Row-wise softmax work is split over threads.
 #include "mor_attention.h"
+#include "mor_gemm.h"
 
 #include <cblas.h>
 
@@ -193,8 +195,9 @@ size_t KeyEnd(const float* mask, const Dims& d, size_t b, size_t t0, size_t tr) 
 
 // Run fn(b, g, inner) for every (batch, key/value head) group. Groups write disjoint rows of the
 // outputs (dk and dv included: a group owns its key/value head), so they split over threads: with
-// `threads` > 1 and enough work, OpenBLAS runs one thread per call while the groups run side by
-// side (its own threading of these small products costs more than it saves), and `inner`, the
+// `threads` > 1 and enough work, each product runs on one thread (OpenBLAS's count set to 1, which
+// the own sgemm follows too) while the groups run side by side (threading these small products
+// costs more than it saves), and `inner`, the
 // thread count for the row-wise softmax work inside a group, is 1. Decoding steps (one query row)
 // are below the threshold and stay on the caller's thread.
 template <typename Fn>
@@ -232,13 +235,11 @@ Napi::Value AttnForward(const Napi::CallbackInfo& info) {
     for (size_t t0 = 0; t0 < d.T; t0 += tile) {
       const size_t tr = std::min(tile, d.T - t0), m = d.rep() * tr, se = KeyEnd(mask, d, b, t0, tr);
       Gather(q, d, b, g, t0, tr, qg.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
-                  k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
+      MorGemmLd(false, true, int(m), int(se), int(d.D), qg.data(), int(d.D), k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
       morpar::Parallel(m, inner, m * se, [&](size_t i0, size_t i1) {
         for (size_t i = i0; i < i1; i++) SoftmaxRow(p.data() + i * se, MaskRow(mask, d, b, t0 + i % tr), se);
       }, size_t(1) << 17);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, p.data(), int(se),
-                  v + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
+      MorGemmLd(false, false, int(m), int(d.D), int(se), p.data(), int(se), v + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
       Scatter(og.data(), d, b, g, t0, tr, out);
     }
   });
@@ -272,10 +273,8 @@ Napi::Value AttnBackward(const Napi::CallbackInfo& info) {
       Gather(q, d, b, g, t0, tr, qg.data());
       Gather(out, d, b, g, t0, tr, og.data());
       Gather(dout, d, b, g, t0, tr, dog.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, qg.data(), int(d.D),
-                  k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(se), int(d.D), 1.f, dog.data(), int(d.D),
-                  v + kvAt, int(d.ks()), 0.f, dp.data(), int(se));
+      MorGemmLd(false, true, int(m), int(se), int(d.D), qg.data(), int(d.D), k + kvAt, int(d.ks()), 0.f, p.data(), int(se));
+      MorGemmLd(false, true, int(m), int(se), int(d.D), dog.data(), int(d.D), v + kvAt, int(d.ks()), 0.f, dp.data(), int(se));
       morpar::Parallel(m, inner, m * se, [&](size_t i0, size_t i1) {
         for (size_t i = i0; i < i1; i++) {
           float* pr = p.data() + i * se;
@@ -290,13 +289,10 @@ Napi::Value AttnBackward(const Napi::CallbackInfo& info) {
         }
       }, size_t(1) << 17);
       // dv_g += Pᵀ dout_g; dq_g = dS k_g; dk_g += dSᵀ q_g
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, p.data(), int(se),
-                  dog.data(), int(d.D), 1.f, dv + kvAt, int(d.ks()));
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(m), int(d.D), int(se), 1.f, dp.data(), int(se),
-                  k + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
+      MorGemmLd(true, false, int(se), int(d.D), int(m), p.data(), int(se), dog.data(), int(d.D), 1.f, dv + kvAt, int(d.ks()));
+      MorGemmLd(false, false, int(m), int(d.D), int(se), dp.data(), int(se), k + kvAt, int(d.ks()), 0.f, og.data(), int(d.D));
       Scatter(og.data(), d, b, g, t0, tr, dq);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(se), int(d.D), int(m), 1.f, dp.data(), int(se),
-                  qg.data(), int(d.D), 1.f, dk + kvAt, int(d.ks()));
+      MorGemmLd(true, false, int(se), int(d.D), int(m), dp.data(), int(se), qg.data(), int(d.D), 1.f, dk + kvAt, int(d.ks()));
     }
   });
   return info.Env().Undefined();

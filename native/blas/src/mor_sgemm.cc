@@ -29,7 +29,7 @@ namespace morgemm {
 namespace {
 
 constexpr int kMR = 8;           // rows of a micro-tile
-constexpr int kKC = 256;         // depth of a packed block
+constexpr int kKC = 640;         // largest depth of a packed block (see DepthStep)
 constexpr int kMC = 128;         // rows of a packed A block (a multiple of kMR)
 constexpr int kNC = 3072;        // columns of a packed B panel (a multiple of 32 and 48)
 
@@ -97,6 +97,14 @@ struct Problem {
   float* c;
   int ldc;
 };
+
+// Depth of the packed blocks: k split into equal blocks of at most kKC (a multiple of 16), so that
+// C is read and written once per block and no block is a short remainder (k = 576: 2 x 288
+// rather than 256 + 256 + 64).
+inline int DepthStep(int k) {
+  const int blocks = (k + kKC - 1) / kKC;
+  return std::min(kKC, ((k + blocks - 1) / blocks + 15) / 16 * 16);
+}
 
 // Only the packing and compute functions are compiled for AVX-512 (the threading code and the
 // standard-library templates it instantiates stay baseline x86-64).
@@ -267,8 +275,9 @@ void Run(const Problem& q, int m0, int m1, int n0, int n1, float* bbuf, float* a
   constexpr int NR = 16 * NV;
   for (int jc = n0; jc < n1; jc += kNC) {
     const int nc = std::min(kNC, n1 - jc), panels = (nc + NR - 1) / NR;
-    for (int pc = 0; pc < q.k; pc += kKC) {
-      const int kc = std::min(kKC, q.k - pc);
+    const int kStep = DepthStep(q.k);
+    for (int pc = 0; pc < q.k; pc += kStep) {
+      const int kc = std::min(kStep, q.k - pc);
       const float beta = pc == 0 ? q.beta : 1.f;
       const int per = (panels + nt - 1) / nt;
       PackB<NV>(q, pc, kc, jc, nc, std::min(panels, t * per), std::min(panels, (t + 1) * per), bbuf);

@@ -15,7 +15,7 @@
  * reaches on a large product in the same process, over the step time).
  *
  * `--profile`: also print, for each kind, our step's time by kind of work.
- * Env: BENCH_KINDS (lora,mor,moelora,full), BENCH_ROUNDS (2), BENCH_STEPS (3), BENCH_WARMUP (2), BENCH_BATCH (4),
+ * Env: BENCH_KINDS (lora,mor,moelora,full), BENCH_ROUNDS (2), BENCH_STEPS (3), BENCH_WARMUP (3), BENCH_BATCH (4),
  * BENCH_SEQ (256), BENCH_LAYERS (6), BENCH_R (32), BENCH_N (8), BENCH_TORCH=0 (skip PyTorch),
  * MOR_TORCH_PYTHON (a Python with torch >= 2, transformers and peft; default python3),
  * MOR_MATMUL=wasm (time the pure-wasm path).
@@ -39,7 +39,7 @@ const kinds = env('BENCH_KINDS', 'lora,mor,moelora,full').split(',').map((s) => 
 const rounds = Number(env('BENCH_ROUNDS', '2'));
 const layers = Number(env('BENCH_LAYERS', '6'));
 const childEnv = {
-  BENCH_BATCH: env('BENCH_BATCH', '4'), BENCH_SEQ: env('BENCH_SEQ', '256'), BENCH_STEPS: env('BENCH_STEPS', '3'), BENCH_WARMUP: env('BENCH_WARMUP', '2'),
+  BENCH_BATCH: env('BENCH_BATCH', '4'), BENCH_SEQ: env('BENCH_SEQ', '256'), BENCH_STEPS: env('BENCH_STEPS', '3'), BENCH_WARMUP: env('BENCH_WARMUP', '3'),
   BENCH_R: env('BENCH_R', '32'), BENCH_N: env('BENCH_N', '8'),
 };
 const profile = process.argv.includes('--profile');

@@ -1,7 +1,7 @@
 """PyTorch side of `npm run bench:train` (bench/train.bench.ts): the same checkpoint, the same step.
 
 Usage: python train_torch.py MODEL_DIR KIND   (KIND: lora | mor | moelora | full)
-Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS (timed steps), BENCH_WARMUP (untimed steps before them, 2), BENCH_R, BENCH_N,
+Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS (timed steps), BENCH_WARMUP (untimed steps before them, 3), BENCH_R, BENCH_N,
 BENCH_THREADS (default: all cores).
 Loads the float32 checkpoint with transformers, attaches the adapter to gate/up/down (LoRA with
 PEFT; MoR and MoELoRA as in bench/torch_adapters.py; full: every linear weight of the decoder
@@ -30,7 +30,7 @@ def main():
     batch = int(os.environ.get("BENCH_BATCH", "4"))
     seq = int(os.environ.get("BENCH_SEQ", "256"))
     steps = int(os.environ.get("BENCH_STEPS", "3"))
-    warmup = int(os.environ.get("BENCH_WARMUP", "2"))
+    warmup = int(os.environ.get("BENCH_WARMUP", "3"))
     r = int(os.environ.get("BENCH_R", "32"))
     n = int(os.environ.get("BENCH_N", "8"))
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count())))

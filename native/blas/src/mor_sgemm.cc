@@ -7,8 +7,8 @@
 // every AVX-512 machine whatever the environment: B is packed into panels of NR = 48 (or 32)
 // columns (shared by the threads), A into blocks of kMR-row micro-panels (one per thread), and a
 // register-blocked micro-kernel (kMR x NR accumulators in zmm registers) runs over them.
-// Threads split the rows of C (or its columns when C has few rows). Products of other shapes
-// and CPUs without AVX-512 stay on OpenBLAS (MorGemm in mor_blas.cc).
+// Threads split the rows of C (or its columns when C has few rows). One- and two-row products
+// (sgemv) and CPUs without AVX-512 stay on OpenBLAS (MorGemm in mor_blas.cc).
 #include "mor_sgemm.h"
 
 #include <algorithm>
@@ -190,8 +190,13 @@ void PackB(const Problem& q, int p0, int kc, int j0, int nc, int pBegin, int pEn
         for (int p = 0; p < kc16; p += 16)
           Transpose16(q.b + size_t(j0 + c0 + j) * q.ldb + p0 + p, q.ldb, d + size_t(p) * NR + j, NR);
       for (int j = 0; j < NR; j++) {
+        const int p1 = j < cols16 ? kc16 : 0;
+        if (j >= cols) {
+          for (int p = p1; p < kc; p++) d[size_t(p) * NR + j] = 0.f;
+          continue;
+        }
         const float* src = q.b + size_t(j0 + c0 + j) * q.ldb + p0;
-        for (int p = j < cols16 ? kc16 : 0; p < kc; p++) d[size_t(p) * NR + j] = j < cols ? src[p] : 0.f;
+        for (int p = p1; p < kc; p++) d[size_t(p) * NR + j] = src[p];
       }
     }
   }

@@ -1,9 +1,10 @@
 /**
  * Optional native OpenBLAS kernel for the wasm backend.
  *
- * The addon (native/blas, built at install by scripts/build-native.mjs) calls `cblas_sgemm`
- * on the wasm heap itself: operands and output are addressed by their byte offsets in the
- * WebAssembly memory, so nothing is copied. When enabled it replaces the wasm backend's
+ * The addon (native/blas, built at install by scripts/build-native.mjs) runs products on the
+ * wasm heap itself (its own AVX-512 sgemm where the CPU has AVX-512, else `cblas_sgemm`; see
+ * `MOR_SGEMM`): operands and output are addressed by their byte offsets in the WebAssembly
+ * memory, so nothing is copied. When enabled it replaces the wasm backend's
  * `BatchMatMul` kernel (used by `tf.matMul` and so by the project matmul) and its
  * `_FusedMatMul` kernel (`tf.fused.matMul`: bias + linear/relu fused in C; other activations
  * run the wasm activation kernel on the product). Transposes are sgemm flags, batches loop inside C (a

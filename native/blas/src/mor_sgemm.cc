@@ -326,7 +326,10 @@ void SgemmWith(const Problem& q, int threads) {
   Scratch& s = tScratch;
   if (int(s.a.size()) < nt) s.a.resize(size_t(nt));
   if (int(s.bt.size()) < nt) s.bt.resize(size_t(nt));
-  const size_t aSize = size_t(kMC) * kKC, bPanel = size_t((std::min(kNC, n) + NR - 1) / NR) * NR * kKC;
+  // Buffers sized for this product's depth blocks (small for the attention's k = 64 products,
+  // whose worker threads allocate their own).
+  const size_t kStep = size_t(DepthStep(k));
+  const size_t aSize = size_t(kMC) * kStep, bPanel = size_t((std::min(kNC, n) + NR - 1) / NR) * NR * kStep;
   // Rows split when every thread gets a useful share of them (B packed once, shared); otherwise
   // columns (each thread packs its own B columns and all of A, which is then small).
   const bool splitRows = m >= nt * 4 * kMR;
@@ -361,7 +364,7 @@ void SgemmWith(const Problem& q, int threads) {
   for (int t = 0; t < nt; t++) {
     s.a[size_t(t)].Get(aSize);
     const int cols = std::max(0, std::min(n, (t + 1) * per * NR) - std::min(n, t * per * NR));
-    bbufs[size_t(t)] = s.bt[size_t(t)].Get(size_t((std::min(kNC, cols) + NR - 1) / NR) * NR * kKC + 16);
+    bbufs[size_t(t)] = s.bt[size_t(t)].Get(size_t((std::min(kNC, cols) + NR - 1) / NR) * NR * kStep + 16);
   }
   auto work = [&](int t) {
     const int n0 = std::min(n, t * per * NR), n1 = std::min(n, (t + 1) * per * NR);

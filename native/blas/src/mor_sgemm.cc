@@ -11,6 +11,8 @@
 // (sgemv) and CPUs without AVX-512 stay on OpenBLAS (MorGemm in mor_blas.cc).
 #include "mor_sgemm.h"
 
+#include "mor_parallel.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -343,7 +345,13 @@ void SgemmWith(const Problem& q, int threads) {
     Run<NV>(q, 0, m, 0, n, s.b.Get(bPanel), s.a[0].Get(aSize), directA, one, 0, 1);
     return;
   }
-  std::vector<std::thread> pool;
+  // work(t) for t in [0, nt), each on its own thread (the caller's is t = 0): the row split's
+  // barrier needs all of them running at once.
+  auto onThreads = [nt](auto work) {
+    morpar::Parallel(size_t(nt), nt, 1, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; t++) work(int(t));
+    }, 0);
+  };
   if (splitRows) {
     float* bbuf = s.b.Get(bPanel);
     SpinBarrier bar(nt);
@@ -352,9 +360,7 @@ void SgemmWith(const Problem& q, int threads) {
     auto work = [&](int t) {
       Run<NV>(q, std::min(m, t * per * kMR), std::min(m, (t + 1) * per * kMR), 0, n, bbuf, s.a[size_t(t)].p, directA, bar, t, nt);
     };
-    for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
+    onThreads(work);
     return;
   }
   // Column split: private B panels (one per thread, sized for its columns), allocated here so
@@ -373,9 +379,7 @@ void SgemmWith(const Problem& q, int threads) {
     SpinBarrier one(1);
     Run<NV>(q, 0, m, n0, n1, bbuf, s.a[size_t(t)].p, directA, one, 0, 1);
   };
-  for (int t = 1; t < nt; t++) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
+  onThreads(work);
 }
 
 bool Available() {

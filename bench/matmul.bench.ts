@@ -12,7 +12,7 @@
  * `--mlp-only` runs only the MLP; `--paths=wasm` or `--paths=blas` picks the paths.
  */
 import os from 'node:os';
-import { backendInfo, initBackend, setMatmulPath, tf } from '../src/backend/tf.ts';
+import { backendInfo, blasCore, initBackend, setMatmulPath, tf } from '../src/backend/tf.ts';
 import { matMul } from '../src/backend/matmul.ts';
 import { type BlasAddon, loadBlasAddon } from '../src/backend/blas.ts';
 import { fmt, formatTable, gflops, type Timing, timeInterleaved } from './lib/timing.ts';
@@ -171,12 +171,16 @@ console.log(formatTable(['path', 'project matMul', 'project, x·Wᵀ layout', 'n
 // The own AVX-512 sgemm against OpenBLAS's (whatever kernel set OpenBLAS runs here), raw.
 if (addon?.ownSgemmAvailable() && !mlpOnly) {
   const wasOwn = addon.ownSgemm();
-  const stepShapes: [string, number, number, number, boolean, boolean][] = [
+  type StepShape = [name: string, m: number, n: number, k: number, tA: boolean, tB: boolean];
+  const lmHead: StepShape[] = [
+    ['LM head x·Eᵀ [1024,576]x[49152,576]ᵀ', 1024, 49152, 576, false, true],
+    ['LM head dY·E [1024,49152]x[49152,576]', 1024, 576, 49152, false, false],
+  ];
+  const stepShapes: StepShape[] = [
     ['x·Wᵀ [1024,576]x[1536,576]ᵀ', 1024, 1536, 576, false, true],
     ['dY·W [1024,1536]x[1536,576]', 1024, 576, 1536, false, false],
     ['Xᵀ·dY [576,1024]ᵀx[1024,1536]', 576, 1536, 1024, true, false],
-    ...(quick ? [] : [['LM head x·Eᵀ [1024,576]x[49152,576]ᵀ', 1024, 49152, 576, false, true] as [string, number, number, number, boolean, boolean],
-      ['LM head dY·E [1024,49152]x[49152,576]', 1024, 576, 49152, false, false] as [string, number, number, number, boolean, boolean]]),
+    ...(quick ? [] : lmHead),
     ['LoRA x·Aᵀ [1024,576]x[32,576]ᵀ', 1024, 32, 576, false, true],
     ['MoR z·bexp [1024,256]x[256,1536]', 1024, 1536, 256, false, false],
     ['MoR dY·bexpᵀ [1024,1536]x[256,1536]ᵀ', 1024, 256, 1536, false, true],
@@ -193,8 +197,7 @@ if (addon?.ownSgemmAvailable() && !mlpOnly) {
     own.push([name, fmt(gflops(f, o.minMs)), fmt(gflops(f, ob.minMs)), fmt(ob.minMs / o.minMs, 2)]);
   }
   addon.setSgemm(wasOwn);
-  const core = addon.config().trim().split(/\s+/).at(-1);
-  console.log(`\nown AVX-512 sgemm vs OpenBLAS's (${core} kernels${process.env.OPENBLAS_CORETYPE ? ', set by OPENBLAS_CORETYPE' : ''}), raw, ` +
+  console.log(`\nown AVX-512 sgemm vs OpenBLAS's${blasCore(addon.config())}, raw, ` +
     `${addon.getThreads()} threads, best of interleaved runs, GFLOP/s`);
   console.log(formatTable(['product', 'own', 'OpenBLAS', 'own / OpenBLAS'], own));
 }

@@ -9,7 +9,7 @@
  * asks their functions (`backendInfo`, `blasActive`, `weightStoreAvailable`, ...).
  */
 import type * as tfc from '@tensorflow/tfjs-core';
-import type { BlasAddon } from './blas.ts';
+import type { BlasAddon, SgemmKernel } from './blas.ts';
 import type { BackendInfo, InitOptions } from './tf.ts';
 
 /** A matmul path as requested (`auto`: BLAS when available). */
@@ -35,7 +35,7 @@ export interface BlasRecord {
   /** OpenBLAS build and core. */
   config: string;
   /** Which code runs the products of more than two rows. */
-  sgemm: 'avx512' | 'openblas';
+  sgemm: SgemmKernel;
 }
 
 export interface BackendState {

@@ -22,6 +22,7 @@ import { installWasmKernelFixes } from './wasmKernels.ts';
 import { setShapeOnlySaves } from './shapeOnlySaves.ts';
 import { startWithWasmThreads } from './wasmThreads.ts';
 import { state, type MatmulRequest } from './state.ts';
+import type { SgemmKernel } from './blas.ts';
 
 export { tf };
 
@@ -45,7 +46,7 @@ export interface BackendInfo {
    * On the BLAS path, what runs the products of more than two rows: the addon's own AVX-512
    * sgemm (the default where the CPU has AVX-512; `MOR_SGEMM`) or OpenBLAS's.
    */
-  sgemm?: 'avx512' | 'openblas';
+  sgemm?: SgemmKernel;
 }
 
 export interface InitOptions {
@@ -215,7 +216,7 @@ export function describeBackend(i: BackendInfo): string {
  * config string), and whether the environment forced it: `OPENBLAS_CORETYPE=Haswell` on an
  * AVX-512 CPU halves sgemm's speed, so the banner says where the choice came from.
  */
-function blasCore(config: string | undefined): string {
+export function blasCore(config: string | undefined): string {
   const core = config?.trim().split(/\s+/).at(-1);
   if (!core || core.includes('=')) return '';
   return process.env.OPENBLAS_CORETYPE ? ` (${core} kernels, set by OPENBLAS_CORETYPE)` : ` (${core} kernels)`;

@@ -26,18 +26,19 @@ interface Entry {
   flops: number;
 }
 
+/** BENCH_PROFILE_DETAIL=1: adapter products by shape, every element-wise and copy kernel on its own row. */
+const DETAIL = process.env.BENCH_PROFILE_DETAIL === '1';
 const MATMULS = new Set(['BatchMatMul', '_FusedMatMul', 'MatMul', 'MorStoredMatMul']);
 const COPIES = new Set(['Transpose', 'Slice', 'Concat', 'Tile', 'Identity', 'Cast', 'Reshape', 'Pack', 'Unpack', 'StridedSlice', 'Pad', 'MirrorPad', 'Reverse', 'Fill', 'ZerosLike', 'OnesLike']);
 const EMBEDDING = new Set(['GatherV2', 'MorStoredGather', 'UnsortedSegmentSum', 'ScatterNd']);
 const LAYER_KERNELS = new Set(['MorRmsNorm', 'MorRmsNormGrad', 'MorSwiglu', 'MorSwigluGrad', 'MorRope', 'MorRopeGrad']);
 const ATTENTION_KERNELS = new Set(['MorAttention', 'MorAttentionGrad']);
 
-/** Installed profiler: start/stop recording, set the phase, read the table. */
+/** Installed profiler: start/stop recording, time work outside kernels, read the table. */
 export class KernelProfile {
   private readonly entries = new Map<string, Entry>();
   private depth = 0;
   private recording = false;
-  phase: 'step' | 'optimizer' = 'step';
   private readonly restore: tfc.KernelConfig[] = [];
 
   constructor(private readonly s: ProfileShape) {
@@ -65,6 +66,23 @@ export class KernelProfile {
     this.recording = false;
   }
 
+  /**
+   * Time `fn` as a whole under `key`, its kernels included (not also counted on their own): for
+   * work that runs outside tfjs kernels, such as the native optimizer pass.
+   */
+  timed<T>(key: string, fn: () => T): T {
+    if (!this.recording) return fn();
+    this.depth++;
+    const t0 = performance.now();
+    try {
+      return fn();
+    } finally {
+      this.depth--;
+      const e = this.entries.get(key) ?? { ms: 0, calls: 0, flops: 0 };
+      this.entries.set(key, { ms: e.ms + performance.now() - t0, calls: e.calls + 1, flops: e.flops });
+    }
+  }
+
   private run(k: tfc.KernelConfig, args: Parameters<tfc.KernelFunc>[0]): ReturnType<tfc.KernelFunc> {
     if (!this.recording || this.depth > 0) return k.kernelFunc(args);
     this.depth++;
@@ -74,8 +92,7 @@ export class KernelProfile {
     } finally {
       const ms = performance.now() - t0;
       this.depth--;
-      const [what, flops] = this.classify(k.kernelName, args.inputs as Record<string, tfc.TensorInfo>, args.attrs as Record<string, unknown>);
-      const key = this.phase === 'optimizer' ? 'optimizer (AdamW, norms, checks)' : what;
+      const [key, flops] = this.classify(k.kernelName, args.inputs as Record<string, tfc.TensorInfo>, args.attrs as Record<string, unknown>);
       const e = this.entries.get(key) ?? { ms: 0, calls: 0, flops: 0 };
       e.ms += ms;
       e.calls++;
@@ -96,7 +113,7 @@ export class KernelProfile {
       if (batch > 1 || dims.every((d) => d === s.seq || d === s.headDim)) return ['attention products', flops];
       if (dims.includes(s.vocab)) return ['LM head products', flops];
       if (dims.every((d) => base.has(d))) return [`base products ${m}x${k}x${n}`, flops];
-      return ['adapter products', flops];
+      return [DETAIL ? `adapter products ${m}x${k}x${n}${attrs.transposeA ? ' tA' : ''}${attrs.transposeB ? ' tB' : ''}` : 'adapter products', flops];
     }
     if (name.startsWith('MorRank')) return ['adapter rank kernels', 0];
     if (EMBEDDING.has(name)) return ['embedding', 0];
@@ -120,7 +137,7 @@ export class KernelProfile {
     }
     const folded = new Map<string, Entry>();
     for (const [k, e] of this.entries) {
-      const key = (k.startsWith('element-wise') || k.startsWith('copies')) && e.ms < 0.02 * stepMs ? `${k.split(' ')[0]} (other)` : k;
+      const key = !DETAIL && (k.startsWith('element-wise') || k.startsWith('copies')) && e.ms < 0.02 * stepMs ? `${k.split(' ')[0]} (other)` : k;
       const f = folded.get(key) ?? { ms: 0, calls: 0, flops: 0 };
       folded.set(key, { ms: f.ms + e.ms, calls: f.calls + e.calls, flops: f.flops + e.flops });
     }

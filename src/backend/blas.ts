@@ -23,6 +23,7 @@ import { registerRankKernels } from './rankKernels.ts';
 import { registerLossKernels } from './lossKernels.ts';
 import { registerAttentionKernels } from './attentionKernels.ts';
 import { registerLayerKernels } from './layerKernels.ts';
+import { registerOptimizerKernels } from './optimizerKernels.ts';
 import { state } from './state.ts';
 
 /** Result of {@link enableBlas}. */
@@ -84,6 +85,14 @@ export interface BlasAddon {
     scale: number, yOff: number, threads: number): void;
   ropeBackward(heap: ArrayBuffer, rows: number, heads: number, d: number, dyOff: number, cosOff: number, sinOff: number,
     scale: number, dxOff: number, threads: number): void;
+  /**
+   * AdamW over many tensors in one pass (native/blas/src/mor_optim.cc; see optimizerKernels.ts):
+   * `table` 9 numbers per tensor (elements, byte offsets of p, m, v, g, p', m', v', decay 0/1),
+   * `consts` the float32 constants b1, 1-b1, b2, 1-b2, bc2, eps, 1-lr*wd, stepSize, gradient scale.
+   */
+  adamwStep(heap: ArrayBuffer, table: Float64Array, consts: Float64Array, threads: number): void;
+  /** Sum of squares and max |x| of many tensors: `table` (elements, byte offset) per tensor, `out` 2 per tensor. */
+  tensorStats(heap: ArrayBuffer, table: Float64Array, out: Float64Array, threads: number): void;
 }
 
 type KernelArgs = Parameters<tfc.KernelFunc>[0];
@@ -170,6 +179,7 @@ export function enableBlas(): BlasStatus {
     registerLossKernels(lib);
     registerAttentionKernels(lib);
     registerLayerKernels(lib);
+    registerOptimizerKernels(lib);
   }
   state.blas = { threads, config, sgemm };
   return { ok: true, threads, config, sgemm };

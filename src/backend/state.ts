@@ -68,6 +68,8 @@ export interface BackendState {
   attentionKernels: boolean;
   /** layerKernels.ts: the native RMSNorm, SwiGLU and rope kernels are registered (they stay so). */
   layerKernels: boolean;
+  /** optimizerKernels.ts: the native AdamW kernel is registered (it stays so). */
+  optimizerKernels: boolean;
   /** weightStore.ts: the stored-weight matmul and gather kernels are registered. */
   storeKernels: boolean;
   /**
@@ -84,6 +86,7 @@ export const state: BackendState = {
   lossKernels: false,
   attentionKernels: false,
   layerKernels: false,
+  optimizerKernels: false,
   storeKernels: false,
   storeBlockFloats: 0,
 };

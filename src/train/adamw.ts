@@ -8,11 +8,12 @@
  * p  <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * ```
  *
- * One fused update per parameter inside `tf.tidy`; bias corrections are computed on the host
- * in float64. The state (step, m, v) exports to host arrays and imports back bit-exactly,
- * for checkpoints.
+ * One fused update per parameter inside `tf.tidy` (with the native addon: one kernel for all of
+ * them); bias corrections are computed on the host in float64. The state (step, m, v) exports
+ * to host arrays and imports back bit-exactly, for checkpoints.
  */
 import { tf } from '../backend/tf.ts';
+import { adamwInPlace, nativeOptimizerActive } from '../backend/optimizerKernels.ts';
 
 /** Host copy of one optimizer moment (float32, row-major). */
 export interface MomentArray {
@@ -107,19 +108,33 @@ export class AdamW {
 
   /**
    * Apply one update with learning rate `lr`. `grads` maps each parameter name to its
-   * gradient (same shape); a missing gradient is an error. Gradients are not disposed.
+   * gradient (same shape); a missing gradient is an error. Gradients are not disposed;
+   * `gradScale` (default 1) multiplies each of them first (gradient clipping), as
+   * `g.mul(gradScale)` would.
+   *
+   * With the native addon every parameter is updated in ONE pass, in place (src/backend/optimizerKernels.ts),
+   * with the same float32 operations in the same order as the tfjs ops below: the same bits.
    */
-  update(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  update(grads: ReadonlyMap<string, tf.Tensor>, lr: number, gradScale = 1): void {
     const t = this.stepCount + 1;
     const b1 = this.beta1;
     const b2 = this.beta2;
     const bc1 = 1 - Math.pow(b1, t);
     const bc2Sqrt = Math.sqrt(1 - Math.pow(b2, t));
     const stepSize = lr / bc1;
-    for (const s of this.slots) {
+    const gs = this.slots.map((s) => {
       const g = grads.get(s.name);
       if (!g) throw new Error(`AdamW: no gradient for "${s.name}"`);
-      tf.tidy(() => {
+      return g;
+    });
+    if (nativeOptimizerActive()) {
+      // The constants as the tfjs ops see them: JS numbers rounded to float32 scalars.
+      const decayFactor = this.weightDecay !== 0 ? 1 - lr * this.weightDecay : 1;
+      const consts = [b1, 1 - b1, b2, 1 - b2, bc2Sqrt, this.eps, decayFactor, stepSize, gradScale].map(Math.fround);
+      adamwInPlace(this.slots.map((s, i) => ({ ...s, grad: gs[i], decay: s.decay && this.weightDecay !== 0 })), consts);
+    } else {
+      this.slots.forEach((s, i) => tf.tidy(() => {
+        const g = gradScale === 1 ? gs[i] : gs[i].mul(gradScale);
         const m = s.m.mul(b1).add(g.mul(1 - b1));
         const v = s.v.mul(b2).add(g.square().mul(1 - b2));
         const denom = v.sqrt().div(bc2Sqrt).add(this.eps);
@@ -128,7 +143,7 @@ export class AdamW {
         s.m.assign(m);
         s.v.assign(v);
         s.param.assign(p);
-      });
+      }));
     }
     this.stepCount = t;
   }

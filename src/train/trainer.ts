@@ -18,7 +18,8 @@ import { UserError } from '../errors.ts';
 import type { HostTensor } from '../io/safetensors.ts';
 import { AdamW, type AdamWOptions } from './adamw.ts';
 import { lrAt, type ScheduleConfig } from './schedule.ts';
-import { clipByGlobalNorm } from './clip.ts';
+import { clipCoefficient, globalNorm } from './clip.ts';
+import { tensorStats } from '../backend/optimizerKernels.ts';
 import { loadLatestCheckpoint, saveCheckpoint, type CheckpointData } from './checkpoint.ts';
 import { MetricsWriter, type EvalRecord, type MetricRecord, type TrainRecord } from './metrics.ts';
 
@@ -162,9 +163,12 @@ function validate<B>(o: TrainOptions<B>): void {
 
 /**
  * Largest |value| of each variable (0 for an empty one; NaN if it holds a NaN), with one read
- * from the backend; max and -min instead of abs, so no copy of a (full fine-tuning) weight is made.
+ * from the backend: one native pass with the addon, else max and -min per variable (not abs,
+ * so no copy of a (full fine-tuning) weight is made).
  */
 function maxAbs(vars: readonly tf.Variable[]): Float32Array {
+  const stats = tensorStats(vars);
+  if (stats) return Float32Array.from(vars, (_, i) => stats[2 * i + 1]);
   const m = tf.tidy(() => tf.stack(vars.map((v) => (v.size > 0 ? tf.maximum(tf.max(v), tf.neg(tf.min(v))) : tf.scalar(0)))));
   const out = m.dataSync() as Float32Array;
   m.dispose();
@@ -262,18 +266,17 @@ export async function train<B>(o: TrainOptions<B>): Promise<TrainResult> {
       const s = step + 1;
       const lr = lrAt(s, schedule);
       const { grads, loss, tokens } = accumulate(o, accum, rng, varList, byVarName, countTokens);
-      let clip;
+      let gradNorm: number;
       try {
-        clip = clipByGlobalNorm(grads, o.maxGradNorm);
-        if (!Number.isFinite(loss) || !Number.isFinite(clip.norm)) {
-          const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${clip.norm}`;
+        gradNorm = globalNorm([...grads.values()]);
+        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+          const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${gradNorm}`;
           throw new UserError(
             `training diverged at step ${s}: ${what}; the update was not applied and ${kept()}; ${divergenceAdvice(s, 'non-finite', advise)}`,
           );
         }
-        opt.update(clip.grads, lr);
+        opt.update(grads, lr, clipCoefficient(gradNorm, o.maxGradNorm));
       } finally {
-        if (clip?.clipped) for (const g of clip.grads.values()) g.dispose();
         for (const g of grads.values()) g.dispose();
       }
       if (limits) {
@@ -295,7 +298,7 @@ export async function train<B>(o: TrainOptions<B>): Promise<TrainResult> {
         step,
         loss,
         lr,
-        gradNorm: clip.norm,
+        gradNorm,
         tokens,
         elapsedSec,
         tokensPerSec: elapsedSec > 0 ? sessionTokens / elapsedSec : 0,

@@ -9,6 +9,7 @@
 #include "mor_parallel.h"
 #include "mor_sgemm.h"
 #include "mor_norm.h"
+#include "mor_optim.h"
 #include "mor_rank.h"
 #include "mor_rope.h"
 #include "mor_store.h"
@@ -169,6 +170,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterNormKernels(env, exports);
   RegisterSwigluKernels(env, exports);
   RegisterRopeKernels(env, exports);
+  RegisterOptimKernels(env, exports);
   return exports;
 }
 

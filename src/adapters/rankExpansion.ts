@@ -2,11 +2,11 @@
  * MoR's rank-expansion product as ONE differentiable op (see docs/mor.md):
  *
  *     z[t, (i,k)]     = g[t,i] * om[i,k] * h[t,k]        [T, N*r]   (om = s * Omega_A)
- *     bexpT[(i,k), j] = Omega_B[i,j] * B[j,k]            [N*r, out]
- *     delta           = z bexpT                          [T, out]
+ *     bexp[j, (i,k)]  = Omega_B[i,j] * B[j,k]            [out, N*r]
+ *     delta           = z bexpᵀ                          [T, out]
  *
- * The two big products of the backward are project matmuls (`dz = dy bexpTᵀ`,
- * `dbexpT = zᵀ dy`); everything else is element-wise and runs in the native kernels of
+ * The two big products of the backward are project matmuls (`dz = dy bexp`,
+ * `dbexp = dyᵀ z`); everything else is element-wise and runs in the native kernels of
  * src/backend/rankKernels.ts when the OpenBLAS addon is active, or as the tfjs ops below on
  * the pure-wasm path. Autodiff of the tfjs-op forward would produce the same gradients
  * through ~20 small kernels (broadcast reductions over middle axes included); this op needs
@@ -36,11 +36,11 @@ export const rankExpansionOps = {
     const { t, n, r } = dimsOf(h, om, om);
     return tf.tidy(() => tf.mul(tf.mul(g.reshape([-1, n, 1]), om.reshape([1, n, r])), h.reshape([t, 1, r])).reshape([t, n * r]));
   },
-  /** bexpT `[N*r, out]` from B `[out, r]`, Omega_B `[N, out]`. */
+  /** bexp `[out, N*r]` from B `[out, r]`, Omega_B `[N, out]`. */
   bexp(b: tf.Tensor2D, omegaB: tf.Tensor2D): tf.Tensor2D {
     const [dOut, r] = b.shape;
     const n = omegaB.shape[0];
-    return tf.tidy(() => tf.mul(omegaB.reshape([n, 1, dOut]), tf.transpose(b).reshape([1, r, dOut])).reshape([n * r, dOut]));
+    return tf.tidy(() => tf.mul(tf.transpose(omegaB).reshape([dOut, n, 1]), b.reshape([dOut, 1, r])).reshape([dOut, n * r]));
   },
   /** Gradients of z w.r.t. h, g, om for dz `[T, N*r]`. */
   zGrad(dz: tf.Tensor2D, h: tf.Tensor2D, g: tf.Tensor2D, om: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {
@@ -56,14 +56,14 @@ export const rankExpansionOps = {
       return [dh, dg, dom];
     });
   },
-  /** Gradients of bexpT w.r.t. B and Omega_B for dbexpT `[N*r, out]`. */
+  /** Gradients of bexp w.r.t. B and Omega_B for dbexp `[out, N*r]`. */
   bexpGrad(dbexp: tf.Tensor2D, b: tf.Tensor2D, omegaB: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
     const [dOut, r] = b.shape;
     const n = omegaB.shape[0];
     return tf.tidy(() => {
-      const d3 = dbexp.reshape([n, r, dOut]);
-      const db = tf.transpose(tf.sum(tf.mul(d3, omegaB.reshape([n, 1, dOut])), 0)) as tf.Tensor2D; // [out, r]
-      const domegaB = tf.sum(tf.mul(d3, tf.transpose(b).reshape([1, r, dOut])), 1) as tf.Tensor2D; // [N, out]
+      const d3 = dbexp.reshape([dOut, n, r]);
+      const db = tf.sum(tf.mul(d3, tf.transpose(omegaB).reshape([dOut, n, 1])), 1) as tf.Tensor2D; // [out, r]
+      const domegaB = tf.transpose(tf.sum(tf.mul(d3, b.reshape([dOut, 1, r])), 2)) as tf.Tensor2D; // [N, out]
       return [db, domegaB];
     });
   },
@@ -89,22 +89,23 @@ const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const save = args[5] as tf.GradSaveFunc;
   const parts = rankExpansionParts();
   const z = parts.z(h, g, om);
-  const bexpT = parts.bexp(b, omegaB);
-  save([h, g, om, b, omegaB, z, bexpT]);
+  const bexp = parts.bexp(b, omegaB);
+  save([h, g, om, b, omegaB, z, bexp]);
   return {
-    value: matMul(z, bexpT),
+    value: matMul(z, bexp, false, true),
     gradFunc: (dy, saved) => {
-      const [sh, sg, som, sb, somegaB, sz, sbexpT] = saved as tf.Tensor2D[];
+      const [sh, sg, som, sb, somegaB, sz, sbexp] = saved as tf.Tensor2D[];
       const now = rankExpansionParts();
-      const dz = matMul(dy, sbexpT, false, true) as tf.Tensor2D; // [T, N*r]
-      const dbexp = matMul(sz, dy, true, false) as tf.Tensor2D; // [N*r, out]
+      const dz = matMul(dy, sbexp) as tf.Tensor2D; // [T, N*r]
+      // [out, N*r]: out (1536 or 576) rows, where zᵀ dy had N*r = 256; the own sgemm is ~15 % faster so.
+      const dbexp = matMul(dy, sz, true, false) as tf.Tensor2D;
       return [...now.zGrad(dz, sh, sg, som), ...now.bexpGrad(dbexp, sb, somegaB)];
     },
   };
 });
 
 /**
- * `z bexpT` `[T, out]` for h `[T, r]`, routing g `[T, N]` (or `[1, N]`, shared by every
+ * `z bexpᵀ` `[T, out]` for h `[T, r]`, routing g `[T, N]` (or `[1, N]`, shared by every
  * token), om `[N, r]` (Omega_A, already scaled), B `[out, r]`, Omega_B `[N, out]`.
  */
 export function rankExpansion(h: tf.Tensor2D, g: tf.Tensor2D, om: tf.Tensor2D, b: tf.Tensor2D, omegaB: tf.Tensor2D): tf.Tensor2D {

@@ -6,9 +6,9 @@
  * backend runs as transpose + sum. Shapes (T tokens, N experts, rank r):
  *
  *  - `MorRankZ`        h `[T, r]`, g `[T|1, N]`, om `[N, r]`      -> z `[T, N*r]`
- *  - `MorRankBexp`     b `[out, r]`, omegaB `[N, out]`            -> bexpT `[N*r, out]`
+ *  - `MorRankBexp`     b `[out, r]`, omegaB `[N, out]`            -> bexp `[out, N*r]`
  *  - `MorRankZGrad`    dz `[T, N*r]`, h, g, om                    -> dh, dg, dom
- *  - `MorRankBexpGrad` dbexpT `[N*r, out]`, b, omegaB             -> db, domegaB
+ *  - `MorRankBexpGrad` dbexp `[out, N*r]`, b, omegaB              -> db, domegaB
  *
  * They have no registered gradients: the differentiable op built from them defines its own.
  */
@@ -65,7 +65,7 @@ export function registerRankKernels(lib: BlasAddon): void {
     const { t, n, r, gRows } = dims(i);
     lib.rankZ(heap, t, n, r, gRows, at(i.h), at(i.g), at(i.om), at(z));
   });
-  register(RANK_BEXP, ({ b, omegaB }) => [[omegaB.shape[0] * b.shape[1], b.shape[0]]], (heap, { b, omegaB }, at, [out]) => {
+  register(RANK_BEXP, ({ b, omegaB }) => [[b.shape[0], omegaB.shape[0] * b.shape[1]]], (heap, { b, omegaB }, at, [out]) => {
     lib.rankBexp(heap, omegaB.shape[0], b.shape[1], b.shape[0], at(b), at(omegaB), at(out));
   });
   register(RANK_Z_GRAD, ({ h, g, om }) => [h.shape, g.shape, om.shape], (heap, i, at, [dh, dg, dom]) => {

@@ -64,8 +64,8 @@ const SHAPES = [
   { t: 1, n: 1, r: 1, dOut: 1 },
   { t: 13, n: 8, r: 2, dOut: 9 },
   { t: 4, n: 2, r: 6, dOut: 3 },
-  // N*r*out >= 2^17: the native [N r, out] passes split over the threads.
-  { t: 6, n: 8, r: 32, dOut: 520 },
+  // out*N*r >= 2^20: the native [out, N r] passes split over the threads.
+  { t: 6, n: 8, r: 32, dOut: 4100 },
 ];
 
 test('native kernels equal the tfjs ops (values and gradient parts, routing rows T or 1)', () => {
@@ -82,7 +82,7 @@ test('native kernels equal the tfjs ops (values and gradient parts, routing rows
         tf.tidy(() => {
           const x = inputs(rng, t, n, r, dOut, gRows);
           const dz = randTensor(rng, [t, n * r]) as tf.Tensor2D;
-          const dbexp = randTensor(rng, [n * r, dOut]) as tf.Tensor2D;
+          const dbexp = randTensor(rng, [dOut, n * r]) as tf.Tensor2D;
           const pairs: [tf.Tensor, tf.Tensor, string][] = [
             [rankExpansionNative.z(x.h, x.g, x.om), rankExpansionOps.z(x.h, x.g, x.om), 'z'],
             [rankExpansionNative.bexp(x.b, x.omegaB), rankExpansionOps.bexp(x.b, x.omegaB), 'bexp'],

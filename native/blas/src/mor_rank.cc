@@ -1,19 +1,18 @@
 // The element-wise parts of MoR's rank-expansion product (src/adapters/rankExpansion.ts),
 // fused into single passes over the tfjs-wasm heap. With tfjs ops each of these is 2-4
-// kernels over [T, N, r] or [N, r, out] tensors, and the reductions over a middle axis
+// kernels over [T, N, r] or [out, N, r] tensors, and the reductions over a middle axis
 // make the wasm backend transpose first; these loops are one pass each and vectorise.
 //
 //   z[t, i*r+k]            = g[t, i] * om[i, k] * h[t, k]        (g may have 1 row, broadcast)
-//   bexpT[(i*r+k), j]      = omegaB[i, j] * b[j, k]
+//   bexp[j, i*r+k]         = omegaB[i, j] * b[j, k]
 //   dh[t, k]               = sum_i dz[t, i*r+k] g[t, i] om[i, k]
 //   dg[t, i]               = sum_k dz[t, i*r+k] om[i, k] h[t, k]   (summed over t if g has 1 row)
 //   dom[i, k]              = sum_t dz[t, i*r+k] g[t, i] h[t, k]
-//   db[j, k]               = sum_i dbexpT[(i*r+k), j] omegaB[i, j]
-//   domegaB[i, j]          = sum_k dbexpT[(i*r+k), j] b[j, k]
+//   db[j, k]               = sum_i dbexp[j, i*r+k] omegaB[i, j]
+//   domegaB[i, j]          = sum_k dbexp[j, i*r+k] b[j, k]
 #include "mor_rank.h"
 
 #include <cstring>
-#include <vector>
 
 #include "mor_parallel.h"
 
@@ -76,7 +75,7 @@ Napi::Value RankZ(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// rankBexp(heap, N, r, dOut, bOff, omegaBOff, outOff)
+// rankBexp(heap, N, r, dOut, bOff, omegaBOff, outOff): one row of bexp per output feature j.
 Napi::Value RankBexp(const Napi::CallbackInfo& info) {
   Heap heap;
   if (!Open(info, 7, "rankBexp", &heap)) return info.Env().Undefined();
@@ -85,17 +84,17 @@ Napi::Value RankBexp(const Napi::CallbackInfo& info) {
   const float* omegaB = heap.at(Num(info, 5), double(N) * dOut);
   float* out = heap.at(Num(info, 6), double(N) * r * dOut);
   if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexp");
-  std::vector<float> bT(size_t(r) * dOut);  // b transposed, so the inner loop runs over j
-  for (int j = 0; j < dOut; j++)
-    for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
-  morpar::Parallel(size_t(N) * r, morpar::BlasThreads(), size_t(N) * r * dOut, [&](size_t q0, size_t q1) {
-    for (size_t q = q0; q < q1; q++) {  // row q = i * r + k
-      const float* oi = omegaB + (q / r) * dOut;
-      const float* bk = bT.data() + (q % r) * dOut;
-      float* row = out + q * dOut;
-      for (int j = 0; j < dOut; j++) row[j] = oi[j] * bk[j];
+  morpar::Parallel(size_t(dOut), morpar::BlasThreads(), size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
+    for (size_t j = j0; j < j1; j++) {
+      const float* bj = b + j * r;
+      float* row = out + j * N * r;
+      for (int i = 0; i < N; i++) {
+        const float o = omegaB[size_t(i) * dOut + j];
+        float* ri = row + size_t(i) * r;
+        for (int k = 0; k < r; k++) ri[k] = o * bj[k];
+      }
     }
-  }, size_t(1) << 17);
+  });
   return info.Env().Undefined();
 }
 
@@ -139,7 +138,19 @@ Napi::Value RankZGrad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// rankBexpGrad(heap, N, r, dOut, dbexpOff, bOff, omegaBOff, dbOff, domegaBOff)
+// Dot product of x and y over [0, n) in eight interleaved partial sums (vectorised; the
+// compiler keeps a single running sum in order otherwise).
+float Dot(const float* x, const float* y, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int q = 0; q < 8; q++) acc[q] += x[k + q] * y[k + q];
+  for (; k < n; k++) acc[0] += x[k] * y[k];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// rankBexpGrad(heap, N, r, dOut, dbexpOff, bOff, omegaBOff, dbOff, domegaBOff): one row of
+// dbexp per output feature j gives row j of db and column j of domegaB.
 Napi::Value RankBexpGrad(const Napi::CallbackInfo& info) {
   Heap heap;
   if (!Open(info, 9, "rankBexpGrad", &heap)) return info.Env().Undefined();
@@ -150,27 +161,20 @@ Napi::Value RankBexpGrad(const Napi::CallbackInfo& info) {
   float* db = heap.at(Num(info, 7), double(dOut) * r);
   float* domegaB = heap.at(Num(info, 8), double(N) * dOut);
   if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexpGrad");
-  std::vector<float> bT(size_t(r) * dOut), dbT(size_t(r) * dOut, 0.0f);
-  for (int j = 0; j < dOut; j++)
-    for (int k = 0; k < r; k++) bT[size_t(k) * dOut + j] = b[size_t(j) * r + k];
   morpar::Parallel(size_t(dOut), morpar::BlasThreads(), size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
-    for (int i = 0; i < N; i++) {
-      const float* oi = omegaB + size_t(i) * dOut;
-      float* doi = domegaB + size_t(i) * dOut;
-      for (size_t j = j0; j < j1; j++) doi[j] = 0.0f;
-      for (int k = 0; k < r; k++) {
-        const float* row = dbexp + (size_t(i) * r + k) * dOut;
-        const float* bk = bT.data() + size_t(k) * dOut;
-        float* dbk = dbT.data() + size_t(k) * dOut;
-        for (size_t j = j0; j < j1; j++) {
-          dbk[j] += row[j] * oi[j];
-          doi[j] += row[j] * bk[j];
-        }
+    for (size_t j = j0; j < j1; j++) {
+      const float* row = dbexp + j * N * r;
+      const float* bj = b + j * r;
+      float* dbj = db + j * r;
+      for (int k = 0; k < r; k++) dbj[k] = 0.0f;
+      for (int i = 0; i < N; i++) {
+        const float* ri = row + size_t(i) * r;
+        const float o = omegaB[size_t(i) * dOut + j];
+        for (int k = 0; k < r; k++) dbj[k] += ri[k] * o;
+        domegaB[size_t(i) * dOut + j] = Dot(ri, bj, r);
       }
     }
-  }, size_t(1) << 17);
-  for (int j = 0; j < dOut; j++)
-    for (int k = 0; k < r; k++) db[size_t(j) * r + k] = dbT[size_t(k) * dOut + j];
+  });
   return info.Env().Undefined();
 }
 

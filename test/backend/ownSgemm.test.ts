@@ -31,9 +31,10 @@ function withKernel<T>(own: boolean, threads: number, fn: () => T): T {
 // [m, n, k], with 32-column micro-tiles (n padded less to 32 than to 48) and with 48: one partial
 // tile; tiles partial in both directions over two depth blocks (k > 640); few rows (columns split
 // over threads) over two column panels (n > 3072); enough rows to split them (m >= 64) with
-// partial edges and two column panels, the last over two depth blocks.
+// partial edges and two column panels, the last over two depth blocks; A read in place (at most
+// 12 panels) over ten 32-column panels, the last partial, split over the rows and two depth blocks.
 const SHAPES: [number, number, number][] = [[3, 5, 7], [37, 53, 700], [37, 41, 700], [9, 3100, 20], [9, 3140, 20],
-  [70, 3200, 40], [70, 3140, 660]];
+  [70, 3200, 40], [70, 3140, 660], [70, 310, 660]];
 
 test('own sgemm equals a float64 naive product and OpenBLAS, for every transpose and thread split', () => {
   if (!addon?.ownSgemmAvailable()) {

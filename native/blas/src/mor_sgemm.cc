@@ -335,10 +335,11 @@ void SgemmWith(const Problem& q, int threads) {
   // Rows split when every thread gets a useful share of them (B packed once, shared); otherwise
   // columns (each thread packs its own B columns and all of A, which is then small).
   const bool splitRows = m >= nt * 4 * kMR;
-  // A block packed once serves every B panel of its columns; with one or two panels (n <= 2 NR,
-  // LoRA's rank-32 products) the packing costs about as much as the product, so the kernel reads
-  // A where it lies instead.
-  const bool directA = n <= 2 * NR;
+  // A block packed once serves every B panel of its columns. With up to 12 panels (n <= 576 with
+  // 48-column panels: LoRA's rank-32 products, MoR's N r = 256 ones, the LM head's dY E) the
+  // kernel reads A where it lies instead: the 8-row strip it works on stays in L1 across the
+  // panels anyway, and packing it cost 4-10 % of those products (measured; wider ones do not gain).
+  const bool directA = n <= 12 * NR;
   nt = std::min(nt, splitRows ? (m + kMR - 1) / kMR : (n + NR - 1) / NR);
   if (nt <= 1) {
     SpinBarrier one(1);

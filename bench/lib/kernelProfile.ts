@@ -127,16 +127,21 @@ export class KernelProfile {
     return [`element-wise (${name})`, 0];
   }
 
-  /** Rows [kind, ms, share, calls, GFLOP] sorted by time, element-wise kinds under 2 % folded. */
-  table(stepMs: number): { rows: string[][]; kernelMs: number; flops: number } {
+  /**
+   * Rows [kind, ms, share, calls, GFLOP] per step, over `steps` recorded steps of `stepMs` each
+   * (the mean), sorted by time, element-wise kinds under 2 % folded; `flops` per step.
+   */
+  table(stepMs: number, steps = 1): { rows: string[][]; kernelMs: number; flops: number } {
+    const perStep = new Map<string, Entry>();
+    for (const [k, e] of this.entries) perStep.set(k, { ms: e.ms / steps, calls: e.calls / steps, flops: e.flops / steps });
     let kernelMs = 0;
     let flops = 0;
-    for (const e of this.entries.values()) {
+    for (const e of perStep.values()) {
       kernelMs += e.ms;
       flops += e.flops;
     }
     const folded = new Map<string, Entry>();
-    for (const [k, e] of this.entries) {
+    for (const [k, e] of perStep) {
       const key = !DETAIL && (k.startsWith('element-wise') || k.startsWith('copies')) && e.ms < 0.02 * stepMs ? `${k.split(' ')[0]} (other)` : k;
       const f = folded.get(key) ?? { ms: 0, calls: 0, flops: 0 };
       folded.set(key, { ms: f.ms + e.ms, calls: f.calls + e.calls, flops: f.flops + e.flops });
@@ -144,7 +149,7 @@ export class KernelProfile {
     folded.set('outside kernels (engine, tape, JS)', { ms: Math.max(0, stepMs - kernelMs), calls: 0, flops: 0 });
     const rows = [...folded.entries()]
       .sort((a, b) => b[1].ms - a[1].ms)
-      .map(([k, e]) => [k, e.ms.toFixed(0), `${((100 * e.ms) / stepMs).toFixed(1)} %`, e.calls ? String(e.calls) : '', e.flops ? (e.flops / 1e9).toFixed(1) : '']);
+      .map(([k, e]) => [k, e.ms.toFixed(0), `${((100 * e.ms) / stepMs).toFixed(1)} %`, e.calls ? String(Math.round(e.calls)) : '', e.flops ? (e.flops / 1e9).toFixed(1) : '']);
     return { rows, kernelMs, flops };
   }
 }

@@ -4,10 +4,12 @@
  * the adapter to gate/up/down (full: every linear layer of the decoder), and runs the project's
  * trainer (`train`, the loop behind `mor train`) for BENCH_WARMUP (3) untimed and BENCH_STEPS
  * timed updates: causal-LM loss over every position, backward, AdamW (lr 1e-4, weight decay
- * 0.01). Then one more update under the kernel profiler, which counts the step's matmul FLOPs
+ * 0.01). Then more updates under the kernel profiler, which counts the step's matmul FLOPs
  * (and with --profile prints where the time went, on stderr). Prints one JSON line
  * ({@link TrainRunResult}). Env: BENCH_BATCH, BENCH_SEQ, BENCH_STEPS, BENCH_WARMUP, BENCH_R,
- * BENCH_N, BENCH_CKPT=1 (gradient checkpointing; `layers:N`: of the last N layers).
+ * BENCH_N, BENCH_CKPT=1 (gradient checkpointing; `layers:N`: of the last N layers),
+ * BENCH_PROFILE_STEPS (profiled updates, averaged; 3), BENCH_PROFILE_DETAIL=1 (adapter products
+ * by shape, every element-wise and copy kernel on its own row).
  */
 import { describeBackend, initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel } from '../../src/models/load.ts';
@@ -130,8 +132,10 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
   const sorted = [...stepsS].sort((a, b) => a - b);
   const stepS = sorted[Math.floor((sorted.length - 1) / 2)];
 
-  // One more update under the profiler; AdamW's update is timed as a whole (with the addon it is
-  // one native pass, no tfjs kernel).
+  // More updates under the profiler, averaged: a first one outside it (a new train() call makes
+  // AdamW's moments and checks the starting weights once), then BENCH_PROFILE_STEPS (3) profiled.
+  // AdamW's update is timed as a whole (with the addon it is one native pass, no tfjs kernel).
+  const profSteps = Number(process.env.BENCH_PROFILE_STEPS ?? 3);
   const prof = new KernelProfile({
     hidden: c.hiddenSize, intermediate: c.intermediateSize, qWidth: c.numAttentionHeads * c.headDim,
     kvWidth: c.numKeyValueHeads * c.headDim, headDim: c.headDim, vocab: c.vocabSize, tokens, seq,
@@ -140,15 +144,24 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
   AdamW.prototype.update = function (this: AdamW, grads: Parameters<AdamW['update']>[0], lr: number, gradScale?: number) {
     return prof.timed('optimizer (AdamW update)', () => update.call(this, grads, lr, gradScale));
   };
-  prof.start();
-  const t0 = performance.now();
-  await run(1, () => prof.stop());
-  const profiledMs = performance.now() - t0;
+  let done = 0;
+  let t0 = 0;
+  let profiledMs = 0;
+  await run(1 + profSteps, () => {
+    done++;
+    if (done === 1) {
+      prof.start();
+      t0 = performance.now();
+    } else if (done === 1 + profSteps) {
+      profiledMs = (performance.now() - t0) / profSteps;
+      prof.stop();
+    }
+  });
   prof.uninstall();
   AdamW.prototype.update = update;
-  const { rows, flops } = prof.table(profiledMs);
+  const { rows, flops } = prof.table(profiledMs, profSteps);
   if (profile) {
-    process.stderr.write(`\nprofile of one ${kind} step (${batch} x ${seq}): ${(profiledMs / 1000).toFixed(2)} s under the profiler, ` +
+    process.stderr.write(`\nprofile of a ${kind} step (${batch} x ${seq}), mean of ${profSteps}: ${(profiledMs / 1000).toFixed(2)} s under the profiler, ` +
       `${(flops / 1e9).toFixed(1)} GFLOP of matmuls\n` + formatTable(['work', 'ms', 'share', 'calls', 'GFLOP'], rows) + '\n');
   }
   peft.dispose();

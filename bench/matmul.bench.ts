@@ -182,8 +182,9 @@ if (addon?.ownSgemmAvailable() && !mlpOnly) {
     ['Xᵀ·dY [576,1024]ᵀx[1024,1536]', 576, 1536, 1024, true, false],
     ...(quick ? [] : lmHead),
     ['LoRA x·Aᵀ [1024,576]x[32,576]ᵀ', 1024, 32, 576, false, true],
-    ['MoR z·bexp [1024,256]x[256,1536]', 1024, 1536, 256, false, false],
-    ['MoR dY·bexpᵀ [1024,1536]x[256,1536]ᵀ', 1024, 256, 1536, false, true],
+    ['MoR z·bexpᵀ [1024,256]x[1536,256]ᵀ', 1024, 1536, 256, false, true],
+    ['MoR dY·bexp [1024,1536]x[1536,256]', 1024, 256, 1536, false, false],
+    ['MoR dYᵀ·z [1024,1536]ᵀx[1024,256]', 1536, 256, 1024, true, false],
   ];
   const own: string[][] = [];
   for (const [name, m, n, k, tA, tB] of stepShapes) {

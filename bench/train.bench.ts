@@ -11,8 +11,8 @@
  * the processes alternate (ours, PyTorch, ours, PyTorch, ... for each kind, BENCH_ROUNDS rounds)
  * so load from other processes hits both alike. Reported: median step time over all rounds,
  * tokens/s, peak RSS of each process, the ratios, MoR's step over LoRA's, and the share of the
- * matmul bound (the step's matmul FLOPs, counted by the kernel profiler, at the rate our matmul
- * reaches on a large product in the same process, over the step time).
+ * matmul bound (the step's matmul FLOPs, counted by the kernel profiler, at the best rate our
+ * matmul reaches on a large product in the processes of its kind, over the step time).
  *
  * `--profile`: also print, for each kind, our step's time by kind of work.
  * Env: BENCH_KINDS (lora,mor,moelora,full), BENCH_ROUNDS (2), BENCH_STEPS (3), BENCH_WARMUP (3), BENCH_BATCH (4),
@@ -28,7 +28,7 @@ import { initBackend } from '../src/backend/tf.ts';
 import { makeConfig } from '../src/models/llama/config.ts';
 import { createRandomModel } from '../src/models/random.ts';
 import { savePretrained } from '../src/models/save.ts';
-import { fmt, formatTable } from './lib/timing.ts';
+import { fmt, formatTable, median } from './lib/timing.ts';
 import { findTorchPython, runJsonChild } from './lib/child.ts';
 import type { TrainRunResult } from './lib/trainRun.ts';
 import { maxOf } from '../src/util/array.ts';
@@ -80,7 +80,11 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
-/** Median of every timed step of every round; max peak RSS; the first run's other fields. */
+/**
+ * Median of every timed step of every round; max peak RSS; the best matmul rate of any round (a
+ * process that measured it while the machine was busy would put the bound too low); the first
+ * run's other fields.
+ */
 function summarise(rs: Result[] | undefined): (TrainRunResult & { torch?: string }) | { error: string } | undefined {
   if (!rs) return undefined;
   const ok = rs.filter((r): r is TrainRunResult => !('error' in r && r.error));
@@ -88,7 +92,7 @@ function summarise(rs: Result[] | undefined): (TrainRunResult & { torch?: string
   const steps = ok.flatMap((r) => r.stepsS).sort((a, b) => a - b);
   const stepS = steps[Math.floor((steps.length - 1) / 2)];
   const tokens = Number(childEnv.BENCH_BATCH) * Number(childEnv.BENCH_SEQ);
-  return { ...ok[0], stepS, tokS: tokens / stepS, peakRssGiB: maxOf(ok.map((r) => r.peakRssGiB)) };
+  return { ...ok[0], stepS, tokS: tokens / stepS, peakRssGiB: maxOf(ok.map((r) => r.peakRssGiB)), matmulGflops: maxOf(ok.map((r) => r.matmulGflops)) };
 }
 
 const rows: string[][] = [];
@@ -123,4 +127,12 @@ console.log(`\ntraining step, ${childEnv.BENCH_BATCH} x ${childEnv.BENCH_SEQ} to
   `, N=${childEnv.BENCH_N}; ours: ${path0}; PyTorch ${torchVersion || '-'} (${torchThreads || '-'} threads); ${os.cpus()[0]?.model ?? ''}, ` +
   `${os.availableParallelism()} cores; median of ${rounds} x ${childEnv.BENCH_STEPS} steps per side, processes alternating\n`);
 console.log(formatTable(['adapter', 'trainable M', 'ours s/step', 'ours tok/s', 'torch s/step', 'torch tok/s', 'tok/s ours/torch', 'peak RSS GiB ours / torch', 'RSS ratio', 'matmul bound share'], rows));
-if (stepOf.mor && stepOf.lora) console.log(`\nMoR step / LoRA step (ours): ${fmt(stepOf.mor / stepOf.lora, 2)}`);
+if (stepOf.mor && stepOf.lora) {
+  // Also round by round: a LoRA and a MoR process of one round run seconds apart, so their ratio
+  // is less exposed to the machine's slow drifts than the ratio of the medians over all rounds.
+  const lora = ours.get('lora') ?? [];
+  const ok = (r: Result | undefined): r is TrainRunResult => r !== undefined && !('error' in r && r.error);
+  const paired = (ours.get('mor') ?? []).flatMap((m, i) => (ok(m) && ok(lora[i]) ? [median(m.stepsS) / median((lora[i] as TrainRunResult).stepsS)] : []));
+  console.log(`\nMoR step / LoRA step (ours): ${fmt(stepOf.mor / stepOf.lora, 2)} (medians over all rounds); ` +
+    `round by round ${paired.map((x) => fmt(x, 2)).join(', ')}, median ${fmt(median(paired), 2)}`);
+}

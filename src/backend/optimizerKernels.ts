@@ -40,7 +40,7 @@ export interface AdamWSlot {
  * alive) gets new memory first, so that nothing else sees the change, as `assign` would.
  */
 export function adamwInPlace(slots: readonly AdamWSlot[], consts: readonly number[]): void {
-  const wasm = tfc.backend() as unknown as WasmBackend & { refCount(dataId: object): number };
+  const wasm = tfc.backend() as unknown as WasmBackend;
   const at = (t: tfc.Tensor) => (t.size > 0 ? heapOffset(wasm, t) : 0);
   const table = new Float64Array(9 * slots.length);
   const fresh: [tfc.Variable, tfc.Tensor][] = [];

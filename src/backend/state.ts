@@ -68,7 +68,7 @@ export interface BackendState {
   attentionKernels: boolean;
   /** layerKernels.ts: the native RMSNorm, SwiGLU and rope kernels are registered (they stay so). */
   layerKernels: boolean;
-  /** optimizerKernels.ts: the native AdamW kernel is registered (it stays so). */
+  /** optimizerKernels.ts: the addon's optimizer passes (AdamW, tensor statistics) are available (they stay so). */
   optimizerKernels: boolean;
   /** weightStore.ts: the stored-weight matmul and gather kernels are registered. */
   storeKernels: boolean;

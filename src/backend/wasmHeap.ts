@@ -10,6 +10,8 @@ export interface WasmBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tfc.DataType): tfc.TensorInfo;
   incRef(dataId: object): void;
+  /** How many tensors share this memory (variables and views included). */
+  refCount(dataId: object): number;
   disposeData(dataId: object): boolean;
 }
 

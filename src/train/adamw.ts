@@ -8,9 +8,9 @@
  * p  <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * ```
  *
- * One fused update per parameter inside `tf.tidy` (with the native addon: one kernel for all of
- * them); bias corrections are computed on the host in float64. The state (step, m, v) exports
- * to host arrays and imports back bit-exactly, for checkpoints.
+ * One fused update per parameter inside `tf.tidy` (with the native addon: one in-place pass for
+ * all of them); bias corrections are computed on the host in float64. The state (step, m, v)
+ * exports to host arrays and imports back bit-exactly, for checkpoints.
  */
 import { tf } from '../backend/tf.ts';
 import { adamwInPlace, nativeOptimizerActive } from '../backend/optimizerKernels.ts';
@@ -112,8 +112,9 @@ export class AdamW {
    * `gradScale` (default 1) multiplies each of them first (gradient clipping), as
    * `g.mul(gradScale)` would.
    *
-   * With the native addon every parameter is updated in ONE pass, in place (src/backend/optimizerKernels.ts),
-   * with the same float32 operations in the same order as the tfjs ops below: the same bits.
+   * With the native addon every parameter is updated in ONE pass, in place
+   * (src/backend/optimizerKernels.ts), with the same float32 operations in the same order as
+   * the tfjs ops below: the same bits.
    */
   update(grads: ReadonlyMap<string, tf.Tensor>, lr: number, gradScale = 1): void {
     const t = this.stepCount + 1;

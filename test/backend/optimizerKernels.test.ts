@@ -3,12 +3,13 @@
  * gives the same bits as its tfjs ops (the pure-wasm path), over tensors that split over the
  * threads, an empty one, decay on and off and a gradient scale; memory another tensor shares is
  * never written; nothing is allocated in the common case; the statistics (sum of squares, max
- * |x|) against float64 host sums, NaN and infinities included.
+ * |x|) against float64 host sums, NaN and infinities included; malformed calls to the addon refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, setMatmulPath, tf } from '../../src/backend/tf.ts';
 import { nativeOptimizerActive, tensorStats } from '../../src/backend/optimizerKernels.ts';
+import { loadBlasAddon } from '../../src/backend/blas.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { globalNorm } from '../../src/train/clip.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -113,4 +114,19 @@ test('tensorStats: sums of squares and max |x| against float64 host sums; NaN, i
   assert.equal(globalNorm(ts.slice(0, 3)), Math.sqrt(stats[0] + stats[2] + stats[4]));
   assert.equal(tensorStats([tf.tensor1d([1, 2], 'int32')]), undefined, 'int32: the caller uses tfjs ops');
   tf.dispose(ts);
+});
+
+test('the addon refuses tables that are not Float64Array and offsets outside the heap', () => {
+  const addon = loadBlasAddon();
+  if (!addon) {
+    assert.equal(initial.matmulPath, 'wasm', 'no addon: the pure-wasm path');
+    return;
+  }
+  const heap = new ArrayBuffer(64);
+  const consts = new Float64Array(9).fill(1);
+  assert.throws(() => addon.adamwStep(heap, new Float32Array(9) as unknown as Float64Array, consts, 1), /adamwStep: bad arguments/);
+  assert.throws(() => addon.adamwStep(heap, Float64Array.from([4, 0, 16, 32, 48, 0, 16, 32, 0]), new Float64Array(8), 1), /adamwStep: bad table/);
+  assert.throws(() => addon.adamwStep(heap, Float64Array.from([4, 0, 16, 32, 60, 0, 16, 32, 0]), consts, 1), /outside the heap/);
+  assert.throws(() => addon.tensorStats(heap, Float64Array.from([20, 0]), new Float64Array(2), 1), /outside the heap/);
+  assert.throws(() => addon.tensorStats(heap, Float64Array.from([2, 0]), new Float64Array(3), 1), /tensorStats: bad table/);
 });

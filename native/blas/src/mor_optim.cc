@@ -104,13 +104,21 @@ void OverElements(const std::vector<Slot>& slots, size_t total, int threads, Fn 
   }, size_t(1) << 16);
 }
 
+// True when the call is (heap ArrayBuffer, Float64Array, Float64Array, thread count), as both
+// functions below take.
+bool TableArgsOk(const Napi::CallbackInfo& info) {
+  const auto f64 = [&](size_t i) {
+    return info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array;
+  };
+  return info.Length() == 4 && info[0].IsArrayBuffer() && f64(1) && f64(2) && info[3].IsNumber();
+}
+
 // adamwStep(heap, table, consts, threads). table: 9 doubles per tensor (elements, p, m, v, g,
-// p', m', v' byte offsets, decay 0/1; p' may be p, and so on); consts: b1, 1-b1, b2, 1-b2, bc2, eps, 1-lr*wd, stepSize, scale.
+// p', m', v' byte offsets, decay 0/1; p' may be p, and so on); consts: b1, 1-b1, b2, 1-b2, bc2,
+// eps, 1-lr*wd, stepSize, scale.
 Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4 || !info[0].IsArrayBuffer() || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsNumber()) {
-    return Fail(env, "adamwStep: bad arguments");
-  }
+  if (!TableArgsOk(info)) return Fail(env, "adamwStep: bad arguments");
   Heap heap = morheap::HeapOf(info);
   auto table = info[1].As<Napi::Float64Array>();
   auto k = info[2].As<Napi::Float64Array>();
@@ -135,9 +143,7 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
 // out: 2 doubles per tensor (sum of squares, max |x|).
 Napi::Value TensorStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4 || !info[0].IsArrayBuffer() || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsNumber()) {
-    return Fail(env, "tensorStats: bad arguments");
-  }
+  if (!TableArgsOk(info)) return Fail(env, "tensorStats: bad arguments");
   Heap heap = morheap::HeapOf(info);
   auto table = info[1].As<Napi::Float64Array>();
   auto out = info[2].As<Napi::Float64Array>();

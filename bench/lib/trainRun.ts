@@ -136,6 +136,7 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
   // AdamW's moments and checks the starting weights once), then BENCH_PROFILE_STEPS (3) profiled.
   // AdamW's update is timed as a whole (with the addon it is one native pass, no tfjs kernel).
   const profSteps = Number(process.env.BENCH_PROFILE_STEPS ?? 3);
+  if (!Number.isInteger(profSteps) || profSteps < 1) throw new Error(`BENCH_PROFILE_STEPS must be a positive integer, got ${process.env.BENCH_PROFILE_STEPS}`);
   const prof = new KernelProfile({
     hidden: c.hiddenSize, intermediate: c.intermediateSize, qWidth: c.numAttentionHeads * c.headDim,
     kvWidth: c.numKeyValueHeads * c.headDim, headDim: c.headDim, vocab: c.vocabSize, tokens, seq,

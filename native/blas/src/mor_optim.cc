@@ -28,9 +28,8 @@ using morheap::Fail;
 using morheap::Heap;
 using morheap::Num;
 
-// One tensor's operands (byte offsets resolved to pointers) and its place in the flattened range.
+// One tensor's AdamW operands (byte offsets resolved to pointers).
 struct Slot {
-  size_t begin, size;
   const float* p;
   const float* m;
   const float* v;
@@ -38,14 +37,13 @@ struct Slot {
   float* po;
   float* mo;
   float* vo;
-  bool decay;
 };
 
 struct AdamConsts {
   float b1, omb1, b2, omb2, bc2, eps, decay, stepSize, scale;
 };
 
-void AdamRange(const Slot& s, size_t j0, size_t j1, const AdamConsts& c) {
+void AdamRange(const Slot& s, bool decay, size_t j0, size_t j1, const AdamConsts& c) {
   // Outputs may be the inputs themselves (updates in place): each element is read before it is written.
   const float* p = s.p;
   const float* m = s.m;
@@ -60,7 +58,7 @@ void AdamRange(const Slot& s, size_t j0, size_t j1, const AdamConsts& c) {
     const float mj = m[j] * c.b1 + gj * c.omb1;
     const float vj = v[j] * c.b2 + (gj * gj) * c.omb2;
     const float denom = std::sqrt(vj) / c.bc2 + c.eps;
-    const float base = s.decay ? p[j] * c.decay : p[j];
+    const float base = decay ? p[j] * c.decay : p[j];
     po[j] = base - (mj / denom) * c.stepSize;
     mo[j] = mj;
     vo[j] = vj;
@@ -93,15 +91,25 @@ bool SquaresAndMax(const float* x, size_t n, double* sum, float* mx) {
   return nan;
 }
 
-// Run fn(slot, j0, j1) over the flattened elements of `slots`, split over threads.
+// Run fn(chunk, i, j0, j1) over the elements of tensors of `sizes`, taken one after the other and
+// split into one contiguous chunk per thread: elements [j0, j1) of tensor i lie in chunk `chunk`
+// (a tensor may span chunks). One chunk under 2^16 elements in all.
 template <typename Fn>
-void OverElements(const std::vector<Slot>& slots, size_t total, int threads, Fn fn) {
-  morpar::Parallel(total, threads, total, [&](size_t b, size_t e) {
-    for (const Slot& s : slots) {
-      const size_t lo = std::max(b, s.begin), hi = std::min(e, s.begin + s.size);
-      if (lo < hi) fn(s, lo - s.begin, hi - s.begin);
+void OverElements(const std::vector<size_t>& sizes, int threads, Fn fn) {
+  size_t total = 0;
+  for (size_t n : sizes) total += n;
+  const size_t chunks = total < (size_t(1) << 16) ? 1 : size_t(std::max(1, threads));
+  const size_t per = (total + chunks - 1) / chunks;
+  morpar::Parallel(chunks, int(chunks), total, [&](size_t c0, size_t c1) {
+    for (size_t c = c0; c < c1; c++) {
+      const size_t b = c * per, e = std::min(total, b + per);
+      size_t begin = 0;
+      for (size_t i = 0; i < sizes.size(); begin += sizes[i], i++) {
+        const size_t lo = std::max(b, begin), hi = std::min(e, begin + sizes[i]);
+        if (lo < hi) fn(c, i, lo - begin, hi - begin);
+      }
     }
-  }, size_t(1) << 16);
+  }, 0);
 }
 
 // True when the call is (heap ArrayBuffer, Float64Array, Float64Array, thread count), as both
@@ -125,17 +133,18 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   if (table.ElementLength() % 9 != 0 || k.ElementLength() != 9) return Fail(env, "adamwStep: bad table");
   const AdamConsts c{float(k[0]), float(k[1]), float(k[2]), float(k[3]), float(k[4]), float(k[5]), float(k[6]), float(k[7]), float(k[8])};
   std::vector<Slot> slots;
-  size_t total = 0;
+  std::vector<size_t> sizes;
+  std::vector<bool> decay;
   for (size_t i = 0; i < table.ElementLength(); i += 9) {
     const double n = table[i];
-    Slot s{total, size_t(n), heap.at<float>(table[i + 1], n), heap.at<float>(table[i + 2], n), heap.at<float>(table[i + 3], n),
-           heap.at<float>(table[i + 4], n), heap.at<float>(table[i + 5], n), heap.at<float>(table[i + 6], n),
-           heap.at<float>(table[i + 7], n), table[i + 8] != 0};
-    slots.push_back(s);
-    total += s.size;
+    slots.push_back(Slot{heap.at<float>(table[i + 1], n), heap.at<float>(table[i + 2], n), heap.at<float>(table[i + 3], n),
+                         heap.at<float>(table[i + 4], n), heap.at<float>(table[i + 5], n), heap.at<float>(table[i + 6], n),
+                         heap.at<float>(table[i + 7], n)});
+    sizes.push_back(size_t(n));
+    decay.push_back(table[i + 8] != 0);
   }
   if (!heap.ok) return Fail(env, "adamwStep: operand outside the heap");
-  OverElements(slots, total, int(Num(info, 3)), [&](const Slot& s, size_t j0, size_t j1) { AdamRange(s, j0, j1, c); });
+  OverElements(sizes, int(Num(info, 3)), [&](size_t, size_t i, size_t j0, size_t j1) { AdamRange(slots[i], decay[i], j0, j1, c); });
   return env.Undefined();
 }
 
@@ -149,35 +158,24 @@ Napi::Value TensorStats(const Napi::CallbackInfo& info) {
   auto out = info[2].As<Napi::Float64Array>();
   const size_t count = table.ElementLength() / 2;
   if (table.ElementLength() % 2 != 0 || out.ElementLength() != 2 * count) return Fail(env, "tensorStats: bad table");
-  std::vector<Slot> slots;
-  size_t total = 0;
+  std::vector<const float*> xs;
+  std::vector<size_t> sizes;
   for (size_t i = 0; i < count; i++) {
     const double n = table[2 * i];
-    const float* x = heap.at<float>(table[2 * i + 1], n);
-    slots.push_back(Slot{total, size_t(n), x, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, false});
-    total += size_t(n);
+    xs.push_back(heap.at<float>(table[2 * i + 1], n));
+    sizes.push_back(size_t(n));
   }
   if (!heap.ok) return Fail(env, "tensorStats: operand outside the heap");
-  // Elements split into one contiguous chunk per thread; each chunk keeps its partial results per
-  // tensor (a tensor may span two chunks), combined after.
+  // Partial results per chunk and tensor, combined after in chunk order.
   const int threads = std::max(1, int(Num(info, 3)));
-  const size_t chunk = (total + threads - 1) / threads;
   std::vector<double> sums(size_t(threads) * count, 0.0), maxes(size_t(threads) * count, 0.0);
-  morpar::Parallel(size_t(threads), threads, total, [&](size_t t0, size_t t1) {
-    for (size_t t = t0; t < t1; t++) {
-      const size_t b = t * chunk, e = std::min(total, b + chunk);
-      for (size_t i = 0; i < count; i++) {
-        const Slot& s = slots[i];
-        const size_t lo = std::max(b, s.begin), hi = std::min(e, s.begin + s.size);
-        if (lo >= hi) continue;
-        double sum = 0.0;
-        float mx = 0.0f;
-        const bool nan = SquaresAndMax(s.p + (lo - s.begin), hi - lo, &sum, &mx);
-        sums[t * count + i] = sum;
-        maxes[t * count + i] = nan ? std::numeric_limits<double>::quiet_NaN() : double(mx);
-      }
-    }
-  }, size_t(1) << 16);
+  OverElements(sizes, threads, [&](size_t c, size_t i, size_t j0, size_t j1) {
+    double sum = 0.0;
+    float mx = 0.0f;
+    const bool nan = SquaresAndMax(xs[i] + j0, j1 - j0, &sum, &mx);
+    sums[c * count + i] = sum;
+    maxes[c * count + i] = nan ? std::numeric_limits<double>::quiet_NaN() : double(mx);
+  });
   for (size_t i = 0; i < count; i++) {
     double sum = 0.0, mx = 0.0;
     for (int t = 0; t < threads; t++) {

@@ -14,7 +14,9 @@
  * matmul bound (the step's matmul FLOPs, counted by the kernel profiler, at the best rate our
  * matmul reaches on a large product in the processes of its kind, over the step time).
  *
- * `--profile`: also print, for each kind, our step's time by kind of work.
+ * `--profile`: also print, for each kind, our step's time by kind of work (the mean of
+ * BENCH_PROFILE_STEPS (3) profiled steps; BENCH_PROFILE_DETAIL=1 lists adapter products by shape
+ * and every element-wise kernel on its own row).
  * Env: BENCH_KINDS (lora,mor,moelora,full), BENCH_ROUNDS (2), BENCH_STEPS (3), BENCH_WARMUP (3), BENCH_BATCH (4),
  * BENCH_SEQ (256), BENCH_LAYERS (6), BENCH_R (32), BENCH_N (8), BENCH_TORCH=0 (skip PyTorch),
  * MOR_TORCH_PYTHON (a Python with torch >= 2, transformers and peft; default python3),

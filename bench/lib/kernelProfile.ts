@@ -116,6 +116,7 @@ export class KernelProfile {
       return [DETAIL ? `adapter products ${m}x${k}x${n}${attrs.transposeA ? ' tA' : ''}${attrs.transposeB ? ' tB' : ''}` : 'adapter products', flops];
     }
     if (name.startsWith('MorRank')) return ['adapter rank kernels', 0];
+    if (name === 'MorLayer' || name === 'MorLayerGrad') return ['MoR adapter (fused, native)', morLayerFlops(name, inputs)];
     if (EMBEDDING.has(name)) return ['embedding', 0];
     if (LAYER_KERNELS.has(name)) return ['RMSNorm, SwiGLU, rope (native)', 0];
     if (ATTENTION_KERNELS.has(name)) return ['attention (fused, native)', 0];
@@ -152,6 +153,18 @@ export class KernelProfile {
       .map(([k, e]) => [k, e.ms.toFixed(0), `${((100 * e.ms) / stepMs).toFixed(1)} %`, e.calls ? String(Math.round(e.calls)) : '', e.flops ? (e.flops / 1e9).toFixed(1) : '']);
     return { rows, kernelMs, flops };
   }
+}
+
+/**
+ * FLOPs of the products inside a fused MoR kernel: forward `x [A; W_g]ᵀ` and `z bexpᵀ`; backward
+ * `dy bexp`, `dyᵀ z`, `dhlᵀ x` and `dhl [A; W_g]`.
+ */
+function morLayerFlops(name: string, { x, a, wg, b }: Record<string, tfc.TensorInfo>): number {
+  const [t, dIn] = x.shape;
+  const [r, n, dOut] = [a.shape[0], wg.shape[0], b.shape[0]];
+  const router = 2 * t * dIn * (r + n);
+  const expansion = 2 * t * n * r * dOut;
+  return name === 'MorLayer' ? router + expansion : 2 * router + 2 * expansion;
 }
 
 /** [m, k, n, batch] of a matmul kernel call. */

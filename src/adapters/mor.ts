@@ -8,8 +8,9 @@
  *
  * Fast path: the rank-expansion form. `z[(i,k)] = g_i Omega_A[i,k] h_k` `[T, N r]` and
  * `Bexp^T[(i,k), :] = Omega_B[i, :] ⊙ B[:, k]` `[N r, out]` (built once per forward), then ONE
- * matmul `z Bexp^T`, as one op with its own gradient (rankExpansion.ts). {@link morDeltaNaive}
- * (N small products, autodiff) is kept as the test oracle.
+ * matmul `z Bexp^T`, as one op with its own gradient (rankExpansion.ts). On the native path, with a
+ * learned router and no dropout, router and rank expansion together are one op (morFused.ts).
+ * {@link morDeltaNaive} (N small products, autodiff) is kept as the test oracle.
  *
  * Router modes: `softmax` (learned, default), `uniform` (g = 1/N, no router tensor), and
  * `balanced` (softmax + load-balance loss pushed to `ctx.auxLosses` while training).
@@ -33,6 +34,7 @@ import {
   argmaxAssignment, checkRouting, loadBalanceLoss, projectWithRouter, pushAuxLoss, recordRouting, routerProbs, routerSoftmax,
 } from '../routing/router.ts';
 import { rankExpansion } from './rankExpansion.ts';
+import { morFused, morFusedAvailable } from './morFused.ts';
 
 export const morConfigSchema = z
   .object({
@@ -211,11 +213,16 @@ export class MorLinear extends DeltaAdapterLayer<MorState, MorLayerSpec> impleme
       return g;
     }
     const g = logits ? routerSoftmax(logits, s.routerBias) : routerProbs(x2, router, s.routerBias);
+    this.reportRouting(s, g, ctx);
+    return g;
+  }
+
+  /** Record the learned router's weights g `[T, N]` and, in balanced mode while training, add the load-balance loss. */
+  private reportRouting(s: MorState, g: tf.Tensor2D, ctx: ForwardContext | undefined): void {
     recordRouting(ctx, this.modulePath, g);
     if (s.spec.routerMode === 'balanced' && ctx?.training) {
       pushAuxLoss(ctx, loadBalanceLoss(g, argmaxAssignment(g), ctx.tokenMask), s.spec.loadBalanceCoef);
     }
-    return g;
   }
 
   /** Adapter `s`'s router W_g when it routes with it (not pinned; uniform mode has none). */
@@ -230,7 +237,11 @@ export class MorLinear extends DeltaAdapterLayer<MorState, MorLayerSpec> impleme
     const p = s.params;
     const router = this.learnedRouter(s);
     let d: tf.Tensor2D;
-    if (xd === x2 && router) {
+    if (xd === x2 && router && morFusedAvailable()) {
+      const fused = morFused(x2, { ...p, wg: router, bias: s.routerBias }, s.scaling);
+      this.reportRouting(s, fused.g, ctx);
+      d = fused.delta;
+    } else if (xd === x2 && router) {
       const { h, logits } = projectWithRouter(x2, p.a, router);
       d = morDeltaFromRank(h, p, this.routing(s, x2, ctx, logits), s.scaling);
     } else {

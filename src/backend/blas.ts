@@ -9,7 +9,8 @@
  * `_FusedMatMul` kernel (`tf.fused.matMul`: bias + linear/relu fused in C; other activations
  * run the wasm activation kernel on the product). Transposes are sgemm flags, batches loop inside C (a
  * batch-1 operand is broadcast with stride 0; general batch broadcasts run one call per slice).
- * The same addon carries MoR's rank-expansion loops, registered as kernels by rankKernels.ts.
+ * The same addon carries MoR's rank-expansion loops and its fused adapter, registered as kernels by
+ * rankKernels.ts and morLayerKernels.ts.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -20,6 +21,7 @@ import * as tfc from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.ts';
 import { heapOffset as offset, type WasmBackend } from './wasmHeap.ts';
 import { registerRankKernels } from './rankKernels.ts';
+import { registerMorLayerKernels } from './morLayerKernels.ts';
 import { registerLossKernels } from './lossKernels.ts';
 import { registerAttentionKernels } from './attentionKernels.ts';
 import { registerLayerKernels } from './layerKernels.ts';
@@ -62,6 +64,14 @@ export interface BlasAddon {
     gOff: number, omOff: number, dhOff: number, dgOff: number, domOff: number): void;
   rankBexpGrad(heap: ArrayBuffer, n: number, r: number, dOut: number, dbexpOff: number, bOff: number,
     omegaBOff: number, dbOff: number, domegaBOff: number): void;
+  /** A whole MoR adapter, forward and backward, in one call each (native/blas/src/mor_morlayer.cc; see morLayerKernels.ts). */
+  morLayerForward(heap: ArrayBuffer, t: number, dIn: number, dOut: number, r: number, n: number, hasBias: number, scaling: number,
+    xOff: number, aOff: number, wgOff: number, biasOff: number, omegaAOff: number, bOff: number, omegaBOff: number,
+    deltaOff: number, gOff: number, hOff: number, zOff: number, bexpOff: number): void;
+  morLayerBackward(heap: ArrayBuffer, t: number, dIn: number, dOut: number, r: number, n: number, hasBias: number, scaling: number,
+    dyOff: number, dgOff: number, xOff: number, aOff: number, wgOff: number, omegaAOff: number, bOff: number, omegaBOff: number,
+    hOff: number, gOff: number, zOff: number, bexpOff: number, dxOff: number, daOff: number, dwgOff: number, dbiasOff: number,
+    domegaAOff: number, dbOff: number, domegaBOff: number): void;
   /** Fused cross-entropy on the heap (native/blas/src/mor_xent.cc; see lossKernels.ts). */
   xentForward(heap: ArrayBuffer, n: number, v: number, xOff: number, labelsOff: number, lossOff: number, lseOff: number,
     threads: number): void;
@@ -176,6 +186,7 @@ export function enableBlas(): BlasStatus {
     swapKernel({ kernelName: tfc.BatchMatMul, backendName: 'wasm', kernelFunc: (args) => batchMatMul(lib, args, origBmm) });
     swapKernel({ kernelName: tfc._FusedMatMul, backendName: 'wasm', kernelFunc: (args) => fusedMatMul(lib, args, origFused) });
     registerRankKernels(lib);
+    registerMorLayerKernels(lib);
     registerLossKernels(lib);
     registerAttentionKernels(lib);
     registerLayerKernels(lib);

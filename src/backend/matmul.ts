@@ -20,13 +20,16 @@ import { state } from './state.ts';
 
 type Mat = tf.Tensor2D | tf.Tensor3D;
 
-/** The private engine entry tf.customGrad is built on; used for lazy per-input gradients. */
-interface EngineWithKernelFunc {
-  runKernelFunc(params: {
-    forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => tf.Tensor;
-    backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
+/**
+ * The private engine entry tf.customGrad is built on; used for lazy per-input gradients and for
+ * ops with several outputs (the backward then gets one gradient per output, zeros for unused ones).
+ */
+export interface EngineWithKernelFunc {
+  runKernelFunc<T extends tf.Tensor | tf.Tensor[]>(params: {
+    forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => T;
+    backwardsFunc: (dy: T, saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
     inputs: Record<string, tf.Tensor>;
-  }): tf.Tensor;
+  }): T;
 }
 
 /** Swap the last two dims (an explicit copy). */

@@ -62,6 +62,8 @@ export interface BackendState {
   blas?: BlasRecord;
   /** rankKernels.ts: MoR's native rank-expansion kernels are registered (they stay so). */
   rankKernels: boolean;
+  /** morLayerKernels.ts: the fused MoR adapter kernels are registered (they stay so). */
+  morLayerKernels: boolean;
   /** lossKernels.ts: the native fused cross-entropy kernels are registered (they stay so). */
   lossKernels: boolean;
   /** attentionKernels.ts: the native fused attention kernels are registered (they stay so). */
@@ -83,6 +85,7 @@ export interface BackendState {
 export const state: BackendState = {
   wasmFixesInstalled: false,
   rankKernels: false,
+  morLayerKernels: false,
   lossKernels: false,
   attentionKernels: false,
   layerKernels: false,

@@ -8,6 +8,7 @@
 #include "mor_gemm.h"
 #include "mor_parallel.h"
 #include "mor_sgemm.h"
+#include "mor_morlayer.h"
 #include "mor_norm.h"
 #include "mor_optim.h"
 #include "mor_rank.h"
@@ -164,6 +165,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ownSgemm", Napi::Function::New(env, OwnSgemm));
   exports.Set("ownSgemmAvailable", Napi::Function::New(env, OwnSgemmAvailable));
   RegisterRankKernels(env, exports);
+  RegisterMorLayerKernels(env, exports);
   RegisterStoreKernels(env, exports);
   RegisterXentKernels(env, exports);
   RegisterAttentionKernels(env, exports);

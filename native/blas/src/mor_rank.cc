@@ -16,6 +16,99 @@
 
 #include "mor_parallel.h"
 
+namespace morrank {
+
+void Z(int T, int N, int r, int gRows, const float* h, const float* g, const float* om, float* z) {
+  for (int t = 0; t < T; t++) {
+    const float* ht = h + size_t(t) * r;
+    const float* gt = g + (gRows == 1 ? 0 : size_t(t) * N);
+    float* zt = z + size_t(t) * N * r;
+    for (int i = 0; i < N; i++) {
+      const float gi = gt[i];
+      const float* omi = om + size_t(i) * r;
+      float* zti = zt + size_t(i) * r;
+      for (int k = 0; k < r; k++) zti[k] = gi * omi[k] * ht[k];
+    }
+  }
+}
+
+void Bexp(int N, int r, int dOut, const float* b, const float* omegaB, float* out, int threads) {
+  morpar::Parallel(size_t(dOut), threads, size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
+    for (size_t j = j0; j < j1; j++) {
+      const float* bj = b + j * r;
+      float* row = out + j * N * r;
+      for (int i = 0; i < N; i++) {
+        const float o = omegaB[size_t(i) * dOut + j];
+        float* ri = row + size_t(i) * r;
+        for (int k = 0; k < r; k++) ri[k] = o * bj[k];
+      }
+    }
+  });
+}
+
+void ZGrad(int T, int N, int r, int gRows, const float* dz, const float* h, const float* g, const float* om, float* dh,
+           float* dg, float* dom) {
+  std::memset(dg, 0, sizeof(float) * size_t(gRows) * N);
+  std::memset(dom, 0, sizeof(float) * size_t(N) * r);
+  for (int t = 0; t < T; t++) {
+    const float* ht = h + size_t(t) * r;
+    const float* gt = g + (gRows == 1 ? 0 : size_t(t) * N);
+    float* dgt = dg + (gRows == 1 ? 0 : size_t(t) * N);
+    const float* dzt = dz + size_t(t) * N * r;
+    float* dht = dh + size_t(t) * r;
+    for (int k = 0; k < r; k++) dht[k] = 0.0f;
+    for (int i = 0; i < N; i++) {
+      const float gi = gt[i];
+      const float* omi = om + size_t(i) * r;
+      const float* v = dzt + size_t(i) * r;
+      float* domi = dom + size_t(i) * r;
+      float s = 0.0f;
+      for (int k = 0; k < r; k++) {
+        const float vo = v[k] * omi[k];
+        dht[k] += vo * gi;
+        s += vo * ht[k];
+        domi[k] += v[k] * gi * ht[k];
+      }
+      dgt[i] += s;
+    }
+  }
+}
+
+namespace {
+
+// Dot product of x and y over [0, n) in eight interleaved partial sums (vectorised; the
+// compiler keeps a single running sum in order otherwise).
+float Dot(const float* x, const float* y, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int q = 0; q < 8; q++) acc[q] += x[k + q] * y[k + q];
+  for (; k < n; k++) acc[0] += x[k] * y[k];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+}  // namespace
+
+void BexpGrad(int N, int r, int dOut, const float* dbexp, const float* b, const float* omegaB, float* db, float* domegaB,
+              int threads) {
+  morpar::Parallel(size_t(dOut), threads, size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
+    for (size_t j = j0; j < j1; j++) {
+      const float* row = dbexp + j * N * r;
+      const float* bj = b + j * r;
+      float* dbj = db + j * r;
+      for (int k = 0; k < r; k++) dbj[k] = 0.0f;
+      for (int i = 0; i < N; i++) {
+        const float* ri = row + size_t(i) * r;
+        const float o = omegaB[size_t(i) * dOut + j];
+        for (int k = 0; k < r; k++) dbj[k] += ri[k] * o;
+        domegaB[size_t(i) * dOut + j] = Dot(ri, bj, r);
+      }
+    }
+  });
+}
+
+}  // namespace morrank
+
 namespace {
 
 double Num(const Napi::CallbackInfo& info, size_t i) {
@@ -61,17 +154,7 @@ Napi::Value RankZ(const Napi::CallbackInfo& info) {
   const float* om = heap.at(Num(info, 7), double(N) * r);
   float* z = heap.at(Num(info, 8), double(T) * N * r);
   if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return OutOfHeap(info.Env(), "rankZ");
-  for (int t = 0; t < T; t++) {
-    const float* ht = h + size_t(t) * r;
-    const float* gt = g + (gRows == 1 ? 0 : size_t(t) * N);
-    float* zt = z + size_t(t) * N * r;
-    for (int i = 0; i < N; i++) {
-      const float gi = gt[i];
-      const float* omi = om + size_t(i) * r;
-      float* zti = zt + size_t(i) * r;
-      for (int k = 0; k < r; k++) zti[k] = gi * omi[k] * ht[k];
-    }
-  }
+  morrank::Z(T, N, r, gRows, h, g, om, z);
   return info.Env().Undefined();
 }
 
@@ -84,17 +167,7 @@ Napi::Value RankBexp(const Napi::CallbackInfo& info) {
   const float* omegaB = heap.at(Num(info, 5), double(N) * dOut);
   float* out = heap.at(Num(info, 6), double(N) * r * dOut);
   if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexp");
-  morpar::Parallel(size_t(dOut), morpar::BlasThreads(), size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
-    for (size_t j = j0; j < j1; j++) {
-      const float* bj = b + j * r;
-      float* row = out + j * N * r;
-      for (int i = 0; i < N; i++) {
-        const float o = omegaB[size_t(i) * dOut + j];
-        float* ri = row + size_t(i) * r;
-        for (int k = 0; k < r; k++) ri[k] = o * bj[k];
-      }
-    }
-  });
+  morrank::Bexp(N, r, dOut, b, omegaB, out, morpar::BlasThreads());
   return info.Env().Undefined();
 }
 
@@ -111,42 +184,8 @@ Napi::Value RankZGrad(const Napi::CallbackInfo& info) {
   float* dg = heap.at(Num(info, 10), double(gRows) * N);
   float* dom = heap.at(Num(info, 11), double(N) * r);
   if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return OutOfHeap(info.Env(), "rankZGrad");
-  std::memset(dg, 0, sizeof(float) * size_t(gRows) * N);
-  std::memset(dom, 0, sizeof(float) * size_t(N) * r);
-  for (int t = 0; t < T; t++) {
-    const float* ht = h + size_t(t) * r;
-    const float* gt = g + (gRows == 1 ? 0 : size_t(t) * N);
-    float* dgt = dg + (gRows == 1 ? 0 : size_t(t) * N);
-    const float* dzt = dz + size_t(t) * N * r;
-    float* dht = dh + size_t(t) * r;
-    for (int k = 0; k < r; k++) dht[k] = 0.0f;
-    for (int i = 0; i < N; i++) {
-      const float gi = gt[i];
-      const float* omi = om + size_t(i) * r;
-      const float* v = dzt + size_t(i) * r;
-      float* domi = dom + size_t(i) * r;
-      float s = 0.0f;
-      for (int k = 0; k < r; k++) {
-        const float vo = v[k] * omi[k];
-        dht[k] += vo * gi;
-        s += vo * ht[k];
-        domi[k] += v[k] * gi * ht[k];
-      }
-      dgt[i] += s;
-    }
-  }
+  morrank::ZGrad(T, N, r, gRows, dz, h, g, om, dh, dg, dom);
   return info.Env().Undefined();
-}
-
-// Dot product of x and y over [0, n) in eight interleaved partial sums (vectorised; the
-// compiler keeps a single running sum in order otherwise).
-float Dot(const float* x, const float* y, int n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int q = 0; q < 8; q++) acc[q] += x[k + q] * y[k + q];
-  for (; k < n; k++) acc[0] += x[k] * y[k];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 // rankBexpGrad(heap, N, r, dOut, dbexpOff, bOff, omegaBOff, dbOff, domegaBOff): one row of
@@ -161,20 +200,7 @@ Napi::Value RankBexpGrad(const Napi::CallbackInfo& info) {
   float* db = heap.at(Num(info, 7), double(dOut) * r);
   float* domegaB = heap.at(Num(info, 8), double(N) * dOut);
   if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexpGrad");
-  morpar::Parallel(size_t(dOut), morpar::BlasThreads(), size_t(N) * r * dOut, [&](size_t j0, size_t j1) {
-    for (size_t j = j0; j < j1; j++) {
-      const float* row = dbexp + j * N * r;
-      const float* bj = b + j * r;
-      float* dbj = db + j * r;
-      for (int k = 0; k < r; k++) dbj[k] = 0.0f;
-      for (int i = 0; i < N; i++) {
-        const float* ri = row + size_t(i) * r;
-        const float o = omegaB[size_t(i) * dOut + j];
-        for (int k = 0; k < r; k++) dbj[k] += ri[k] * o;
-        domegaB[size_t(i) * dOut + j] = Dot(ri, bj, r);
-      }
-    }
-  });
+  morrank::BexpGrad(N, r, dOut, dbexp, b, omegaB, db, domegaB, morpar::BlasThreads());
   return info.Env().Undefined();
 }
 

@@ -236,12 +236,13 @@ export class MorLinear extends DeltaAdapterLayer<MorState, MorLayerSpec> impleme
     const xd = dropout(x2, s.spec.dropout, ctx, `${this.modulePath}/${s.name}`, s.rng);
     const p = s.params;
     const router = this.learnedRouter(s);
-    let d: tf.Tensor2D;
     if (xd === x2 && router && morFusedAvailable()) {
-      const fused = morFused(x2, { ...p, wg: router, bias: s.routerBias }, s.scaling);
+      const fused = morFused(x2, flatten2d(y), { ...p, wg: router, bias: s.routerBias }, s.scaling);
       this.reportRouting(s, fused.g, ctx);
-      d = fused.delta;
-    } else if (xd === x2 && router) {
+      return fused.out.reshape(y.shape);
+    }
+    let d: tf.Tensor2D;
+    if (xd === x2 && router) {
       const { h, logits } = projectWithRouter(x2, p.a, router);
       d = morDeltaFromRank(h, p, this.routing(s, x2, ctx, logits), s.scaling);
     } else {

@@ -1,10 +1,11 @@
 /**
  * MoR's adapter as ONE differentiable op on the native path (the kernels of
- * src/backend/morLayerKernels.ts): router projection, softmax, scaling of Omega_A and the rank
- * expansion, forward and backward, each one addon call. It computes what mor.ts composes from
- * tfjs ops and rankExpansion.ts (`projectWithRouter`, `routerSoftmax`, `rankExpansion`), with
- * the same products and loops (the same bits, but for the softmax's exp), and replaces their ~26
- * kernels per adapter and step by two.
+ * src/backend/morLayerKernels.ts): router projection, softmax, scaling of Omega_A, the rank
+ * expansion and the sum with the frozen layer's output, forward and backward, each one addon
+ * call. It computes what mor.ts composes from tfjs ops and rankExpansion.ts (`projectWithRouter`,
+ * `routerSoftmax`, `rankExpansion`, then `y + delta`) with the same products and loops (equal
+ * values but for the softmax's exp and where y is added in), and replaces their ~27 kernels per
+ * adapter and step by two.
  *
  * It serves the common case: a learned router (softmax or balanced) and no dropout on the
  * adapter's input (the router and A then read the same x). The routing weights g are a second
@@ -38,20 +39,20 @@ export function morFusedAvailable(): boolean {
 }
 
 /**
- * `delta` `[T, out]` (the adapter's output, scaling included) and the routing weights `g`
- * `[T, N]` for x `[T, in]`, both differentiable.
+ * `y + delta` `[T, out]` (delta the adapter's output, scaling included, for x `[T, in]`; y the
+ * frozen layer's output for x) and the routing weights `g` `[T, N]`, both differentiable.
  */
-export function morFused(x: tf.Tensor2D, p: MorFusedParams, scaling: number): { delta: tf.Tensor2D; g: tf.Tensor2D } {
-  const inputs: Record<string, tf.Tensor> = { x, a: p.a, wg: p.wg, omegaA: p.omegaA, b: p.b, omegaB: p.omegaB };
+export function morFused(x: tf.Tensor2D, y: tf.Tensor2D, p: MorFusedParams, scaling: number): { out: tf.Tensor2D; g: tf.Tensor2D } {
+  const inputs: Record<string, tf.Tensor> = { x, a: p.a, wg: p.wg, omegaA: p.omegaA, b: p.b, omegaB: p.omegaB, y };
   if (p.bias) inputs.bias = p.bias;
   const hasBias = p.bias !== undefined;
   const engine = tf.engine() as unknown as EngineWithKernelFunc;
-  const [delta, g] = engine.runKernelFunc<tf.Tensor[]>({
+  const [out, g] = engine.runKernelFunc<tf.Tensor[]>({
     inputs,
     forwardFunc: (_backend, save) => {
-      const [d, gOut, h, z, bexp] = tf.engine().runKernel(MOR_LAYER, inputs, { scaling }) as unknown as tf.Tensor[];
+      const [sum, gOut, h, z, bexp] = tf.engine().runKernel(MOR_LAYER, inputs, { scaling }) as unknown as tf.Tensor[];
       save([x, p.a, p.wg, p.omegaA, p.b, p.omegaB, h, gOut, z, bexp]);
-      return [d, gOut];
+      return [sum, gOut];
     },
     backwardsFunc: ([dy, dg], saved) => {
       const [sx, sa, swg, somegaA, sb, somegaB, h, g, z, bexp] = saved;
@@ -61,12 +62,12 @@ export function morFused(x: tf.Tensor2D, p: MorFusedParams, scaling: number): { 
         { scaling, hasBias },
       ) as unknown as tf.Tensor[];
       const [dx, da, dwg, domegaA, db, domegaB, dbias] = grads;
-      const out: Record<string, () => tf.Tensor> = {
-        x: () => dx, a: () => da, wg: () => dwg, omegaA: () => domegaA, b: () => db, omegaB: () => domegaB,
+      const d: Record<string, () => tf.Tensor> = {
+        x: () => dx, a: () => da, wg: () => dwg, omegaA: () => domegaA, b: () => db, omegaB: () => domegaB, y: () => dy.clone(),
       };
-      if (hasBias) out.bias = () => dbias;
-      return out;
+      if (hasBias) d.bias = () => dbias;
+      return d;
     },
   });
-  return { delta: delta as tf.Tensor2D, g: g as tf.Tensor2D };
+  return { out: out as tf.Tensor2D, g: g as tf.Tensor2D };
 }

@@ -67,7 +67,7 @@ export interface BlasAddon {
   /** A whole MoR adapter, forward and backward, in one call each (native/blas/src/mor_morlayer.cc; see morLayerKernels.ts). */
   morLayerForward(heap: ArrayBuffer, t: number, dIn: number, dOut: number, r: number, n: number, hasBias: number, scaling: number,
     xOff: number, aOff: number, wgOff: number, biasOff: number, omegaAOff: number, bOff: number, omegaBOff: number,
-    deltaOff: number, gOff: number, hOff: number, zOff: number, bexpOff: number): void;
+    yOff: number, outOff: number, gOff: number, hOff: number, zOff: number, bexpOff: number): void;
   morLayerBackward(heap: ArrayBuffer, t: number, dIn: number, dOut: number, r: number, n: number, hasBias: number, scaling: number,
     dyOff: number, dgOff: number, xOff: number, aOff: number, wgOff: number, omegaAOff: number, bOff: number, omegaBOff: number,
     hOff: number, gOff: number, zOff: number, bexpOff: number, dxOff: number, daOff: number, dwgOff: number, dbiasOff: number,

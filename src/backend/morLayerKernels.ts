@@ -4,8 +4,9 @@
  * is src/adapters/morFused.ts. Shapes (T tokens, N experts, rank r):
  *
  *  - `MorLayer`      x `[T, in]`, a `[r, in]`, wg `[N, in]`, omegaA `[N, r]`, b `[out, r]`,
- *                    omegaB `[N, out]`, optional bias `[N]`; attr scaling
- *                    -> delta `[T, out]`, g `[T, N]`, and for the backward h `[T, r]`,
+ *                    omegaB `[N, out]`, optional bias `[N]`, y `[T, out]` (the frozen layer's
+ *                    output); attr scaling
+ *                    -> y + delta `[T, out]`, g `[T, N]`, and for the backward h `[T, r]`,
  *                       z `[T, N*r]`, bexp `[out, N*r]`
  *  - `MorLayerGrad`  dy `[T, out]`, dg `[T, N]`, x, a, wg, omegaA, b, omegaB, h, g, z, bexp;
  *                    attrs scaling, hasBias
@@ -33,7 +34,7 @@ interface Dims {
 }
 
 /** The dimensions of one adapter call, with every operand's shape checked against them. */
-function dimsOf({ x, a, wg, omegaA, b, omegaB, bias }: Inputs, fail: Fail): Dims {
+function dimsOf({ x, a, wg, omegaA, b, omegaB, bias, y }: Inputs, fail: Fail): Dims {
   const [t, dIn] = x.shape;
   const [r, n, dOut] = [a.shape[0], wg.shape[0], b.shape[0]];
   const want: [string, tfc.TensorInfo, number[]][] = [
@@ -41,6 +42,7 @@ function dimsOf({ x, a, wg, omegaA, b, omegaB, bias }: Inputs, fail: Fail): Dims
     ['omegaB', omegaB, [n, dOut]],
   ];
   if (bias) want.push(['bias', bias, [n]]);
+  if (y) want.push(['y', y, [t, dOut]]);
   for (const [name, info, shape] of want) {
     if (!sameShape(info.shape, shape)) fail(`${name} is [${info.shape}], expected [${shape}] (x [${x.shape}], a [${a.shape}], wg [${wg.shape}], b [${b.shape}])`);
   }
@@ -60,12 +62,13 @@ export function registerMorLayerKernels(lib: BlasAddon): void {
   registerHeapKernel(MOR_LAYER, (ins, fail, attrs) => {
     const { t, dIn, dOut, r, n } = dimsOf(ins, fail);
     const s = scalingOf(attrs, fail);
-    const { x, a, wg, bias, omegaA, b, omegaB } = ins;
+    const { x, a, wg, bias, omegaA, b, omegaB, y } = ins;
+    if (!y) fail('input y (the frozen layer\'s output) is missing');
     return {
       outs: [[t, dOut], [t, n], [t, r], [t, n * r], [dOut, n * r]],
-      run: (heap, at, [delta, g, h, z, bexp]) => lib.morLayerForward(
+      run: (heap, at, [out, g, h, z, bexp]) => lib.morLayerForward(
         heap, t, dIn, dOut, r, n, bias ? 1 : 0, s, at(x), at(a), at(wg), bias ? at(bias) : 0, at(omegaA), at(b), at(omegaB),
-        at(delta), at(g), at(h), at(z), at(bexp),
+        at(y), at(out), at(g), at(h), at(z), at(bexp),
       ),
     };
   });

@@ -19,7 +19,7 @@ import { leakCheck, maxAbsDiff, randLinear, randTensor } from './helpers.ts';
 const initial = await initBackend({ announce: false });
 const native = morLayerKernelsRegistered();
 
-const KEYS = ['x', 'a', 'wg', 'omegaA', 'b', 'omegaB', 'bias'] as const;
+const KEYS = ['x', 'y', 'a', 'wg', 'omegaA', 'b', 'omegaB', 'bias'] as const;
 type Key = (typeof KEYS)[number];
 type Inputs = Partial<Record<Key, tf.Tensor>>;
 
@@ -46,6 +46,7 @@ const SHAPES: Shape[] = [
 function inputs(rng: Rng, { t, dIn, dOut, r, n }: Shape, bias: boolean): Inputs {
   const x: Inputs = {
     x: randTensor(rng, [t, dIn]),
+    y: randTensor(rng, [t, dOut]),
     a: randTensor(rng, [r, dIn], 0.5),
     wg: randTensor(rng, [n, dIn]),
     omegaA: randTensor(rng, [n, r]),
@@ -58,8 +59,8 @@ function inputs(rng: Rng, { t, dIn, dOut, r, n }: Shape, bias: boolean): Inputs 
 
 const params = (v: Inputs): MorFusedParams => ({ a: v.a!, wg: v.wg!, bias: v.bias, omegaA: v.omegaA!, b: v.b!, omegaB: v.omegaB! });
 
-/** The per-expert formula in plain tfjs ops: `s sum_i g_i Omega_B[i] ⊙ ((A x ⊙ Omega_A[i]) Bᵀ)`, g = softmax(W_g x + bias). */
-function oracle(v: Inputs, s: number): { delta: tf.Tensor; g: tf.Tensor } {
+/** The per-expert formula in plain tfjs ops: `y + s sum_i g_i Omega_B[i] ⊙ ((A x ⊙ Omega_A[i]) Bᵀ)`, g = softmax(W_g x + bias). */
+function oracle(v: Inputs, s: number): { out: tf.Tensor; g: tf.Tensor } {
   const logits = tf.matMul(v.x!, v.wg!, false, true);
   const g = tf.softmax(v.bias ? tf.add(logits, v.bias) : logits);
   const h = tf.matMul(v.x!, v.a!, false, true);
@@ -68,26 +69,26 @@ function oracle(v: Inputs, s: number): { delta: tf.Tensor; g: tf.Tensor } {
     const expert = tf.mul(tf.matMul(tf.mul(h, v.omegaA!.slice([i, 0], [1, -1])), v.b!, false, true), v.omegaB!.slice([i, 0], [1, -1]));
     acc = tf.add(acc, tf.mul(expert, g.slice([0, i], [-1, 1])));
   }
-  return { delta: tf.mul(acc, s), g };
+  return { out: tf.add(v.y!, tf.mul(acc, s)), g };
 }
 
-/** The composed op the fused one replaces (mor.ts before it): one [A; W_g] product, softmax, rank expansion. */
-function composed(v: Inputs, s: number): { delta: tf.Tensor; g: tf.Tensor } {
+/** The composed ops the fused one replaces (mor.ts without it): one [A; W_g] product, softmax, rank expansion, sum. */
+function composed(v: Inputs, s: number): { out: tf.Tensor; g: tf.Tensor } {
   const { h, logits } = projectWithRouter(v.x as tf.Tensor2D, v.a!, v.wg!);
   const g = routerSoftmax(logits, v.bias);
-  return { delta: rankExpansion(h, g, tf.mul(v.omegaA!, s) as tf.Tensor2D, v.b as tf.Tensor2D, v.omegaB as tf.Tensor2D), g };
+  return { out: tf.add(v.y!, rankExpansion(h, g, tf.mul(v.omegaA!, s) as tf.Tensor2D, v.b as tf.Tensor2D, v.omegaB as tf.Tensor2D)), g };
 }
 
-/** delta, g, and the gradients of sum(delta * w1) + sum(g * w2) (a loss reading g as a load-balance loss does). */
-function valueAndGrads(f: (v: Inputs) => { delta: tf.Tensor; g: tf.Tensor }, v: Inputs, w1: tf.Tensor, w2: tf.Tensor): Map<string, tf.Tensor> {
+/** out, g, and the gradients of sum(out * w1) + sum(g * w2) (a loss reading g as a load-balance loss does). */
+function valueAndGrads(f: (v: Inputs) => { out: tf.Tensor; g: tf.Tensor }, v: Inputs, w1: tf.Tensor, w2: tf.Tensor): Map<string, tf.Tensor> {
   const keys = KEYS.filter((k) => v[k] !== undefined);
   const out = new Map<string, tf.Tensor>();
   const grad = tf.grads((...xs: tf.Tensor[]) => {
     const r = f(Object.fromEntries(keys.map((k, i) => [k, xs[i]])) as Inputs);
-    return tf.add(tf.sum(tf.mul(r.delta, w1)), tf.sum(tf.mul(r.g, w2)));
+    return tf.add(tf.sum(tf.mul(r.out, w1)), tf.sum(tf.mul(r.g, w2)));
   });
   const r = f(v);
-  out.set('delta', r.delta);
+  out.set('out', r.out);
   out.set('g', r.g);
   grad(keys.map((k) => v[k]!)).forEach((d, i) => out.set(`d${keys[i]}`, d));
   return out;
@@ -114,7 +115,7 @@ test('morFused: outputs and the gradients of every input equal autodiff of the p
           const v = inputs(rng, shape, bias);
           const w1 = randTensor(rng, [shape.t, shape.dOut]);
           const w2 = randTensor(rng, [shape.t, shape.n]);
-          const got = valueAndGrads((u) => morFused(u.x as tf.Tensor2D, params(u), s), v, w1, w2);
+          const got = valueAndGrads((u) => morFused(u.x as tf.Tensor2D, u.y as tf.Tensor2D, params(u), s), v, w1, w2);
           const want = valueAndGrads((u) => oracle(u, s), v, w1, w2);
           const near = valueAndGrads((u) => composed(u, s), v, w1, w2);
           const where = `[T=${shape.t} in=${shape.dIn} out=${shape.dOut} r=${shape.r} N=${shape.n} bias=${bias}]`;
@@ -138,12 +139,15 @@ test('morFused: no tensors leak across training steps; bad shapes and attributes
   if (!native) return assert.equal(initial.matmulPath, 'wasm');
   const rng = new Rng(5);
   const v = inputs(rng, SHAPES[0], true);
-  const vars = KEYS.filter((k) => k !== 'x').map((k) => tf.variable(v[k]!, true, undefined));
-  const p: MorFusedParams = { a: vars[0], wg: vars[1], omegaA: vars[2], b: vars[3], omegaB: vars[4], bias: vars[5] };
+  const names = ['a', 'wg', 'omegaA', 'b', 'omegaB', 'bias'] as const;
+  const vars = names.map((k) => tf.variable(v[k]!));
+  const p = Object.fromEntries(names.map((k, i) => [k, vars[i]])) as unknown as MorFusedParams;
+  const x = v.x as tf.Tensor2D;
+  const y = v.y as tf.Tensor2D;
   const step = () => {
     const { value, grads } = tf.variableGrads(() => {
-      const r = morFused(v.x as tf.Tensor2D, p, 2);
-      return tf.add(tf.sum(r.delta), tf.sum(tf.square(r.g)));
+      const r = morFused(x, y, p, 2);
+      return tf.add(tf.sum(r.out), tf.sum(tf.square(r.g)));
     }, vars);
     tf.dispose([value, ...Object.values(grads)]);
   };
@@ -151,9 +155,10 @@ test('morFused: no tensors leak across training steps; bad shapes and attributes
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) step();
   assert.equal(tf.memory().numTensors, before);
-  assert.throws(() => morFused(v.x as tf.Tensor2D, { ...p, omegaB: v.omegaB!.slice([0, 0], [-1, 2]) }, 2), /MorLayer: omegaB is \[4,2\], expected \[4,6\]/);
-  assert.throws(() => morFused(v.x as tf.Tensor2D, { ...p, bias: tf.zeros([3]) }, 2), /MorLayer: bias is \[3\]/);
-  assert.throws(() => morFused(v.x as tf.Tensor2D, p, Number.NaN), /MorLayer: attribute scaling must be a finite number/);
+  assert.throws(() => morFused(x, y, { ...p, omegaB: v.omegaB!.slice([0, 0], [-1, 2]) }, 2), /MorLayer: omegaB is \[4,2\], expected \[4,6\]/);
+  assert.throws(() => morFused(x, y, { ...p, bias: tf.zeros([3]) }, 2), /MorLayer: bias is \[3\]/);
+  assert.throws(() => morFused(x, y.slice([0, 0], [-1, 5]) as tf.Tensor2D, p, 2), /MorLayer: y is \[7,5\], expected \[7,6\]/);
+  assert.throws(() => morFused(x, y, p, Number.NaN), /MorLayer: attribute scaling must be a finite number/);
   tf.dispose([...vars, ...Object.values(v)]);
 });
 

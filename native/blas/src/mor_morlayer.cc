@@ -7,8 +7,10 @@
 // Shapes: T tokens, dIn / dOut features, rank r, N experts, s the LoRA scaling.
 //
 // Forward: hl = x [A; W_g]ᵀ [T, r+N];  h = hl[:, :r];  g = softmax(hl[:, r:] + bias)
-//          z = g ⊙ (s Ω_A) ⊙ h [T, N r];  bexp = Ω_B ⊙ B [dOut, N r];  delta = z bexpᵀ
-// Backward (dy = d delta, dgIn = the gradient reaching g from elsewhere, e.g. a load-balance loss):
+//          z = g ⊙ (s Ω_A) ⊙ h [T, N r];  bexp = Ω_B ⊙ B [dOut, N r];  out = y + z bexpᵀ
+//          (y the frozen layer's output: the product accumulates onto a copy of it, which saves
+//          the separate [T, dOut] addition and the delta's memory)
+// Backward (dy = d out, which is also y's gradient; dgIn = the gradient reaching g from elsewhere, e.g. a load-balance loss):
 //          dz = dy bexp;  dbexp = dyᵀ z;  (dB, dΩ_B) from dbexp;  (dh, dg, dom) from dz
 //          dΩ_A = s dom;  dlogits = g ⊙ (dg + dgIn) − g Σ g ⊙ (dg + dgIn);  dbias = Σ_t dlogits
 //          dhl = [dh | dlogits];  d[A; W_g] = dhlᵀ x;  dx = dhl [A; W_g]
@@ -66,10 +68,10 @@ void Stack(const Dims& d, const float* a, const float* wg, const float* omegaA, 
   for (size_t i = 0; i < size_t(d.N) * d.r; i++) (*om)[i] = omegaA[i] * d.s;
 }
 
-// morLayerForward(heap, T, dIn, dOut, r, N, hasBias, s, x, a, wg, bias, omegaA, b, omegaB,
-//                 delta, g, h, z, bexp): byte offsets; bias is read only when hasBias.
+// morLayerForward(heap, T, dIn, dOut, r, N, hasBias, s, x, a, wg, bias, omegaA, b, omegaB, y,
+//                 out, g, h, z, bexp): byte offsets; bias is read only when hasBias.
 Napi::Value Forward(const Napi::CallbackInfo& info) {
-  if (!morheap::ArgsOk(info, 20)) return Fail(info.Env(), "morLayerForward: bad arguments");
+  if (!morheap::ArgsOk(info, 21)) return Fail(info.Env(), "morLayerForward: bad arguments");
   Heap heap = morheap::HeapOf(info);
   const Dims d = DimsOf(info);
   if (!DimsOk(d)) return Fail(info.Env(), "morLayerForward: bad dimensions");
@@ -81,11 +83,12 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   const float* omegaA = heap.at<float>(Num(info, 12), nr);
   const float* b = heap.at<float>(Num(info, 13), double(d.dOut) * d.r);
   const float* omegaB = heap.at<float>(Num(info, 14), double(d.N) * d.dOut);
-  float* delta = heap.at<float>(Num(info, 15), T * d.dOut);
-  float* g = heap.at<float>(Num(info, 16), T * d.N);
-  float* h = heap.at<float>(Num(info, 17), T * d.r);
-  float* z = heap.at<float>(Num(info, 18), T * nr);
-  float* bexp = heap.at<float>(Num(info, 19), double(d.dOut) * nr);
+  const float* y = heap.at<float>(Num(info, 15), T * d.dOut);
+  float* out = heap.at<float>(Num(info, 16), T * d.dOut);
+  float* g = heap.at<float>(Num(info, 17), T * d.N);
+  float* h = heap.at<float>(Num(info, 18), T * d.r);
+  float* z = heap.at<float>(Num(info, 19), T * nr);
+  float* bexp = heap.at<float>(Num(info, 20), double(d.dOut) * nr);
   if (!heap.ok) return Fail(info.Env(), "morLayerForward: operand outside the heap");
 
   float *cat, *om;
@@ -108,7 +111,8 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   }
   morrank::Z(d.T, d.N, d.r, d.T, h, g, om, z);
   morrank::Bexp(d.N, d.r, d.dOut, b, omegaB, bexp, morpar::BlasThreads());
-  MorGemm(z, bexp, delta, d.T, d.dOut, d.N * d.r, false, true, 0.0f);
+  std::memcpy(out, y, sizeof(float) * size_t(d.T) * d.dOut);
+  MorGemm(z, bexp, out, d.T, d.dOut, d.N * d.r, false, true, 1.0f);
   return info.Env().Undefined();
 }
 

@@ -91,6 +91,8 @@ function assertSame(a: StepResult, b: StepResult, what: string): void {
 const cases: [string, AdapterConfigInput][] = [
   ['lora', { kind: 'lora', r: 4, init: false, dropout: 0.1, targetModules: 'all-linear' }],
   ['mor (dropout, balanced router)', { kind: 'mor', r: 4, init: false, numExperts: 3, dropout: 0.2, routerMode: 'balanced', loadBalanceCoef: 0.5 }],
+  // no dropout: on the native path the fused MoR op, whose routing output carries the load-balance loss's gradient
+  ['mor (balanced router, router bias, no dropout)', { kind: 'mor', r: 4, init: false, numExperts: 3, routerMode: 'balanced', routerBias: true, loadBalanceCoef: 0.5 }],
   ['moelora (top-k, load balance, dropout)', { kind: 'moelora', r: 2, init: false, numExperts: 4, topK: 2, loadBalance: true, loadBalanceCoef: 0.5, dropout: 0.1 }],
   ['full', { kind: 'full', targetModules: ['q_proj', 'down_proj'] }],
 ];

@@ -12,12 +12,15 @@
  * so load from other processes hits both alike. Reported: median step time over all rounds,
  * tokens/s, peak RSS of each process, the ratios, MoR's step over LoRA's, and the share of the
  * matmul bound (the step's matmul FLOPs, counted by the kernel profiler, at the best rate our
- * matmul reaches on a large product in the processes of its kind, over the step time).
+ * matmul reaches on a large product in the processes of its kind, over the step time). MoR's step
+ * over LoRA's is also measured with both in one process, their steps taking turns
+ * (bench/lib/trainPair.ts, BENCH_PAIRS pairs): this machine's load drifts move separate
+ * processes' medians far more than two steps run back to back.
  *
  * `--profile`: also print, for each kind, our step's time by kind of work (the mean of
  * BENCH_PROFILE_STEPS (3) profiled steps; BENCH_PROFILE_DETAIL=1 lists adapter products by shape
  * and every element-wise kernel on its own row).
- * Env: BENCH_KINDS (lora,mor,moelora,full), BENCH_ROUNDS (2), BENCH_STEPS (3), BENCH_WARMUP (3), BENCH_BATCH (4),
+ * Env: BENCH_KINDS (lora,mor,moelora,full), BENCH_ROUNDS (2), BENCH_STEPS (3), BENCH_WARMUP (3), BENCH_PAIRS (12; 0: skip the paired run), BENCH_BATCH (4),
  * BENCH_SEQ (256), BENCH_LAYERS (6), BENCH_R (32), BENCH_N (8), BENCH_TORCH=0 (skip PyTorch),
  * MOR_TORCH_PYTHON (a Python with torch >= 2, transformers and peft; default python3),
  * MOR_MATMUL=wasm (time the pure-wasm path).
@@ -33,6 +36,7 @@ import { savePretrained } from '../src/models/save.ts';
 import { fmt, formatTable, median } from './lib/timing.ts';
 import { findTorchPython, runJsonChild } from './lib/child.ts';
 import type { TrainRunResult } from './lib/trainRun.ts';
+import type { TrainPairResult } from './lib/trainPair.ts';
 import { maxOf } from '../src/util/array.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -137,4 +141,20 @@ if (stepOf.mor && stepOf.lora) {
   const paired = (ours.get('mor') ?? []).flatMap((m, i) => (ok(m) && ok(lora[i]) ? [median(m.stepsS) / median((lora[i] as TrainRunResult).stepsS)] : []));
   console.log(`\nMoR step / LoRA step (ours): ${fmt(stepOf.mor / stepOf.lora, 2)} (medians over all rounds); ` +
     `round by round ${paired.map((x) => fmt(x, 2)).join(', ')}, median ${fmt(median(paired), 2)}`);
+  // And paired step by step in one process (bench/lib/trainPair.ts): the least noisy estimate.
+  const pairs = Number(env('BENCH_PAIRS', '12'));
+  if (pairs > 0) {
+    log(`LoRA and MoR in one process, steps taking turns (${pairs} pairs) ...`);
+    const p = runJsonChild<TrainPairResult>(process.execPath, ['--import', 'tsx', path.join(here, 'lib', 'trainPair.ts'), dir], { ...childEnv, BENCH_PAIRS: String(pairs) }, timeoutMs);
+    if ('error' in p && p.error) {
+      console.log(`MoR step / LoRA step, paired in one process: failed: ${p.error}`);
+    } else {
+      const r = p as TrainPairResult;
+      const q = [...r.ratios].sort((x, y) => x - y);
+      const at = (f: number) => q[Math.round(f * (q.length - 1))];
+      console.log(`MoR step / LoRA step, paired in one process (LoRA ${fmt(median(r.loraS), 2)} s, MoR ${fmt(median(r.morS), 2)} s median): ` +
+        `median of ${q.length} pair ratios ${fmt(median(r.ratios), 3)} (quartiles ${fmt(at(0.25), 2)}-${fmt(at(0.75), 2)})` +
+        (r.alternated ? '' : '; WARNING: the steps did not take turns'));
+    }
+  }
 }

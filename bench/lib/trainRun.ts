@@ -13,7 +13,7 @@
  */
 import { describeBackend, initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel } from '../../src/models/load.ts';
-import { parseAdapterConfig, type AdapterConfigInput } from '../../src/adapters/config.ts';
+import { parseAdapterConfig } from '../../src/adapters/config.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
 import { train, type ResumableIterator } from '../../src/train/trainer.ts';
 import { batchLoss } from '../../src/train/batchLoss.ts';
@@ -23,6 +23,7 @@ import type { Batch } from '../../src/data/batch.ts';
 import { KernelProfile } from './kernelProfile.ts';
 import { formatTable } from './timing.ts';
 import { peakRssGiB } from './child.ts';
+import { benchAdapter, benchBatch } from './trainSetup.ts';
 
 /** What our side reports. */
 export interface TrainRunResult {
@@ -41,24 +42,6 @@ export interface TrainRunResult {
   /** The start-up banner's description of the path (which sgemm, which OpenBLAS kernels, threads). */
   backend: string;
   error?: string;
-}
-
-const MLP = ['gate_proj', 'up_proj', 'down_proj'];
-const ALL = ['q_proj', 'k_proj', 'v_proj', 'o_proj', ...MLP];
-
-/** The benchmark's adapter of each kind (routers without load-balance loss: the PyTorch twins have none). */
-export function benchAdapter(kind: string, r: number, n: number): AdapterConfigInput {
-  switch (kind) {
-    case 'lora':
-      return { kind, r, alpha: 2 * r, targetModules: MLP };
-    case 'mor':
-    case 'moelora':
-      return { kind, r, alpha: 2 * r, numExperts: n, loadBalanceCoef: 0, targetModules: MLP } as AdapterConfigInput;
-    case 'full':
-      return { kind, targetModules: ALL };
-    default:
-      throw new Error(`unknown kind ${kind}`);
-  }
 }
 
 /** BENCH_CKPT: 1 every layer, `layers:N` the last N layers, else off. */
@@ -108,8 +91,7 @@ async function main(dir: string, kind: string, profile: boolean): Promise<TrainR
   const peft = getPeftModel(model, parseAdapterConfig(benchAdapter(kind, r, n)));
   const params = peft.trainableParameters();
   const tokens = batch * seq;
-  const ids = Int32Array.from({ length: tokens }, (_, i) => ((i % seq) * 7919 + 13 + 101 * Math.floor(i / seq)) % c.vocabSize);
-  const data: Batch = { inputIds: ids, labels: ids, attentionMask: new Int32Array(tokens).fill(1), batchSize: batch, seqLen: seq, tasks: [] };
+  const data = benchBatch(batch, seq, c.vocabSize);
   const run = async (updates: number, onStep: () => void) => {
     const losses: number[] = [];
     await train({

@@ -19,7 +19,7 @@ import { getPeftModel } from '../../src/adapters/inject.ts';
 import { train } from '../../src/train/trainer.ts';
 import { batchLoss } from '../../src/train/batchLoss.ts';
 import type { Batch } from '../../src/data/batch.ts';
-import { benchAdapter, benchBatch } from './trainSetup.ts';
+import { benchAdapter, benchBatch, fixedBatches } from './trainSetup.ts';
 
 /** What the paired run reports. */
 export interface TrainPairResult {
@@ -53,7 +53,7 @@ async function main(dir: string): Promise<TrainPairResult> {
     let started = 0;
     await train({
       params: peft.trainableParameters(), steps: warmup + pairs, schedule: { lr: 1e-4, kind: 'constant' }, optimizer: { weightDecay: 0.01 },
-      data: { next: () => data, getState: () => 0, setState: () => {} }, logEvery: 1,
+      data: fixedBatches(data), logEvery: 1,
       lossFn: (b, ctx) => {
         started = performance.now();
         return batchLoss(model, b, ctx, 'mean');

@@ -15,15 +15,14 @@ import { describeBackend, initBackend, tf } from '../../src/backend/tf.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { parseAdapterConfig } from '../../src/adapters/config.ts';
 import { getPeftModel } from '../../src/adapters/inject.ts';
-import { train, type ResumableIterator } from '../../src/train/trainer.ts';
+import { train } from '../../src/train/trainer.ts';
 import { batchLoss } from '../../src/train/batchLoss.ts';
 import { AdamW } from '../../src/train/adamw.ts';
 import { matMul } from '../../src/backend/matmul.ts';
-import type { Batch } from '../../src/data/batch.ts';
 import { KernelProfile } from './kernelProfile.ts';
 import { formatTable } from './timing.ts';
 import { peakRssGiB } from './child.ts';
-import { benchAdapter, benchBatch } from './trainSetup.ts';
+import { benchAdapter, benchBatch, fixedBatches } from './trainSetup.ts';
 
 /** What our side reports. */
 export interface TrainRunResult {
@@ -49,11 +48,6 @@ function benchCheckpointing(): boolean | number {
   const v = process.env.BENCH_CKPT ?? '';
   if (v.startsWith('layers:')) return Number(v.slice(7));
   return v === '1';
-}
-
-/** The same batch forever (the benchmark times steps, not learning). */
-function fixedBatches(b: Batch): ResumableIterator<Batch> {
-  return { next: () => b, getState: () => 0, setState: () => {} };
 }
 
 /**

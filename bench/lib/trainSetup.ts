@@ -1,9 +1,11 @@
 /**
  * What both sides of our training benchmark share (bench/lib/trainRun.ts, one kind per process;
- * bench/lib/trainPair.ts, LoRA and MoR in one process): each kind's adapter and the fixed batch.
+ * bench/lib/trainPair.ts, LoRA and MoR in one process): each kind's adapter and the fixed batch
+ * fed to every update.
  */
 import type { AdapterConfigInput } from '../../src/adapters/config.ts';
 import type { Batch } from '../../src/data/batch.ts';
+import type { ResumableIterator } from '../../src/train/trainer.ts';
 
 const MLP = ['gate_proj', 'up_proj', 'down_proj'];
 const ALL = ['q_proj', 'k_proj', 'v_proj', 'o_proj', ...MLP];
@@ -28,4 +30,9 @@ export function benchBatch(batch: number, seq: number, vocabSize: number): Batch
   const tokens = batch * seq;
   const ids = Int32Array.from({ length: tokens }, (_, i) => ((i % seq) * 7919 + 13 + 101 * Math.floor(i / seq)) % vocabSize);
   return { inputIds: ids, labels: ids, attentionMask: new Int32Array(tokens).fill(1), batchSize: batch, seqLen: seq, tasks: [] };
+}
+
+/** The same batch forever (the benchmark times steps, not learning). */
+export function fixedBatches(b: Batch): ResumableIterator<Batch> {
+  return { next: () => b, getState: () => 0, setState: () => {} };
 }

@@ -8,6 +8,7 @@ import { Module } from '../../src/nn/module.ts';
 import { Linear, type LinearLike } from '../../src/nn/linear.ts';
 import type { ForwardContext } from '../../src/nn/context.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { maxOf } from '../../src/util/array.ts';
 
 export function randLinear(rng: Rng, out: number, inF: number, bias = false): Linear {
   const w = tf.tensor2d(rng.normalArray(out * inF, 0, 0.5), [out, inF]);
@@ -136,6 +137,12 @@ export function layerVsReferenceGrads(
 }
 
 /** Run `fn` and return its value and how many tensors it leaked. */
+/** Max |a - b| over max |b| (at least 1e-6): the relative difference of two tensors. */
+export function relDiff(a: tf.Tensor, b: tf.Tensor): number {
+  const scale = Math.max(1e-6, maxOf(Array.from(b.dataSync(), Math.abs))); // no spread: large tensors
+  return maxAbsDiff(a, b) / scale;
+}
+
 export function leakCheck<T>(fn: () => T): { value: T; leaked: number } {
   const before = tf.memory().numTensors;
   const value = fn();

@@ -13,8 +13,7 @@ import { rankExpansion } from '../../src/adapters/rankExpansion.ts';
 import { projectWithRouter, routerSoftmax } from '../../src/routing/router.ts';
 import { MorLinear, type MorLayerSpec } from '../../src/adapters/mor.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { maxOf } from '../../src/util/array.ts';
-import { leakCheck, maxAbsDiff, randLinear, randTensor } from './helpers.ts';
+import { leakCheck, relDiff, randLinear, randTensor } from './helpers.ts';
 
 const initial = await initBackend({ announce: false });
 const native = morLayerKernelsRegistered();
@@ -94,11 +93,6 @@ function valueAndGrads(f: (v: Inputs) => { out: tf.Tensor; g: tf.Tensor }, v: In
   return out;
 }
 
-function rel(a: tf.Tensor, b: tf.Tensor): number {
-  const scale = Math.max(1e-6, maxOf(Array.from(b.dataSync(), Math.abs)));
-  return maxAbsDiff(a, b) / scale;
-}
-
 test('morFused: outputs and the gradients of every input equal autodiff of the per-expert formula, and the composed op', () => {
   if (!native) {
     // No addon: MoR composes tfjs ops (covered by mor.test.ts and rankExpansion.test.ts).
@@ -122,10 +116,10 @@ test('morFused: outputs and the gradients of every input equal autodiff of the p
           assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), where);
           for (const [name, t] of got) {
             assert.deepEqual(t.shape, want.get(name)!.shape, `${name} shape ${where}`);
-            const e = rel(t, want.get(name)!);
+            const e = relDiff(t, want.get(name)!);
             assert.ok(e <= 1e-5, `${name} vs the formula ${where}: ${e}`);
             // Same products and loops as the composed op; only the softmax's exp differs.
-            const c = rel(t, near.get(name)!);
+            const c = relDiff(t, near.get(name)!);
             assert.ok(c <= 2e-6, `${name} vs the composed op ${where}: ${c}`);
           }
         });

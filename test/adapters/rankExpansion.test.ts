@@ -10,8 +10,7 @@ import { blasActive } from '../../src/backend/blas.ts';
 import { rankKernelsRegistered } from '../../src/backend/rankKernels.ts';
 import { rankExpansion, rankExpansionNative, rankExpansionOps, rankExpansionParts } from '../../src/adapters/rankExpansion.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { maxOf } from '../../src/util/array.ts';
-import { leakCheck, maxAbsDiff, randTensor } from './helpers.ts';
+import { leakCheck, relDiff, randTensor } from './helpers.ts';
 
 const initial = await initBackend({ announce: false });
 
@@ -41,12 +40,6 @@ function oracle({ h, g, om, b, omegaB }: Inputs): tf.Tensor2D {
     acc = tf.add(acc, tf.mul(expert, g.slice([0, i], [-1, 1])));
   }
   return acc as tf.Tensor2D;
-}
-
-/** Relative max difference of two tensors. */
-function rel(a: tf.Tensor, b: tf.Tensor): number {
-  const scale = Math.max(1e-6, maxOf(Array.from(b.dataSync(), Math.abs))); // no spread: large tensors
-  return maxAbsDiff(a, b) / scale;
 }
 
 /** Value and gradients of sum(f(inputs) * w) with respect to all five inputs. */
@@ -93,7 +86,7 @@ test('native kernels equal the tfjs ops (values and gradient parts, routing rows
           ['db', 'domegaB'].forEach((name, i) => pairs.push([bg[0][i], bg[1][i], name]));
           for (const [native, ops, name] of pairs) {
             assert.deepEqual(native.shape, ops.shape, `${name} shape`);
-            const e = rel(native, ops);
+            const e = relDiff(native, ops);
             assert.ok(e <= 1e-6, `${name} [T=${t} N=${n} r=${r} out=${dOut} gRows=${gRows}]: ${e}`);
           }
         });
@@ -123,7 +116,7 @@ for (const path of ['blas', 'wasm'] as const) {
             const want = valueAndGrads(oracle, x, w);
             ['value', 'dh', 'dg', 'dom', 'db', 'domegaB'].forEach((name, i) => {
               assert.deepEqual(got[i].shape, want[i].shape, `${name} shape`);
-              const e = rel(got[i], want[i]);
+              const e = relDiff(got[i], want[i]);
               assert.ok(e <= 1e-5, `${name} [T=${t} N=${n} r=${r} out=${dOut} gRows=${gRows}]: ${e}`);
             });
           });

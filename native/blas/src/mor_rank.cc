@@ -14,6 +14,7 @@
 
 #include <cstring>
 
+#include "mor_heap.h"
 #include "mor_parallel.h"
 
 namespace morrank {
@@ -111,79 +112,50 @@ void BexpGrad(int N, int r, int dOut, const float* dbexp, const float* b, const 
 
 namespace {
 
-double Num(const Napi::CallbackInfo& info, size_t i) {
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-
-// The heap and a bounds-checked float pointer into it.
-struct Heap {
-  char* base;
-  double bytes;
-  bool ok = true;
-  float* at(double off, double count) {
-    if (off < 0 || count < 0 || off + 4.0 * count > bytes) {
-      ok = false;
-      return nullptr;
-    }
-    return reinterpret_cast<float*>(base + size_t(off));
-  }
-};
-
-bool Open(const Napi::CallbackInfo& info, size_t argc, const char* name, Heap* heap) {
-  if (info.Length() != argc || !info[0].IsArrayBuffer()) {
-    Napi::TypeError::New(info.Env(), std::string(name) + ": bad arguments").ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
-  *heap = Heap{static_cast<char*>(buf.Data()), double(buf.ByteLength())};
-  return true;
-}
-
-Napi::Value OutOfHeap(Napi::Env env, const char* name) {
-  Napi::TypeError::New(env, std::string(name) + ": operand outside the heap").ThrowAsJavaScriptException();
-  return env.Undefined();
-}
+using morheap::Fail;
+using morheap::Heap;
+using morheap::Num;
 
 // rankZ(heap, T, N, r, gRows, hOff, gOff, omOff, zOff)
 Napi::Value RankZ(const Napi::CallbackInfo& info) {
-  Heap heap;
-  if (!Open(info, 9, "rankZ", &heap)) return info.Env().Undefined();
+  if (!morheap::ArgsOk(info, 9)) return Fail(info.Env(), "rankZ: bad arguments");
+  Heap heap = morheap::HeapOf(info);
   const int T = int(Num(info, 1)), N = int(Num(info, 2)), r = int(Num(info, 3)), gRows = int(Num(info, 4));
-  const float* h = heap.at(Num(info, 5), double(T) * r);
-  const float* g = heap.at(Num(info, 6), double(gRows) * N);
-  const float* om = heap.at(Num(info, 7), double(N) * r);
-  float* z = heap.at(Num(info, 8), double(T) * N * r);
-  if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return OutOfHeap(info.Env(), "rankZ");
+  const float* h = heap.at<float>(Num(info, 5), double(T) * r);
+  const float* g = heap.at<float>(Num(info, 6), double(gRows) * N);
+  const float* om = heap.at<float>(Num(info, 7), double(N) * r);
+  float* z = heap.at<float>(Num(info, 8), double(T) * N * r);
+  if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return Fail(info.Env(), "rankZ: operand outside the heap");
   morrank::Z(T, N, r, gRows, h, g, om, z);
   return info.Env().Undefined();
 }
 
 // rankBexp(heap, N, r, dOut, bOff, omegaBOff, outOff): one row of bexp per output feature j.
 Napi::Value RankBexp(const Napi::CallbackInfo& info) {
-  Heap heap;
-  if (!Open(info, 7, "rankBexp", &heap)) return info.Env().Undefined();
+  if (!morheap::ArgsOk(info, 7)) return Fail(info.Env(), "rankBexp: bad arguments");
+  Heap heap = morheap::HeapOf(info);
   const int N = int(Num(info, 1)), r = int(Num(info, 2)), dOut = int(Num(info, 3));
-  const float* b = heap.at(Num(info, 4), double(dOut) * r);
-  const float* omegaB = heap.at(Num(info, 5), double(N) * dOut);
-  float* out = heap.at(Num(info, 6), double(N) * r * dOut);
-  if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexp");
+  const float* b = heap.at<float>(Num(info, 4), double(dOut) * r);
+  const float* omegaB = heap.at<float>(Num(info, 5), double(N) * dOut);
+  float* out = heap.at<float>(Num(info, 6), double(N) * r * dOut);
+  if (!heap.ok || N < 0 || r < 0 || dOut < 0) return Fail(info.Env(), "rankBexp: operand outside the heap");
   morrank::Bexp(N, r, dOut, b, omegaB, out, morpar::BlasThreads());
   return info.Env().Undefined();
 }
 
 // rankZGrad(heap, T, N, r, gRows, dzOff, hOff, gOff, omOff, dhOff, dgOff, domOff)
 Napi::Value RankZGrad(const Napi::CallbackInfo& info) {
-  Heap heap;
-  if (!Open(info, 12, "rankZGrad", &heap)) return info.Env().Undefined();
+  if (!morheap::ArgsOk(info, 12)) return Fail(info.Env(), "rankZGrad: bad arguments");
+  Heap heap = morheap::HeapOf(info);
   const int T = int(Num(info, 1)), N = int(Num(info, 2)), r = int(Num(info, 3)), gRows = int(Num(info, 4));
-  const float* dz = heap.at(Num(info, 5), double(T) * N * r);
-  const float* h = heap.at(Num(info, 6), double(T) * r);
-  const float* g = heap.at(Num(info, 7), double(gRows) * N);
-  const float* om = heap.at(Num(info, 8), double(N) * r);
-  float* dh = heap.at(Num(info, 9), double(T) * r);
-  float* dg = heap.at(Num(info, 10), double(gRows) * N);
-  float* dom = heap.at(Num(info, 11), double(N) * r);
-  if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return OutOfHeap(info.Env(), "rankZGrad");
+  const float* dz = heap.at<float>(Num(info, 5), double(T) * N * r);
+  const float* h = heap.at<float>(Num(info, 6), double(T) * r);
+  const float* g = heap.at<float>(Num(info, 7), double(gRows) * N);
+  const float* om = heap.at<float>(Num(info, 8), double(N) * r);
+  float* dh = heap.at<float>(Num(info, 9), double(T) * r);
+  float* dg = heap.at<float>(Num(info, 10), double(gRows) * N);
+  float* dom = heap.at<float>(Num(info, 11), double(N) * r);
+  if (!heap.ok || T < 0 || N < 0 || r < 0 || (gRows != 1 && gRows != T)) return Fail(info.Env(), "rankZGrad: operand outside the heap");
   morrank::ZGrad(T, N, r, gRows, dz, h, g, om, dh, dg, dom);
   return info.Env().Undefined();
 }
@@ -191,15 +163,15 @@ Napi::Value RankZGrad(const Napi::CallbackInfo& info) {
 // rankBexpGrad(heap, N, r, dOut, dbexpOff, bOff, omegaBOff, dbOff, domegaBOff): one row of
 // dbexp per output feature j gives row j of db and column j of domegaB.
 Napi::Value RankBexpGrad(const Napi::CallbackInfo& info) {
-  Heap heap;
-  if (!Open(info, 9, "rankBexpGrad", &heap)) return info.Env().Undefined();
+  if (!morheap::ArgsOk(info, 9)) return Fail(info.Env(), "rankBexpGrad: bad arguments");
+  Heap heap = morheap::HeapOf(info);
   const int N = int(Num(info, 1)), r = int(Num(info, 2)), dOut = int(Num(info, 3));
-  const float* dbexp = heap.at(Num(info, 4), double(N) * r * dOut);
-  const float* b = heap.at(Num(info, 5), double(dOut) * r);
-  const float* omegaB = heap.at(Num(info, 6), double(N) * dOut);
-  float* db = heap.at(Num(info, 7), double(dOut) * r);
-  float* domegaB = heap.at(Num(info, 8), double(N) * dOut);
-  if (!heap.ok || N < 0 || r < 0 || dOut < 0) return OutOfHeap(info.Env(), "rankBexpGrad");
+  const float* dbexp = heap.at<float>(Num(info, 4), double(N) * r * dOut);
+  const float* b = heap.at<float>(Num(info, 5), double(dOut) * r);
+  const float* omegaB = heap.at<float>(Num(info, 6), double(N) * dOut);
+  float* db = heap.at<float>(Num(info, 7), double(dOut) * r);
+  float* domegaB = heap.at<float>(Num(info, 8), double(N) * dOut);
+  if (!heap.ok || N < 0 || r < 0 || dOut < 0) return Fail(info.Env(), "rankBexpGrad: operand outside the heap");
   morrank::BexpGrad(N, r, dOut, dbexp, b, omegaB, db, domegaB, morpar::BlasThreads());
   return info.Env().Undefined();
 }
